@@ -146,3 +146,88 @@ def resolve_order(metadata: Mapping[str, str], names: list[str], label: str) -> 
         raise TraceFileError(f"{label}: {ORDER_KEY!r} lists a stage twice")
     listed = set(order)
     return order + natural_sorted(n for n in names if n not in listed), True
+
+
+class MemoryTrace(Trace):
+    """A trace held in memory: what an in-memory recording yields, and a test fixture.
+
+    Stage values may be plain arrays or ``(values, recorded_dtype)`` pairs.
+
+    Example:
+        >>> t = MemoryTrace({"x": np.arange(3.0)}, metadata={"seed": "0"})
+        >>> t.info("x"), t.read("x").tolist()
+        (StageInfo(name='x', shape=(3,), dtype='float64'), [0.0, 1.0, 2.0])
+    """
+
+    def __init__(
+        self,
+        stages: Mapping[str, "np.ndarray | tuple[np.ndarray, str]"],
+        order: list[str] | None = None,
+        metadata: Mapping[str, str] | None = None,
+        label: str = "<memory>",
+    ) -> None:
+        self.label = label
+        self.metadata = dict(metadata or {})
+        self._stages: dict[str, tuple[np.ndarray, str]] = {}
+        for name, value in stages.items():
+            if isinstance(value, tuple):
+                values, dtype = value
+            else:
+                values, dtype = dtypes.to_values(np.asarray(value))
+            self._stages[name] = (np.asarray(values), dtype)
+        if order is None:
+            self.order, self.has_order = list(self._stages), True
+        else:
+            missing = set(self._stages) - set(order)
+            if missing or len(order) != len(self._stages):
+                raise ValueError(f"order must list every stage exactly once; missing {sorted(missing)}")
+            self.order, self.has_order = list(order), True
+
+    def info(self, name: str) -> StageInfo:
+        values, dtype = self._lookup(name)
+        return StageInfo(name, tuple(values.shape), dtype)
+
+    def iter_chunks(self, name: str, max_elements: int) -> Iterator[np.ndarray]:
+        flat = self._lookup(name)[0].reshape(-1)
+        if flat.size == 0:
+            yield flat
+            return
+        for start in range(0, flat.size, max(1, max_elements)):
+            yield flat[start : start + max_elements]
+
+    def _lookup(self, name: str) -> tuple[np.ndarray, str]:
+        try:
+            return self._stages[name]
+        except KeyError:
+            raise KeyError(f"{self.label} has no stage {name!r}") from None
+
+
+# Reading and writing files lives in numtrace.formats (which imports this module): re-exported lazily.
+
+
+def load(path, role: str = "trace") -> Trace:
+    """Open a trace file lazily; see :func:`numtrace.formats.load`."""
+    from .formats import load as _load
+
+    return _load(path, role)
+
+
+def open_writer(path):
+    """A streaming, atomic trace writer chosen by suffix; see :func:`numtrace.formats.open_writer`."""
+    from .formats import open_writer as _open_writer
+
+    return _open_writer(path)
+
+
+def save(path, stages: Mapping, metadata: Mapping[str, str] | None = None, order: list[str] | None = None) -> str:
+    """Write a mapping of stages to a trace file; see :func:`numtrace.formats.save`."""
+    from .formats import save as _save
+
+    return _save(path, stages, metadata=metadata, order=order)
+
+
+def convert(src, dst) -> str:
+    """Copy a trace between formats bit for bit; see :func:`numtrace.formats.convert`."""
+    from .formats import convert as _convert
+
+    return _convert(src, dst)

@@ -1,0 +1,69 @@
+"""numtrace: tap named tensors in two implementations, record traces, find where they diverge.
+
+Example:
+    >>> import numpy as np, numtrace
+    >>> with numtrace.record() as rec:
+    ...     x = numtrace.tap("mel", np.full((2, 3), -5.0))
+    >>> report = numtrace.diff(rec.trace, rec.trace)
+    >>> report.first_divergence is None, bool(report)
+    (True, True)
+
+``import numtrace`` imports NumPy and nothing else heavy: no torch, mlx or
+fastai (backends load only for frameworks the program already imported), and
+the compare engine loads on first use.
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from .errors import NumtraceError, RecordingError, TapError, ToleranceError, TraceFileError, UsageError
+from .trace import Trace, load, save
+from .tracer import Recording, current_scope, is_recording, record, scope, tap
+from .watch import Watch, watch
+
+__all__ = [
+    "__version__",
+    "tap",
+    "record",
+    "Recording",
+    "scope",
+    "current_scope",
+    "is_recording",
+    "load",
+    "save",
+    "Trace",
+    "watch",
+    "Watch",
+    "diff",
+    "NumtraceError",
+    "TraceFileError",
+    "TapError",
+    "RecordingError",
+    "ToleranceError",
+    "UsageError",
+]
+
+
+def diff(reference, candidate, **options):
+    """Compare two traces (paths or :class:`Trace` objects), reference first.
+
+    Returns a :class:`numtrace.compare.DiffReport` whose truth is the verdict
+    (false when a stage is LARGE). Options: ``tolerances`` (a
+    ``ToleranceTable``), ``only`` (globs), ``chunk_elements``.
+    """
+    from .compare import diff as _diff
+
+    opened = []
+
+    def _open(source, role):
+        if isinstance(source, Trace):
+            return source
+        opened.append(load(source, role=role))
+        return opened[-1]
+
+    try:
+        return _diff(_open(reference, "reference trace"), _open(candidate, "candidate trace"), **options)
+    finally:
+        for trace in opened:
+            trace.close()

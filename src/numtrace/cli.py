@@ -1,0 +1,178 @@
+"""The ``trace`` (alias ``numtrace``) command line: thin commands over the library.
+
+Exit status: 0 success (for ``diff``: no stage LARGE), 1 a failing verdict
+(or the traced script failed), 2 unusable input, with one line on stderr.
+
+Example (shell):
+    trace run -o ref.safetensors pipeline.py --dtype float64
+    trace diff ref.safetensors cand.safetensors --only 'frontend.*'
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from contextlib import contextmanager
+from enum import Enum
+from typing import Iterator, List, Optional
+
+import typer
+
+from .compare.verdict import VERDICT_HELP
+from .errors import NumtraceError
+
+app = typer.Typer(
+    name="trace",
+    help="numtrace: record named intermediate tensors of two implementations and find where they diverge.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+class FailOn(str, Enum):
+    large = "large"
+    small = "small"
+    missing = "missing"
+    never = "never"
+
+
+class Backend(str, Enum):
+    numpy = "numpy"
+    torch = "torch"
+    mlx = "mlx"
+    fastai = "fastai"
+
+
+@contextmanager
+def _user_errors() -> Iterator[None]:
+    """Turn numtrace's own errors into one line on stderr and exit status 2."""
+    try:
+        yield
+    except NumtraceError as error:
+        typer.echo(f"trace: error: {error}", err=True)
+        raise typer.Exit(2) from None
+    except KeyboardInterrupt:
+        typer.echo("trace: interrupted", err=True)
+        raise typer.Exit(130) from None
+
+
+@app.command(help=f"Compare two traces stage by stage, reference first.\n\n{VERDICT_HELP}")
+def diff(
+    reference: str = typer.Argument(..., help="Reference trace (.safetensors/.st/.h5)."),
+    candidate: str = typer.Argument(..., help="Candidate trace, compared against the reference."),
+    as_json: bool = typer.Option(False, "--json", help="Print the SPEC §3 JSON report on stdout."),
+    only: Optional[List[str]] = typer.Option(None, "--only", metavar="GLOB", help="Compare only stages matching GLOB (repeatable)."),
+    tol: Optional[List[str]] = typer.Option(None, "--tol", metavar="[GLOB=]RTOL|rtol=..,atol=..", help="Tolerance override, e.g. 1e-3 or 'decoder.*=1e-3' or 'mel=rtol=1e-2,atol=1e-4' (repeatable; last match wins)."),
+    tol_file: Optional[str] = typer.Option(None, "--tol-file", metavar="TOML", help="Per-stage tolerances from a TOML file ([tolerance] table: glob = rtol or {rtol, atol})."),
+    fail_on: FailOn = typer.Option(FailOn.large, "--fail-on", help="Which verdict makes the exit status 1: large (default), small (SMALL or LARGE), missing (LARGE or MISSING), never."),
+    width: Optional[int] = typer.Option(None, "--width", help="Table width in characters (default: the terminal's, at least 160 when not a terminal)."),
+    name_map: Optional[str] = typer.Option(None, "--map", metavar="TOML", help="Stage-name map: renames (globs or re:REGEX), prefixes to strip, stages to ignore (docs/diagnosis.md)."),
+    stage: Optional[str] = typer.Option(None, "--stage", metavar="NAME", help="Drill into one stage: both sides' statistics, the error profile along each axis, the worst locations, the findings."),
+) -> None:
+    from . import diff as run_diff
+    from .compare.verdict import ToleranceTable
+    from .report.table import print_diff
+
+    with _user_errors():
+        tolerances = ToleranceTable.from_options(tol or [], tol_file)
+        if stage is not None:
+            from .report.stage import run_stage
+
+            raise typer.Exit(run_stage(reference, candidate, stage, tolerances=tolerances, map=name_map,
+                                       as_json=as_json, width=width, fail_on=fail_on.value))
+        report = run_diff(reference, candidate, tolerances=tolerances, only=only or None, map=name_map)
+        if only and not report.stages:
+            raise NumtraceError(f"no stage matches --only {' '.join(only)}")
+        if as_json:
+            typer.echo(json.dumps(report.to_dict(), indent=2, allow_nan=False))
+        else:
+            print_diff(report, width=width)
+    raise typer.Exit(1 if report.failed(fail_on.value) else 0)
+
+
+@app.command(help="Plot a diff to a PNG: the relative error of every stage in order (first divergence and "
+             "root cause marked), or with --stage the reference, candidate and difference of one stage.")
+def plot(
+    reference: str = typer.Argument(..., help="Reference trace (.safetensors/.st/.h5)."),
+    candidate: str = typer.Argument(..., help="Candidate trace, compared against the reference."),
+    out: str = typer.Option(..., "-o", "--out", metavar="PNG", help="Image to write."),
+    stage: Optional[str] = typer.Option(None, "--stage", metavar="NAME", help="Plot this stage as heatmaps (or lines, for 1-D) side by side."),
+    only: Optional[List[str]] = typer.Option(None, "--only", metavar="GLOB", help="Plot only stages matching GLOB (repeatable)."),
+    tol: Optional[List[str]] = typer.Option(None, "--tol", metavar="[GLOB=]RTOL|rtol=..,atol=..", help="Tolerance override, as for diff."),
+    tol_file: Optional[str] = typer.Option(None, "--tol-file", metavar="TOML", help="Per-stage tolerances from a TOML file, as for diff."),
+    name_map: Optional[str] = typer.Option(None, "--map", metavar="TOML", help="Stage-name map, as for diff."),
+) -> None:
+    from .compare.verdict import ToleranceTable
+    from .report.plot import run_plot
+
+    with _user_errors():
+        tolerances = ToleranceTable.from_options(tol or [], tol_file)
+        written = run_plot(reference, candidate, out, stage=stage, only=only or None, tolerances=tolerances, map=name_map)
+    typer.echo(f"wrote {written}")
+
+
+@app.command(help="List a trace's stages in execution order with their statistics and metadata.")
+def show(
+    trace_path: str = typer.Argument(..., metavar="TRACE", help="A trace (.safetensors/.st/.h5)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+    only: Optional[List[str]] = typer.Option(None, "--only", metavar="GLOB", help="Show only stages matching GLOB."),
+    width: Optional[int] = typer.Option(None, "--width", help="Table width in characters."),
+) -> None:
+    from .report.show import print_show, show_dict
+    from .trace import load
+
+    with _user_errors():
+        with load(trace_path) as trace:
+            if as_json:
+                typer.echo(json.dumps(show_dict(trace, only), indent=2, allow_nan=False))
+            else:
+                print_show(trace, only, width=width)
+
+
+@app.command(help="Convert a trace between safetensors (.safetensors/.st) and HDF5 (.h5), without loss.")
+def convert(
+    source: str = typer.Argument(..., help="Trace to read."),
+    destination: str = typer.Argument(..., help="Trace to write; its extension picks the format."),
+) -> None:
+    from .trace import convert as convert_trace
+
+    with _user_errors():
+        written = convert_trace(source, destination)
+    typer.echo(f"wrote {written}")
+
+
+@app.command(
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True, "allow_interspersed_args": False},
+    help="Run SCRIPT as `python SCRIPT ARGS` would, with a recording active, and write its trace. "
+    "The stages tapped before a crash are still written; the exit status is the script's.",
+)
+def run(
+    ctx: typer.Context,
+    script: str = typer.Argument(..., help="The Python script to run; arguments after it go to the script."),
+    backend: Backend = typer.Option(Backend.numpy, "--backend", help="Framework whose arrays and modules are captured."),
+    out: Optional[str] = typer.Option(None, "-o", "--out", metavar="OUT", help="Trace to write (default: SCRIPT's name with .safetensors)."),
+    probe: Optional[List[str]] = typer.Option(None, "--probe", metavar="GLOB", help="Record only stages matching GLOB (repeatable)."),
+    max_calls: Optional[int] = typer.Option(None, "--max-calls", min=1, help="Record at most N calls of each stage name."),
+    inputs: bool = typer.Option(False, "--inputs", help="Also record each module's inputs, as <module>.input (module backends)."),
+    weights: bool = typer.Option(False, "--weights", help="Also record each model's parameters and buffers once, under their names (module backends)."),
+    probe_function: Optional[List[str]] = typer.Option(None, "--probe-function", metavar="MODULE:FUNC[=STAGE]", help="Record FUNC's return value at every call, as FUNC's qualified name or STAGE (repeatable)."),
+) -> None:
+    from .run import default_output, run_script
+
+    with _user_errors():
+        result = run_script(script, list(ctx.args), out or default_output(script), backend=backend.value,
+                            probes=probe, max_calls=max_calls, inputs=inputs, weights=weights,
+                            probe_functions=probe_function)
+    note = "" if result.exit_code == 0 else f" (the script {result.status})"
+    typer.echo(f"trace run: wrote {result.stages} stages to {result.out}{note}", err=True)
+    raise typer.Exit(result.exit_code)
+
+
+def main() -> None:
+    """Console-script entry point for ``trace`` and ``numtrace``."""
+    try:
+        app()
+    except BrokenPipeError:  # `trace diff a b | head`
+        sys.stderr.close()
+        sys.exit(0)

@@ -1,0 +1,296 @@
+"""Verdicts and tolerances: when are two recordings of a stage "the same"?
+
+The verdict rule (also :data:`VERDICT_HELP`, which ``trace diff --help`` prints):
+
+An element passes when ``|b - a| <= rtol * |a| + atol`` (the rule of
+``numpy.testing.assert_allclose``, with the reference ``a`` as "desired").
+``ratio`` is the largest ``|b - a| / (rtol * |a| + atol)`` over the elements
+(0/0 counts as 0, x/0 as infinite).
+
+- MATCH: ratio <= 1, every element within tolerance.
+- SMALL: 1 < ratio <= 10 (:data:`SMALL_FACTOR`): outside tolerance but never by
+  more than 10x its tolerance (worth a look; typical of a different but
+  equivalent algorithm, e.g. another resampler).
+- LARGE: some element more than 10x its tolerance away, a non-finite value on
+  one side only (NaN vs number, inf vs finite, +inf vs -inf; NaN vs NaN and
+  equal infinities are equal), or shapes that differ.
+- MISSING: the stage is in one trace only.
+
+Default tolerance: ``rtol = sqrt(eps)`` of the coarser of the two dtypes and
+``atol = rtol * max|a| + tiny`` (relative to the reference's scale, ``max|a|``
+over its finite values); integer and bool stages must be equal.
+
+Example:
+    >>> default_tolerance("float32", "bfloat16")
+    Tolerance(rtol=0.08838834764831845, atol=None)
+    >>> classify(0.5), classify(3.0), classify(float("inf"))
+    (<Verdict.MATCH: 'MATCH'>, <Verdict.SMALL: 'SMALL'>, <Verdict.LARGE: 'LARGE'>)
+    >>> parse_tol_option("decoder.*=rtol=1e-3,atol=1e-6")
+    ('decoder.*', Tolerance(rtol=0.001, atol=1e-06))
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import tomllib
+from dataclasses import dataclass, field
+from enum import Enum
+from fnmatch import fnmatchcase
+
+from .. import dtypes
+from ..errors import ToleranceError
+
+#: An element more than this many times its tolerance away makes a stage LARGE.
+SMALL_FACTOR = 10.0
+
+VERDICT_HELP = """\
+Verdicts (reference A, candidate B; per stage):
+  An element passes when |b - a| <= rtol*|a| + atol (numpy.testing.assert_allclose's rule).
+  ratio = max over elements of |b - a| / (rtol*|a| + atol)   (0/0 counts as 0, x/0 as inf)
+  MATCH    ratio <= 1: every element within tolerance.
+  SMALL    1 < ratio <= 10: outside tolerance, but never by more than 10x it (worth a look;
+           typical of a different but equivalent algorithm, e.g. another resampler).
+  LARGE    an element more than 10x its tolerance away, a non-finite value on one side only
+           (NaN vs number, inf vs finite, +inf vs -inf; NaN vs NaN and equal infinities are
+           equal), or shapes that differ.
+  MISSING  the stage is in one trace only.
+Default tolerance: rtol = sqrt(eps) of the coarser dtype (float64 1.5e-8, float32 3.45e-4,
+  float16 0.031, bfloat16 0.088) and atol = rtol*max|a| + tiny, i.e. relative to the
+  reference's scale; integer and bool stages must be equal. Override with --tol."""
+
+_FORMS = (
+    "expected RTOL, GLOB=RTOL, GLOB=rtol=R,atol=A or atol=A "
+    "(e.g. 1e-3, 'decoder.*=1e-3', 'decoder.*=rtol=1e-3,atol=1e-6', 'atol=1e-6')"
+)
+
+
+class Verdict(str, Enum):
+    """The outcome for one stage; ``severity`` orders MATCH < SMALL < LARGE < MISSING."""
+
+    MATCH = "MATCH"
+    SMALL = "SMALL"
+    LARGE = "LARGE"
+    MISSING = "MISSING"
+
+    @property
+    def severity(self) -> int:
+        return _SEVERITY[self.value]
+
+    def __str__(self) -> str:
+        return self.value
+
+
+_SEVERITY = {"MATCH": 0, "SMALL": 1, "LARGE": 2, "MISSING": 3}
+
+
+def classify(max_ratio: float) -> Verdict:
+    """The verdict of an aligned, same-shape stage from its worst ``|b-a| / tolerance``."""
+    if max_ratio <= 1.0:
+        return Verdict.MATCH
+    if max_ratio <= SMALL_FACTOR:
+        return Verdict.SMALL
+    return Verdict.LARGE
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """``rtol`` and ``atol``; ``atol=None`` means relative to the reference's scale.
+
+    Example:
+        >>> Tolerance(1e-3).resolve_atol(peak_a=10.0, dtype_a="float64", dtype_b="float64")
+        0.01
+        >>> Tolerance(1e-3, atol=1e-6).resolve_atol(10.0, "float64", "float64")
+        1e-06
+    """
+
+    rtol: float
+    atol: float | None = None
+
+    def __post_init__(self) -> None:
+        for key, value in (("rtol", self.rtol), ("atol", self.atol)):
+            if value is None and key == "atol":
+                continue
+            if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value < 0:
+                raise ToleranceError(f"bad tolerance {key}={value!r}: must be a finite number >= 0")
+            object.__setattr__(self, key, float(value))
+
+    def resolve_atol(self, peak_a: float, dtype_a: str, dtype_b: str) -> float:
+        """The absolute tolerance used: ``atol``, or ``rtol * peak_a + tiny(coarser dtype)``."""
+        if self.atol is not None:
+            return self.atol
+        return self.rtol * peak_a + dtypes.tiny(dtypes.coarser(dtype_a, dtype_b))
+
+    def to_dict(self) -> dict:
+        return {"rtol": self.rtol, "atol": self.atol}
+
+    def __str__(self) -> str:
+        return f"rtol={self.rtol:g}" + ("" if self.atol is None else f",atol={self.atol:g}")
+
+
+def default_tolerance(dtype_a: str, dtype_b: str) -> Tolerance:
+    """``rtol = sqrt(eps)`` of the coarser dtype, atol relative; exact dtypes need equality.
+
+    Example:
+        >>> round(default_tolerance("float32", "float64").rtol, 7)
+        0.0003453
+        >>> default_tolerance("int64", "int32")
+        Tolerance(rtol=0.0, atol=0.0)
+    """
+    if not dtypes.is_floating(dtype_a) and not dtypes.is_floating(dtype_b):
+        return Tolerance(0.0, 0.0)
+    return Tolerance(math.sqrt(dtypes.eps(dtypes.coarser(dtype_a, dtype_b))))
+
+
+@dataclass
+class ToleranceTable:
+    """Per-stage tolerances: ordered ``(glob, Tolerance)`` rules and a default override.
+
+    ``lookup`` returns the tolerance of the LAST rule whose glob matches the
+    stage name (fnmatch, case-sensitive), else the ``default`` override, else
+    :func:`default_tolerance`. The ``default`` override applies to stages with a
+    floating dtype on at least one side: integer and bool stages stay exact
+    unless a glob rule names them.
+
+    Example:
+        >>> table = ToleranceTable.from_options(["1e-3", "mel=1e-2"], None)
+        >>> table.lookup("mel", "float32", "float32"), table.lookup("enc", "float32", "float32")
+        (Tolerance(rtol=0.01, atol=None), Tolerance(rtol=0.001, atol=None))
+        >>> table.lookup("tokens", "int64", "int64")
+        Tolerance(rtol=0.0, atol=0.0)
+    """
+
+    rules: list[tuple[str, Tolerance]] = field(default_factory=list)
+    default: Tolerance | None = None
+
+    def add(self, glob: str | None, tolerance: Tolerance) -> None:
+        """Append a rule (it wins over earlier ones), or set the default when ``glob`` is None."""
+        if glob is None:
+            self.default = tolerance
+        else:
+            self.rules.append((glob, tolerance))
+
+    def lookup(self, name: str, dtype_a: str, dtype_b: str) -> Tolerance:
+        for glob, tolerance in reversed(self.rules):
+            if fnmatchcase(name, glob):
+                return tolerance
+        exact = not dtypes.is_floating(dtype_a) and not dtypes.is_floating(dtype_b)
+        if self.default is not None and not exact:
+            return self.default
+        return default_tolerance(dtype_a, dtype_b)
+
+    @classmethod
+    def from_options(cls, tol_options: list[str] | None, toml_path: str | None = None) -> "ToleranceTable":
+        """The TOML file's rules first, then the ``--tol`` values (so the CLI wins)."""
+        table = load_tolerance_toml(toml_path) if toml_path else cls()
+        for text in tol_options or []:
+            table.add(*parse_tol_option(text))
+        return table
+
+
+def _number(text: str) -> float | None:
+    try:
+        value = float(text.strip())
+    except ValueError:
+        return None
+    return value if math.isfinite(value) and value >= 0 else None
+
+
+def _parse_spec(text: str) -> Tolerance | None:
+    """``1e-3`` or ``rtol=1e-3,atol=1e-6`` (either key alone); None if it is neither."""
+    text = text.strip()
+    if "=" not in text:
+        value = _number(text)
+        return None if value is None else Tolerance(value)
+    values: dict[str, float] = {}
+    for part in text.split(","):
+        key, sep, raw = part.partition("=")
+        key = key.strip()
+        value = _number(raw) if sep else None
+        if key not in ("rtol", "atol") or key in values or value is None:
+            return None
+        values[key] = value
+    # atol alone is a purely absolute tolerance; rtol alone keeps atol relative.
+    return Tolerance(values.get("rtol", 0.0), values.get("atol"))
+
+
+def parse_tol_option(text: str) -> tuple[str | None, Tolerance]:
+    """Parse a ``--tol`` value into ``(glob or None for every stage, Tolerance)``.
+
+    Forms: ``1e-3`` (rtol, every stage), ``decoder.*=1e-3``,
+    ``decoder.*=rtol=1e-3,atol=1e-6``, ``atol=1e-6`` (absolute: rtol 0).
+
+    Example:
+        >>> parse_tol_option("1e-3"), parse_tol_option("atol=1e-6")
+        ((None, Tolerance(rtol=0.001, atol=None)), (None, Tolerance(rtol=0.0, atol=1e-06)))
+    """
+    spec = _parse_spec(text)
+    if spec is not None:
+        return None, spec
+    if not _starts_with_key(text):
+        # GLOB=SPEC: split at the first '=' after which a spec follows (globs may hold '=');
+        # a bad rtol=/atol= list after the glob is an error, not part of the glob.
+        for pos, char in enumerate(text):
+            if char == "=" and text[:pos].strip():
+                rest = text[pos + 1 :]
+                spec = _parse_spec(rest)
+                if spec is not None:
+                    return text[:pos].strip(), spec
+                if _starts_with_key(rest):
+                    break
+    raise ToleranceError(f"bad tolerance {text!r}: {_FORMS}")
+
+
+def _starts_with_key(text: str) -> bool:
+    key, sep, _ = text.partition("=")
+    return bool(sep) and key.strip() in ("rtol", "atol")
+
+
+def _toml_value(key: str, value: object, where: str) -> Tolerance:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if math.isfinite(value) and value >= 0:
+            return Tolerance(float(value))
+    elif isinstance(value, str):
+        spec = _parse_spec(value)
+        if spec is not None:
+            return spec
+    elif isinstance(value, dict) and value and set(value) <= {"rtol", "atol"}:
+        numbers = {k: _number(str(v)) if not isinstance(v, bool) else None for k, v in value.items()}
+        if all(v is not None for v in numbers.values()):
+            return Tolerance(numbers.get("rtol", 0.0), numbers.get("atol"))
+    raise ToleranceError(
+        f"{where}: bad tolerance for {key!r}: {value!r}; expected a number (rtol), "
+        "{rtol = R, atol = A} (either key) or a string like 'rtol=1e-3,atol=1e-6'"
+    )
+
+
+def load_tolerance_toml(path_text: str) -> ToleranceTable:
+    """Read a ``[tolerance]`` table: ``default`` and ``"glob" = value`` rules, in file order.
+
+    A value is a number (rtol), an inline table ``{rtol = .., atol = ..}`` or a
+    ``--tol``-style string. The key ``default`` sets the default override.
+
+    Example (file contents):
+        [tolerance]
+        default = 1e-4
+        "decoder.*" = {rtol = 1e-3}
+        "mel" = 1e-2
+    """
+    path_text = str(path_text)
+    try:
+        with open(path_text, "rb") as handle:
+            data = tomllib.load(handle)
+    except OSError as err:
+        raise ToleranceError(f"cannot read tolerance file {path_text!r}: {err.strerror or err}") from None
+    except tomllib.TOMLDecodeError as err:
+        raise ToleranceError(f"tolerance file {path_text!r} is not valid TOML: {err}") from None
+    section = data.get("tolerance")
+    if not isinstance(section, dict):
+        raise ToleranceError(
+            f"tolerance file {path_text!r} has no [tolerance] table; "
+            "expected e.g. [tolerance] default = 1e-4, \"decoder.*\" = {rtol = 1e-3}"
+        )
+    table = ToleranceTable()
+    for key, value in section.items():
+        table.add(None if key == "default" else key, _toml_value(key, value, path_text))
+    return table

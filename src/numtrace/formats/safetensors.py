@@ -1,0 +1,332 @@
+"""Safetensors traces: a strict, lazy reader and a streaming, atomic writer.
+
+The reader parses the header itself instead of using the ``safetensors``
+package: that package cannot read bfloat16 into NumPy without ml_dtypes, and
+a trace handed to ``trace diff`` may be hostile, so every field is checked
+before any data is read. Data is read chunk by chunk with seek + readinto;
+the file is never mapped or read whole.
+
+Example:
+    >>> import numpy as np, tempfile, os
+    >>> path = os.path.join(tempfile.mkdtemp(), "t.safetensors")
+    >>> with SafetensorsWriter(path) as w:
+    ...     w.add("enc.out", np.arange(6.0).reshape(2, 3).T, "float32")
+    >>> with SafetensorsTrace(path) as t:
+    ...     t.info("enc.out"), [c.tolist() for c in t.iter_chunks("enc.out", 4)]
+    (StageInfo(name='enc.out', shape=(3, 2), dtype='float32'), [[0.0, 3.0, 1.0, 4.0], [2.0, 5.0]])
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import struct
+import weakref
+from typing import Iterator
+
+import numpy as np
+
+from .. import dtypes
+from ..errors import RecordingError, TapError, TraceFileError
+from ..trace import StageInfo, Trace, resolve_order
+from . import HDF5_SIGNATURE, TraceWriter, brief, decode, one_line, remove_quietly, temp_path
+
+#: the safetensors limit on the JSON header
+MAX_HEADER_BYTES = 100_000_000
+_MAX_ARRAY_BYTES = 2**63 - 1  # NumPy refuses shapes whose (non-zero) product overflows this
+_MAX_NDIM = 64  # NumPy's limit
+
+
+def _json_kind(value: object) -> str:
+    kinds = {dict: "an object", list: "an array", str: "a string", bool: "a boolean", type(None): "null"}
+    return kinds.get(type(value), "a number")
+
+
+def _unique_keys(pairs: list) -> dict:
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        seen: set = set()
+        dup = next(k for k, _ in pairs if k in seen or seen.add(k))
+        raise ValueError(f"key {brief(dup)} appears twice")
+    return result
+
+
+class SafetensorsTrace(Trace):
+    """A safetensors trace opened lazily: the header is validated, data stays on disk.
+
+    Example:
+        >>> SafetensorsTrace("nope.safetensors", role="candidate trace")
+        Traceback (most recent call last):
+        ...
+        numtrace.errors.TraceFileError: candidate trace 'nope.safetensors': not found
+    """
+
+    def __init__(self, path: "str | os.PathLike[str]", role: str = "trace") -> None:
+        self.path = self.label = os.fspath(path)
+        self.role = role
+        self._prefix = f"{role} {self.path!r}"
+        self._file = self._open()
+        try:
+            self._parse_header()
+        except BaseException:
+            self._file.close()
+            raise
+
+    def info(self, name: str) -> StageInfo:
+        return self._lookup(name)[1]
+
+    def iter_raw_chunks(self, name: str, max_elements: int) -> Iterator[np.ndarray]:
+        """The stage's stored bits (``dtypes.storage_dtype``), flat, in chunks of at most ``max_elements``."""
+        start, info = self._lookup(name)
+        return self._raw_chunks(start, info, max(1, int(max_elements)))
+
+    def iter_chunks(self, name: str, max_elements: int) -> Iterator[np.ndarray]:
+        dtype = self.info(name).dtype
+        return (decode(raw, dtype) for raw in self.iter_raw_chunks(name, max_elements))
+
+    def close(self) -> None:
+        self._file.close()
+
+    # --- reading --------------------------------------------------------------------
+
+    def _raw_chunks(self, start: int, info: StageInfo, step: int) -> Iterator[np.ndarray]:
+        storage = dtypes.storage_dtype(info.dtype)
+        total = info.size
+        if total == 0:
+            yield np.empty(0, storage)
+            return
+        for first in range(0, total, step):
+            yield self._read_at(start + first * storage.itemsize, min(step, total - first), storage)
+
+    def _read_at(self, position: int, count: int, storage: np.dtype) -> np.ndarray:
+        if self._file.closed:
+            raise ValueError(f"{self.label}: the trace is closed")
+        out = np.empty(count, storage)
+        view = memoryview(out.view(np.uint8))
+        done = 0
+        try:
+            self._file.seek(position)
+            while done < len(view):
+                got = self._file.readinto(view[done:])
+                if not got:
+                    break
+                done += got
+        except OSError as err:
+            raise self._fail(f"cannot be read ({one_line(err)})") from None
+        if done < len(view):
+            raise self._fail("the file is shorter than its header says: it was truncated or changed while reading")
+        return out
+
+    def _lookup(self, name: str) -> tuple[int, StageInfo]:
+        try:
+            return self._entries[name]
+        except KeyError:
+            raise KeyError(f"{self.label} has no stage {name!r}") from None
+
+    # --- opening and validating ---------------------------------------------------------
+
+    def _fail(self, why: str) -> TraceFileError:
+        return TraceFileError(f"{self._prefix}: {why}")
+
+    def _open(self):
+        if os.path.isdir(self.path):
+            raise self._fail("is a directory, not a trace file")
+        try:
+            return open(self.path, "rb")
+        except FileNotFoundError:
+            raise self._fail("not found") from None
+        except IsADirectoryError:
+            raise self._fail("is a directory, not a trace file") from None
+        except PermissionError:
+            raise self._fail("permission denied") from None
+        except OSError as err:
+            raise self._fail(f"cannot be opened ({one_line(err)})") from None
+
+    def _pickle_error(self) -> TraceFileError:
+        return self._fail(
+            "looks like a PyTorch pickle / torch.save archive, not safetensors; numtrace never loads pickles "
+            "(they can run code): re-save the tensors with safetensors.torch.save_file"
+        )
+
+    def _parse_header(self) -> None:
+        size = os.fstat(self._file.fileno()).st_size
+        if size == 0:
+            raise self._fail("is empty (0 bytes), not a trace")
+        prefix = self._file.read(8)
+        pickle_like = prefix[:1] == b"\x80" or prefix[:4] == b"PK\x03\x04"
+        if len(prefix) < 8:
+            if pickle_like:
+                raise self._pickle_error()
+            raise self._fail(f"has only {size} bytes, fewer than the 8-byte header length a safetensors file starts with")
+        (length,) = struct.unpack("<Q", prefix)
+        available = size - 8
+        if length > MAX_HEADER_BYTES or length > available:
+            # A valid header length may start with byte 0x80 too, so the signatures only name the failure.
+            if pickle_like:
+                raise self._pickle_error()
+            if prefix == HDF5_SIGNATURE:
+                raise self._fail("is an HDF5 file, not safetensors: give it a .h5 suffix")
+            if length > MAX_HEADER_BYTES:
+                raise self._fail(
+                    f"header claims {length} bytes, over the safetensors limit of {MAX_HEADER_BYTES}: "
+                    "corrupt, or not a safetensors file"
+                )
+            raise self._fail(
+                f"header claims {length} bytes but the file has only {available} after its 8-byte length prefix: "
+                "truncated, or not a safetensors file"
+            )
+        raw = self._file.read(length)
+        if len(raw) != length:
+            raise self._fail("the file shrank while its header was read")
+        if pickle_like and raw[:1] != b"{":
+            raise self._pickle_error()
+        header = self._decode_json(raw)
+        self._index(header, data_start=8 + length, data_size=available - length)
+
+    def _decode_json(self, raw: bytes) -> dict:
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise self._fail("header is not UTF-8 text: corrupt, or not a safetensors file") from None
+        try:
+            header = json.loads(text, object_pairs_hook=_unique_keys)
+        except RecursionError:
+            raise self._fail("header JSON is nested too deeply: corrupt or hostile file") from None
+        except ValueError as err:
+            raise self._fail(f"header is not valid JSON ({one_line(err)}): corrupt, or not a safetensors file") from None
+        if not isinstance(header, dict):
+            raise self._fail(f"header is {_json_kind(header)}, not a JSON object: not a safetensors file")
+        return header
+
+    def _index(self, header: dict, data_start: int, data_size: int) -> None:
+        meta = header.pop("__metadata__", None)
+        if isinstance(meta, dict) and isinstance(meta.get("data_offsets"), list) and "dtype" in meta:
+            raise self._fail("holds a tensor named '__metadata__', a name safetensors reserves: rename it and re-save")
+        if meta is not None and not isinstance(meta, dict):
+            raise self._fail(f"'__metadata__' is {_json_kind(meta)}; it must be an object of strings (or null)")
+        # MLX writes null for no metadata; other writers may store non-strings: keep them as JSON text.
+        self.metadata = {k: v if isinstance(v, str) else json.dumps(v) for k, v in (meta or {}).items()}
+        spans = []
+        for name, entry in header.items():
+            info, begin, end = self._check_entry(name, entry, data_size)
+            spans.append((begin, end, name, info))
+        spans.sort(key=lambda s: (s[0], s[1]))
+        reach, holder = 0, ""
+        for begin, end, name, _ in spans:
+            if begin == end:
+                continue  # zero-length tensors may share an offset
+            if begin < reach:
+                raise self._fail(f"stages {brief(holder)} and {brief(name)} overlap in the data section: corrupt or hostile file")
+            reach, holder = end, name
+        self._entries: dict[str, tuple[int, StageInfo]] = {s[2]: (data_start + s[0], s[3]) for s in spans}
+        self.order, self.has_order = resolve_order(self.metadata, [s[2] for s in spans], self._prefix)
+
+    def _check_entry(self, name: str, entry: object, data_size: int) -> tuple[StageInfo, int, int]:
+        stage = f"stage {brief(name)}"
+        if not isinstance(entry, dict):
+            raise self._fail(f"{stage} is {_json_kind(entry)}, not an object with dtype, shape and data_offsets")
+        code, shape, offsets = entry.get("dtype"), entry.get("shape"), entry.get("data_offsets")
+        if not isinstance(code, str) or code not in dtypes.NAMES_BY_CODE:
+            known = ", ".join(dtypes.NAMES_BY_CODE)
+            raise self._fail(f"{stage} has unknown dtype code {brief(code, 40)}; numtrace reads {known}")
+        if not isinstance(shape, list) or not all(type(d) is int and d >= 0 for d in shape):
+            raise self._fail(f"{stage} has shape {brief(shape)}, not a list of non-negative integers")
+        if len(shape) > _MAX_NDIM:
+            raise self._fail(f"{stage} has {len(shape)} dimensions, more than the {_MAX_NDIM} NumPy supports")
+        if not (isinstance(offsets, list) and len(offsets) == 2 and all(type(o) is int for o in offsets)):
+            raise self._fail(f"{stage} has data_offsets {brief(offsets)}, not two integers [begin, end]")
+        begin, end = offsets
+        if not 0 <= begin <= end:
+            raise self._fail(f"{stage} has data_offsets [{begin}, {end}]; need 0 <= begin <= end")
+        if end > data_size:
+            raise self._fail(f"{stage} ends at byte {end} of a data section of {data_size} bytes: truncated file")
+        dtype = dtypes.NAMES_BY_CODE[code]
+        itemsize = dtypes.itemsize(dtype)
+        # Python ints: a hostile shape like [2**40, 2**40] costs nothing to check and is never allocated.
+        if math.prod(d for d in shape if d) * itemsize > _MAX_ARRAY_BYTES:
+            raise self._fail(f"{stage} has shape {brief(shape)}, too large for any array")
+        expected = math.prod(shape) * itemsize
+        if expected != end - begin:
+            raise self._fail(
+                f"{stage} has shape {brief(shape)} of {dtype} ({expected} bytes) but its data_offsets span {end - begin} bytes"
+            )
+        return StageInfo(name, tuple(shape), dtype), begin, end
+
+
+def _discard(spill, path: str) -> None:
+    spill.close()
+    remove_quietly(path)
+
+
+class SafetensorsWriter(TraceWriter):
+    """Write a safetensors trace stage by stage; the file appears atomically on ``close``.
+
+    Each stage is encoded (contiguous, little-endian) and appended at once to a
+    spill file ``.<name>.<random>.spill`` beside the target, so a recording never
+    holds the trace in memory; ``close`` writes header + data to a temp file,
+    fsyncs it and renames it onto the target. Refused names raise TapError.
+
+    Example:
+        >>> import numpy as np, tempfile, os
+        >>> path = os.path.join(tempfile.mkdtemp(), "t.st")
+        >>> w = SafetensorsWriter(path)
+        >>> w.add("b", np.ones(2, np.float32), "bfloat16"); w.add("a", np.arange(3), "int64")
+        >>> w.close(order=["a", "b"], metadata={"model": "tiny"}) == path
+        True
+    """
+
+    def __init__(self, path: "str | os.PathLike[str]") -> None:
+        super().__init__(path)
+        self._size = 0
+        self._tmp: str | None = None
+        self._spill_path = temp_path(self.path, ".spill")
+        try:
+            self._spill = open(self._spill_path, "x+b")
+        except OSError as err:
+            raise RecordingError(f"cannot write trace {self.path!r}: {one_line(err)}") from None
+        # Removes the spill file if the writer is dropped (or the interpreter exits) unclosed.
+        self._cleanup = weakref.finalize(self, _discard, self._spill, self._spill_path)
+
+    def _write(self, name: str, shape: tuple[int, ...], dtype: str, raw: Iterator[np.ndarray]) -> object:
+        begin, count = self._size, 0
+        try:
+            for chunk in raw:
+                flat = np.ascontiguousarray(chunk.reshape(-1))
+                self._spill.write(memoryview(flat.view(np.uint8)))
+                count += flat.size
+            if count != math.prod(shape):
+                raise TapError(f"stage {brief(name)}: {count} elements given for shape {shape}")
+        except BaseException:
+            self._spill.seek(begin)
+            self._spill.truncate()
+            raise
+        self._size = begin + count * dtypes.itemsize(dtype)
+        return dtypes.SAFETENSORS_CODES[dtype], shape, begin, self._size
+
+    def _publish(self, metadata: dict[str, str]) -> None:
+        header: dict[str, object] = {"__metadata__": metadata}
+        for name, (code, shape, begin, end) in self._stages.items():
+            header[name] = {"dtype": code, "shape": list(shape), "data_offsets": [begin, end]}
+        blob = json.dumps(header, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        blob += b" " * (-len(blob) % 8)  # data starts 8-byte aligned, as in safetensors' own writer
+        if len(blob) > MAX_HEADER_BYTES:
+            raise RecordingError(f"cannot write trace {self.path!r}: its header would exceed {MAX_HEADER_BYTES} bytes")
+        self._tmp = temp_path(self.path, ".tmp")
+        with open(self._tmp, "xb") as out:
+            out.write(struct.pack("<Q", len(blob)))
+            out.write(blob)
+            self._spill.flush()
+            self._spill.seek(0)
+            shutil.copyfileobj(self._spill, out, 1 << 24)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(self._tmp, self.path)
+        self._tmp = None
+        self._cleanup()
+
+    def _discard(self) -> None:
+        self._cleanup()
+        remove_quietly(self._tmp)
+        self._tmp = None

@@ -1,0 +1,1 @@
+"""Human- and machine-readable reports: rich tables, JSON, (later) plots."""

@@ -1,0 +1,157 @@
+"""``trace run``: run a script exactly as ``python SCRIPT ARGS`` would, with a recording active.
+
+The script sees the same ``sys.argv``, ``sys.path[0]`` (its own directory)
+and ``__name__ == "__main__"``. Whatever happens in it (an exception,
+``sys.exit``, Ctrl-C) the stages tapped so far are written, and the status
+is returned as Python would report it.
+
+Example:
+    >>> import os, tempfile
+    >>> d = tempfile.mkdtemp()
+    >>> script = os.path.join(d, "s.py")
+    >>> _ = open(script, "w").write("import numtrace\\nnumtrace.tap('x', 1.0)\\n")
+    >>> result = run_script(script, [], os.path.join(d, "out.safetensors"))
+    >>> result.exit_code, result.stages
+    (0, 1)
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import runpy
+import sys
+import traceback
+from dataclasses import dataclass
+
+from . import probe_function
+from .errors import UsageError
+from .tracer import Recording
+
+#: backend name -> module whose ``capture(include=..., exclude=..., inputs=..., weights=...)``
+#: starts zero-edit capture of every model the script calls and returns a callable undoing it
+MODULE_CAPTURE: dict[str, str] = {
+    "mlx": "numtrace.backends.mlx",
+    "torch": "numtrace.backends.torch_capture",
+    "fastai": "numtrace.backends.fastai",
+}
+
+
+@dataclass
+class RunResult:
+    exit_code: int
+    out: str
+    stages: int
+    status: str
+
+
+def default_output(script: str) -> str:
+    """``pipeline.py`` -> ``pipeline.safetensors`` in the current directory."""
+    stem = os.path.splitext(os.path.basename(script))[0] or "trace"
+    return f"{stem}.safetensors"
+
+
+def run_script(
+    script: str,
+    args: list[str],
+    out: str,
+    *,
+    backend: str = "numpy",
+    probes: list[str] | None = None,
+    max_calls: int | None = None,
+    inputs: bool = False,
+    weights: bool = False,
+    probe_functions: list[str] | None = None,
+) -> RunResult:
+    """Run ``script`` under a recording that writes ``out``; never raises for the script's errors.
+
+    ``inputs``/``weights`` also record module inputs and parameters (module
+    backends); ``probe_functions`` are ``module:function[=STAGE]`` specs whose
+    return values are recorded at every call (see ``numtrace.probe_function``).
+    """
+    if not os.path.exists(script):
+        raise UsageError(f"script {script!r} not found")
+    if os.path.isdir(script):
+        raise UsageError(f"{script!r} is a directory; give the path of a Python script")
+    if backend != "numpy" and backend not in MODULE_CAPTURE:
+        raise UsageError(
+            f"zero-edit module capture for --backend {backend} is not part of this numtrace version yet; "
+            "use --backend numpy with explicit numtrace.tap(...) calls in the script"
+        )
+    if (inputs or weights) and backend not in MODULE_CAPTURE:
+        raise UsageError("--inputs and --weights record module inputs and parameters: "
+                         f"use them with --backend {', '.join(MODULE_CAPTURE)}")
+    capture_module = None
+    if backend in MODULE_CAPTURE:
+        try:  # import now: a missing framework is a usage error, not the script's
+            capture_module = importlib.import_module(MODULE_CAPTURE[backend])
+        except ImportError as err:
+            raise UsageError(f"--backend {backend} needs {backend} installed ({err})") from None
+    recording = Recording(out, backend=backend, include=probes or None, max_calls=max_calls,
+                          context={"argv": json.dumps([script, *args])})
+    saved_argv, saved_path0 = sys.argv, sys.path[0] if sys.path else None
+    sys.argv = [script, *args]
+    script_dir = os.path.dirname(os.path.abspath(script))
+    if sys.path:
+        sys.path[0] = script_dir
+    else:
+        sys.path.append(script_dir)
+    undo_probes = None
+    try:  # after sys.path[0] is the script's directory: probed functions may live beside it
+        undo_probes = probe_function.install(probe_functions, script=script) if probe_functions else None
+    except BaseException:
+        sys.argv = saved_argv
+        if saved_path0 is not None:
+            sys.path[0] = saved_path0
+        raise
+    recording.start()
+    exit_code, status, undo_capture = 0, "complete", None
+    try:
+        if capture_module is not None:
+            options = {"include": probes or None, **({"inputs": True} if inputs else {}),
+                       **({"weights": True} if weights else {})}
+            undo_capture = capture_module.capture(**options)
+        runpy.run_path(script, run_name="__main__")
+    except SystemExit as stop:
+        exit_code = _exit_code(stop.code)
+        status = "complete" if exit_code == 0 else f"exited with status {exit_code}"
+    except KeyboardInterrupt:
+        exit_code, status = 130, "interrupted: KeyboardInterrupt"
+        print("KeyboardInterrupt", file=sys.stderr)
+    except BaseException as error:  # the script's own failure: report it as Python would
+        exit_code, status = 1, f"error: {type(error).__name__}: {error}"
+        _print_script_traceback(error)
+    finally:
+        if undo_probes is not None:
+            undo_probes()
+        if undo_capture is not None:
+            undo_capture()
+        sys.argv = saved_argv
+        if saved_path0 is not None:
+            sys.path[0] = saved_path0
+        trace = recording.stop(status)
+        stages = len(trace)
+        trace.close()
+    return RunResult(exit_code, out, stages, status)
+
+
+def _exit_code(code: object) -> int:
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code
+    print(code, file=sys.stderr)
+    return 1
+
+
+def _print_script_traceback(error: BaseException) -> None:
+    """The traceback Python would print, without numtrace's and runpy's frames."""
+    tb = error.__traceback__
+    while tb is not None and _is_ours(tb.tb_frame.f_code.co_filename):
+        tb = tb.tb_next
+    traceback.print_exception(type(error), error, tb, file=sys.stderr)
+
+
+def _is_ours(filename: str) -> bool:
+    return filename == __file__ or filename == runpy.__file__ or filename.startswith("<frozen runpy")

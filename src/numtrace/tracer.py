@@ -1,0 +1,257 @@
+"""The recording session: ``tap``, ``record``, ``scope`` and call indices.
+
+``tap(name, x)`` records ``x`` into the innermost active recording and returns
+``x`` unchanged; with no recording active it returns at once (no copy, no
+conversion). Names are prefixed by the enclosing ``scope``s, joined with
+``.``. A name tapped again in one recording gets a call index: the first call
+keeps the bare name, later calls are ``name@1``, ``name@2``... (``@`` never
+appears in module paths or flattened output keys, so it cannot collide).
+
+Example:
+    >>> import numpy as np, numtrace
+    >>> with numtrace.record() as rec:            # in memory; pass a path to write a file
+    ...     with numtrace.scope("ode"):
+    ...         for _ in range(3):
+    ...             _ = numtrace.tap("step", np.zeros(2))
+    >>> rec.trace.order
+    ['ode.step', 'ode.step@1', 'ode.step@2']
+"""
+
+from __future__ import annotations
+
+import contextvars
+import dataclasses
+import datetime
+import json
+import os
+import threading
+from contextlib import contextmanager
+from typing import Any, Iterator, Mapping
+
+import numpy as np
+
+from . import __version__, backends
+from .errors import RecordingError, TapError
+from .probes import StageFilter
+from .trace import MemoryTrace, Trace, load, open_writer
+
+CALL_INDEX_SEPARATOR = "@"
+
+_active: list["Recording"] = []
+_scope: contextvars.ContextVar[str] = contextvars.ContextVar("numtrace_scope", default="")
+
+
+def tap(name: str, x: Any) -> Any:
+    """Record ``x`` under ``name`` in the active recording; return ``x`` unchanged."""
+    if _active:
+        _active[-1].tap(name, x)
+    return x
+
+
+def is_recording() -> bool:
+    """True while a recording is active (cheap: check it before building costly values)."""
+    return bool(_active)
+
+
+def active_recording() -> "Recording | None":
+    return _active[-1] if _active else None
+
+
+@contextmanager
+def scope(name: str) -> Iterator[str]:
+    """Prefix the names tapped inside with ``name.`` (scopes nest).
+
+    Example:
+        >>> with scope("decoder"), scope("ode"):
+        ...     current_scope()
+        'decoder.ode'
+    """
+    if not isinstance(name, str) or not name:
+        raise TapError(f"a scope name must be a non-empty string, got {name!r}")
+    outer = _scope.get()
+    token = _scope.set(f"{outer}.{name}" if outer else name)
+    try:
+        yield _scope.get()
+    finally:
+        _scope.reset(token)
+
+
+def current_scope() -> str:
+    return _scope.get()
+
+
+def flatten(value: Any) -> list[tuple[str, Any]]:
+    """The arrays inside ``value`` with their key paths, per SPEC §2.
+
+    Tuples and lists give ``0``, ``1``...; dicts their keys; dataclasses their
+    fields; anything that is neither an array nor a number (None, strings)
+    is skipped.
+
+    Example:
+        >>> flatten((np.zeros(1), {"h": np.ones(1), "n": None}))[1][0]
+        '1.h'
+    """
+    if backends.is_array(value):
+        return [("", value)]
+    if isinstance(value, Mapping):
+        items = [(str(k), v) for k, v in value.items()]
+    elif isinstance(value, (tuple, list)):
+        items = [(str(i), v) for i, v in enumerate(value)]
+    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+        items = [(f.name, getattr(value, f.name)) for f in dataclasses.fields(value)]
+    else:
+        return []
+    leaves = []
+    for key, item in items:
+        leaves.extend((f"{key}.{sub}" if sub else key, leaf) for sub, leaf in flatten(item))
+    return leaves
+
+
+class Recording:
+    """An active-or-finished recording of tapped stages.
+
+    ``path=None`` keeps the stages in memory (``rec.trace`` after it stops);
+    otherwise each stage is written to disk as it is tapped and the file is
+    completed atomically when the recording stops, also after an exception,
+    so a crashed run keeps everything it tapped.
+
+    Example:
+        >>> rec = Recording(backend="numpy").start()
+        >>> _ = tap("x", 1.5)
+        >>> rec.stop().read("x").item()
+        1.5
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike | None = None,
+        *,
+        backend: str = "numpy",
+        metadata: Mapping[str, Any] | None = None,
+        include: list[str] | None = None,
+        exclude: list[str] | None = None,
+        max_calls: int | None = None,
+        context: Mapping[str, str] | None = None,
+    ) -> None:
+        if backend not in backends.BACKENDS:
+            raise RecordingError(f"unknown backend {backend!r}; choose one of {', '.join(backends.BACKENDS)}")
+        if max_calls is not None and max_calls < 1:
+            raise RecordingError(f"max_calls must be at least 1, got {max_calls}")
+        self.path = os.fspath(path) if path is not None else None
+        self.backend = backend
+        self.metadata: dict[str, str] = {}
+        for key, value in (metadata or {}).items():
+            self.set_metadata(key, value)
+        self.filter = StageFilter(include, exclude)
+        self.max_calls = max_calls
+        self.status = "complete"
+        self._internal = {f"numtrace.{key}": value for key, value in (context or {}).items()}
+        self._calls: dict[str, int] = {}
+        self._names: list[str] = []
+        self._taken: set[str] = set()
+        self._memory: dict[str, tuple[np.ndarray, str]] = {}
+        self._writer = None
+        self._lock = threading.RLock()
+        self._state = "new"
+        self.trace: Trace | None = None
+
+    def set_metadata(self, key: str, value: Any) -> None:
+        """Attach user metadata (strings; other values are stored as JSON)."""
+        if not isinstance(key, str) or key.startswith("numtrace."):
+            raise RecordingError(f"metadata key {key!r} is not allowed: keys starting with 'numtrace.' are reserved")
+        self.metadata[key] = value if isinstance(value, str) else json.dumps(value, default=str)
+
+    @property
+    def names(self) -> list[str]:
+        """Stage names recorded so far, in order."""
+        return list(self._names)
+
+    def start(self) -> "Recording":
+        if self._state != "new":
+            raise RecordingError("a recording can be started only once; create a new one")
+        if self.path is not None:
+            self._writer = open_writer(self.path)
+        self._internal.update({
+            "numtrace.version": __version__,
+            "numtrace.backend": self.backend,
+            "numtrace.created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        })
+        self._state = "active"
+        _active.append(self)
+        return self
+
+    def stop(self, status: str | None = None) -> Trace:
+        """Finish: write the trace (atomically) or build the in-memory one; return it."""
+        if self._state != "active":
+            raise RecordingError(f"cannot stop a recording that is {self._state}")
+        if self in _active:
+            _active.remove(self)
+        self._state = "stopped"
+        if status is not None:
+            self.status = status
+        metadata = {**self.metadata, **self._internal, "numtrace.status": self.status,
+                    "numtrace.frameworks": json.dumps(backends.framework_versions())}
+        if self._writer is not None:
+            self._writer.close(order=self._names, metadata=metadata)
+            self.trace = load(self.path)
+        else:
+            self.trace = MemoryTrace(self._memory, order=self._names, metadata=metadata)
+        return self.trace
+
+    def tap(self, name: str, x: Any) -> Any:
+        """Record ``x`` under ``name`` (scoped, call-indexed) in this recording."""
+        if self._state != "active":
+            raise RecordingError(f"cannot tap {name!r}: the recording is {self._state}")
+        if not isinstance(name, str) or not name:
+            raise TapError(f"a stage name must be a non-empty string, got {name!r}")
+        prefix = _scope.get()
+        full = f"{prefix}.{name}" if prefix else name
+        leaves = flatten(x)
+        if not leaves:
+            raise TapError(
+                f"cannot record stage {full!r}: a {type(x).__qualname__} holds no array numtrace can record "
+                "(NumPy arrays, Python numbers, and torch or mlx arrays with their backends)"
+            )
+        with self._lock:
+            call = self._calls.get(full, 0)
+            self._calls[full] = call + 1
+            if self.max_calls is not None and call >= self.max_calls:
+                return x
+            stage = full if call == 0 else f"{full}{CALL_INDEX_SEPARATOR}{call}"
+            if not self.filter.is_everything and not self.filter(stage, full):
+                return x
+            for key, leaf in leaves:
+                self._add(f"{stage}.{key}" if key and len(leaves) > 1 else stage, leaf)
+        return x
+
+    def _add(self, stage: str, leaf: Any) -> None:
+        if stage in self._taken or stage == "__metadata__":
+            raise TapError(f"stage {stage!r} was already recorded; give it another name")
+        values, dtype = backends.to_numpy(leaf)
+        if self._writer is not None:
+            self._writer.add(stage, values, dtype)
+        else:
+            self._memory[stage] = (np.array(values, copy=True), dtype)
+        self._taken.add(stage)
+        self._names.append(stage)
+
+    def __enter__(self) -> "Recording":
+        return self.start()
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        status = None if exc_type is None else f"error: {exc_type.__name__}: {exc}"
+        self.stop(status)
+
+    def __repr__(self) -> str:
+        return f"<Recording {self.path or '<memory>'} {self._state}, {len(self._names)} stages>"
+
+
+def record(path: str | os.PathLike | None = None, **options: Any) -> Recording:
+    """A recording to use as ``with numtrace.record("out.safetensors") as rec:``.
+
+    Options: ``backend``, ``metadata``, ``include``/``exclude`` globs,
+    ``max_calls`` (per stage name), ``context`` (numtrace-owned metadata
+    such as the command line of ``trace run``, stored as ``numtrace.<key>``).
+    See :class:`Recording`.
+    """
+    return Recording(path, **options)
