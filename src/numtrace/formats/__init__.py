@@ -125,7 +125,10 @@ def convert(src: "str | os.PathLike[str]", dst: "str | os.PathLike[str]") -> str
     with load(src, role="source trace") as trace, open_writer(dst) as writer:
         for name in trace.order:
             info = trace.info(name)
-            writer.add_raw_chunks(name, info.shape, info.dtype, trace.iter_raw_chunks(name, CONVERT_CHUNK))
+            try:
+                writer.add_raw_chunks(name, info.shape, info.dtype, trace.iter_raw_chunks(name, CONVERT_CHUNK))
+            except TapError as err:  # a name the other format cannot hold, say
+                raise TraceFileError(f"cannot convert {trace.label!r} to {os.fspath(dst)!r}: {err}") from None
         kept = {k: v for k, v in trace.metadata.items() if k not in (ORDER_KEY, FORMAT_KEY)}
         return writer.close(order=list(trace.order), metadata=kept)
 

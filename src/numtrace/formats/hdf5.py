@@ -33,6 +33,8 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
+import time
 import weakref
 from typing import Iterable, Iterator
 
@@ -55,6 +57,43 @@ def _import_h5py(prefix: str):
     except ImportError:
         raise TraceFileError(f"{prefix}: HDF5 traces need h5py: pip install 'numtrace[hdf5]'") from None
     return h5py
+
+
+#: seconds a forked child may spend opening and indexing an HDF5 file before it is declared hostile
+PREFLIGHT_SECONDS = float(os.environ.get("NUMTRACE_HDF5_PREFLIGHT_SECONDS", "10"))
+
+
+def _preflight(path: str) -> str | None:
+    """Open and index ``path`` in a forked child first; say why not if the child hangs or crashes.
+
+    A corrupt HDF5 file can make the HDF5 C library spin forever (seen with a
+    mutated root attribute) or crash, and no Python signal interrupts C code:
+    only a separate process can be given up on. The child does the same work
+    as opening the trace (no data is read); errors are left to the real open.
+    Where ``os.fork`` does not exist the file is opened directly.
+    """
+    if not hasattr(os, "fork"):
+        return None
+    pid = os.fork()
+    if pid == 0:  # the child: never return into the caller's code
+        try:
+            HDF5Trace(path, preflight=False).close()
+        except BaseException:
+            pass
+        os._exit(0)
+    deadline = time.monotonic() + PREFLIGHT_SECONDS
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            if os.WIFSIGNALED(status):
+                return f"made the HDF5 library crash (signal {os.WTERMSIG(status)}) while reading its structure: corrupt file"
+            return None
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            return (f"kept the HDF5 library busy for over {PREFLIGHT_SECONDS:g} s while reading its structure: "
+                    "corrupt or hostile file")
+        time.sleep(0.002)
 
 
 def _slabs(shape: tuple[int, ...], max_elements: int) -> Iterator[tuple[tuple, tuple[int, ...]]]:
@@ -122,7 +161,7 @@ class HDF5Trace(Trace):
         numtrace.errors.TraceFileError: reference trace 'nope.h5': not found
     """
 
-    def __init__(self, path: "str | os.PathLike[str]", role: str = "trace") -> None:
+    def __init__(self, path: "str | os.PathLike[str]", role: str = "trace", *, preflight: bool = True) -> None:
         self.path = self.label = os.fspath(path)
         self.role = role
         self._prefix = f"{role} {self.path!r}"
@@ -135,6 +174,9 @@ class HDF5Trace(Trace):
             raise self._fail("not found")
         if os.path.getsize(self.path) == 0:
             raise self._fail("is empty (0 bytes), not a trace")
+        problem = _preflight(self.path) if preflight else None
+        if problem:
+            raise self._fail(problem)
         try:
             self._file = h5py.File(self.path, "r")
         except Exception as err:  # h5py raises OSError, ValueError... for unreadable files

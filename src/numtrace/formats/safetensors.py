@@ -37,6 +37,9 @@ from . import HDF5_SIGNATURE, TraceWriter, brief, decode, one_line, remove_quiet
 MAX_HEADER_BYTES = 100_000_000
 _MAX_ARRAY_BYTES = 2**63 - 1  # NumPy refuses shapes whose (non-zero) product overflows this
 _MAX_NDIM = 64  # NumPy's limit
+#: dtypes numtrace can read from safetensors files (lenient) but never writes there:
+#: no other safetensors reader knows them
+NOT_IN_SAFETENSORS = frozenset({"complex128"})
 
 
 def _json_kind(value: object) -> str:
@@ -290,6 +293,11 @@ class SafetensorsWriter(TraceWriter):
         self._cleanup = weakref.finalize(self, _discard, self._spill, self._spill_path)
 
     def _write(self, name: str, shape: tuple[int, ...], dtype: str, raw: Iterator[np.ndarray]) -> object:
+        if dtype in NOT_IN_SAFETENSORS:
+            raise TapError(
+                f"stage {brief(name)}: safetensors has no {dtype} (other readers would refuse the file); "
+                "record it in an .h5 trace, or tap it as complex64 or as its real and imaginary parts"
+            )
         begin, count = self._size, 0
         try:
             for chunk in raw:
