@@ -152,18 +152,20 @@ def run(
     script: str = typer.Argument(..., help="The Python script to run; arguments after it go to the script."),
     backend: Backend = typer.Option(Backend.numpy, "--backend", help="Framework whose arrays and modules are captured."),
     out: Optional[str] = typer.Option(None, "-o", "--out", metavar="OUT", help="Trace to write (default: SCRIPT's name with .safetensors)."),
-    probe: Optional[List[str]] = typer.Option(None, "--probe", metavar="GLOB", help="Record only stages matching GLOB (repeatable)."),
+    probe: Optional[List[str]] = typer.Option(None, "--probe", "--only", metavar="GLOB", help="Record only stages matching GLOB (repeatable), e.g. --only 'decoder.ode.step@[2-4]'."),
     max_calls: Optional[int] = typer.Option(None, "--max-calls", min=1, help="Record at most N calls of each stage name."),
     inputs: bool = typer.Option(False, "--inputs", help="Also record each module's inputs, as <module>.input (module backends)."),
     weights: bool = typer.Option(False, "--weights", help="Also record each model's parameters and buffers once, under their names (module backends)."),
     probe_function: Optional[List[str]] = typer.Option(None, "--probe-function", metavar="MODULE:FUNC[=STAGE]", help="Record FUNC's return value at every call, as FUNC's qualified name or STAGE (repeatable)."),
+    stats: bool = typer.Option(False, "--stats", help="Record a sketch of each stage instead of its values: statistics, per-channel means and a hash (docs/performance.md); trace diff compares sketches."),
+    stats_axis: Optional[int] = typer.Option(None, "--stats-axis", metavar="AXIS", help="Channel axis of the sketches' per-channel means (default: 1 for stages of 2+ dimensions; negative counts from the end)."),
 ) -> None:
     from .run import default_output, run_script
 
     with _user_errors():
         result = run_script(script, list(ctx.args), out or default_output(script), backend=backend.value,
                             probes=probe, max_calls=max_calls, inputs=inputs, weights=weights,
-                            probe_functions=probe_function)
+                            probe_functions=probe_function, stats=stats, stats_axis=stats_axis)
     note = "" if result.exit_code == 0 else f" (the script {result.status})"
     typer.echo(f"trace run: wrote {result.stages} stages to {result.out}{note}", err=True)
     raise typer.Exit(result.exit_code)

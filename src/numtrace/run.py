@@ -63,12 +63,15 @@ def run_script(
     inputs: bool = False,
     weights: bool = False,
     probe_functions: list[str] | None = None,
+    stats: bool = False,
+    stats_axis: int | None = None,
 ) -> RunResult:
     """Run ``script`` under a recording that writes ``out``; never raises for the script's errors.
 
     ``inputs``/``weights`` also record module inputs and parameters (module
     backends); ``probe_functions`` are ``module:function[=STAGE]`` specs whose
-    return values are recorded at every call (see ``numtrace.probe_function``).
+    return values are recorded at every call (see ``numtrace.probe_function``);
+    ``stats`` records sketches instead of tensors (see ``numtrace.sketch``).
     """
     if not os.path.exists(script):
         raise UsageError(f"script {script!r} not found")
@@ -89,7 +92,7 @@ def run_script(
         except ImportError as err:
             raise UsageError(f"--backend {backend} needs {backend} installed ({err})") from None
     recording = Recording(out, backend=backend, include=probes or None, max_calls=max_calls,
-                          context={"argv": json.dumps([script, *args])})
+                          context={"argv": json.dumps([script, *args])}, stats=stats, stats_axis=stats_axis)
     saved_argv, saved_path0 = sys.argv, sys.path[0] if sys.path else None
     sys.argv = [script, *args]
     script_dir = os.path.dirname(os.path.abspath(script))

@@ -115,6 +115,11 @@ class Recording:
     completed atomically when the recording stops, also after an exception,
     so a crashed run keeps everything it tapped.
 
+    ``stats=True`` records a sketch of each stage instead of its values
+    (statistics, per-channel means along ``stats_axis``, a hash of the bytes;
+    see :mod:`numtrace.sketch`): a whole long run traced cheaply, compared by
+    ``trace diff`` sketch against sketch (or against a full trace).
+
     Example:
         >>> rec = Recording(backend="numpy").start()
         >>> _ = tap("x", 1.5)
@@ -132,6 +137,8 @@ class Recording:
         exclude: list[str] | None = None,
         max_calls: int | None = None,
         context: Mapping[str, str] | None = None,
+        stats: bool = False,
+        stats_axis: int | None = None,
     ) -> None:
         if backend not in backends.BACKENDS:
             raise RecordingError(f"unknown backend {backend!r}; choose one of {', '.join(backends.BACKENDS)}")
@@ -144,6 +151,10 @@ class Recording:
             self.set_metadata(key, value)
         self.filter = StageFilter(include, exclude)
         self.max_calls = max_calls
+        if stats_axis is not None and (isinstance(stats_axis, bool) or not isinstance(stats_axis, int)):
+            raise RecordingError(f"stats_axis must be an integer axis or None, got {stats_axis!r}")
+        self.stats, self.stats_axis = bool(stats), stats_axis
+        self._sketches: dict[str, str] = {}  # stats mode: numtrace.sketch.<stage> -> the sketch's JSON
         self.status = "complete"
         self._internal = {f"numtrace.{key}": value for key, value in (context or {}).items()}
         self._calls: dict[str, int] = {}
@@ -176,6 +187,7 @@ class Recording:
             "numtrace.backend": self.backend,
             "numtrace.created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         })
+        self._pid = os.getpid()
         self._state = "active"
         _active.append(self)
         return self
@@ -191,6 +203,10 @@ class Recording:
             self.status = status
         metadata = {**self.metadata, **self._internal, "numtrace.status": self.status,
                     "numtrace.frameworks": json.dumps(backends.framework_versions())}
+        if self.stats:
+            from .sketch import SKETCH_KEY, SKETCH_VERSION
+
+            metadata.update({SKETCH_KEY: SKETCH_VERSION, **self._sketches})
         if self._writer is not None:
             self._writer.close(order=self._names, metadata=metadata)
             self.trace = load(self.path)
@@ -202,6 +218,10 @@ class Recording:
         """Record ``x`` under ``name`` (scoped, call-indexed) in this recording."""
         if self._state != "active":
             raise RecordingError(f"cannot tap {name!r}: the recording is {self._state}")
+        if os.getpid() != self._pid:
+            # A forked child (a DataLoader worker) shares the parent's open spill file:
+            # writing there would corrupt the trace, so its taps are not recorded.
+            return x
         if not isinstance(name, str) or not name:
             raise TapError(f"a stage name must be a non-empty string, got {name!r}")
         prefix = _scope.get()
@@ -228,6 +248,11 @@ class Recording:
         if stage in self._taken or stage == "__metadata__":
             raise TapError(f"stage {stage!r} was already recorded; give it another name")
         values, dtype = backends.to_numpy(leaf)
+        if self.stats:  # a sketch instead of the values: channel means as the tensor, the rest as metadata
+            from .sketch import STAGE_PREFIX, encode_info, make_sketch
+
+            values, info = make_sketch(values, dtype, self.stats_axis)
+            self._sketches[STAGE_PREFIX + stage], dtype = encode_info(info), "float64"
         if self._writer is not None:
             self._writer.add(stage, values, dtype)
         else:
@@ -251,7 +276,8 @@ def record(path: str | os.PathLike | None = None, **options: Any) -> Recording:
 
     Options: ``backend``, ``metadata``, ``include``/``exclude`` globs,
     ``max_calls`` (per stage name), ``context`` (numtrace-owned metadata
-    such as the command line of ``trace run``, stored as ``numtrace.<key>``).
+    such as the command line of ``trace run``, stored as ``numtrace.<key>``),
+    ``stats``/``stats_axis`` (record sketches, not values).
     See :class:`Recording`.
     """
     return Recording(path, **options)

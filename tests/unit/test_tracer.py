@@ -226,3 +226,20 @@ def test_taps_from_threads_are_all_recorded():
 def test_flatten_documents_leaf_paths():
     leaves = tracer.flatten((np.zeros(1), {"h": np.ones(1), "n": None}))
     assert [key for key, _ in leaves] == ["0", "1.h"]
+
+
+def test_taps_in_a_forked_child_do_not_touch_the_parents_trace(tmp_path):
+    import os
+
+    out = tmp_path / "t.safetensors"
+    with numtrace.record(out):
+        numtrace.tap("parent.before", np.arange(3.0))
+        pid = os.fork()
+        if pid == 0:  # like a DataLoader worker
+            numtrace.tap("child", np.ones(1000))
+            os._exit(0)
+        os.waitpid(pid, 0)
+        numtrace.tap("parent.after", np.arange(2.0))
+    with numtrace.load(out) as trace:
+        assert trace.order == ["parent.before", "parent.after"]
+        assert trace.read("parent.after").tolist() == [0.0, 1.0]

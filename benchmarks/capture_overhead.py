@@ -1,0 +1,138 @@
+"""Capture overhead on a ResNet-50 CPU forward: hooks on every module, recording to disk.
+
+Times (median and minimum of --repeat runs, round-robin, after a warm-up) one eval-mode, no-grad
+forward of a 1x3x224x224 batch through benchmarks/resnet50.py:
+
+- bare: no hooks;
+- hooks, nothing kept: ``trace run --backend torch``'s process-wide hooks
+  naming every call, with a ``--probe`` glob that matches no stage (the
+  cost of the hooks alone);
+- capture to disk: the same hooks recording every module output into a
+  safetensors trace (what ``trace run --backend torch`` does);
+- watch to disk: ``numtrace.watch(model)`` (per-module hooks), same recording;
+- capture in memory: as "capture to disk", recording in memory.
+
+It also prints the CPU cost of the hooks alone per module call, measured on a
+chain of 200 ``nn.Identity`` modules.
+
+Run:  python benchmarks/capture_overhead.py [--repeat 10] [--batch 1] [--threads N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import numtrace  # noqa: E402
+from numtrace.backends.torch_capture import capture  # noqa: E402
+from resnet50 import resnet50  # noqa: E402
+
+
+def timed(cases: list, repeat: int) -> dict[str, tuple[list[float], list[float]]]:
+    """Wall and CPU seconds per run, round-robin over the cases so that a busy machine slows all alike.
+
+    CPU time (this process, all threads) is the steadier figure on a shared machine; it leaves out
+    waiting for the disk, which wall time includes.
+    """
+    times: dict[str, tuple[list[float], list[float]]] = {label: ([], []) for label, _ in cases}
+    for label, run in cases:
+        run()  # warm-up (allocators, oneDNN primitives, file system)
+    for _ in range(repeat):
+        for label, run in cases:
+            wall, cpu = time.perf_counter(), time.process_time()
+            run()
+            times[label][0].append(time.perf_counter() - wall)
+            times[label][1].append(time.process_time() - cpu)
+    return times
+
+
+def hook_cost(repeat: int) -> float:
+    """CPU microseconds the capture hooks add to one module call (no stage kept)."""
+    chain = torch.nn.Sequential(*[torch.nn.Identity() for _ in range(200)])
+    x = torch.zeros(1)
+
+    def forward() -> None:
+        for _ in range(20):
+            chain(x)
+
+    def hooked() -> None:
+        with numtrace.record(None, include=["no-such-stage"]):
+            undo = capture()
+            try:
+                forward()
+            finally:
+                undo()
+
+    times = timed([("bare", forward), ("hooked", hooked)], repeat)
+    bare, with_hooks = (statistics.median(times[label][1]) for label in ("bare", "hooked"))
+    return (with_hooks - bare) / (20 * 201) * 1e6
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=10)
+    parser.add_argument("--batch", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    model = resnet50().eval()
+    x = torch.randn(args.batch, 3, 224, 224)
+    workdir = tempfile.mkdtemp(prefix="numtrace-bench-")
+    path = os.path.join(workdir, "trace.safetensors")
+    sizes: dict[str, tuple[int, int]] = {}
+
+    def bare() -> None:
+        with torch.no_grad():
+            model(x)
+
+    def recorded(label: str, target: str | None, how: str, probe: list[str] | None = None):
+        def run() -> None:
+            with torch.no_grad(), numtrace.record(target, backend="torch", include=probe) as rec:
+                if how == "capture":
+                    undo = capture()
+                    try:
+                        model(x)
+                    finally:
+                        undo()
+                else:
+                    with numtrace.watch(model):
+                        model(x)
+            trace = rec.trace
+            sizes[label] = (len(trace), sum(trace.info(n).nbytes for n in trace.order))
+            trace.close()
+        return run
+
+    cases = [
+        ("bare forward", bare),
+        ("hooks, nothing kept", recorded("hooks, nothing kept", path, "capture", ["no-such-stage"])),
+        ("capture to disk", recorded("capture to disk", path, "capture")),
+        ("watch to disk", recorded("watch to disk", path, "watch")),
+        ("capture in memory", recorded("capture in memory", None, "capture")),
+    ]
+    print(f"ResNet-50 forward, batch {args.batch}x3x224x224, float32, CPU, {torch.get_num_threads()} threads, "
+          f"torch {torch.__version__}, {args.repeat} runs each")
+    print(f"{'case':<22}{'wall ms':>9}{'x bare':>8}{'CPU ms':>9}{'x bare':>8}{'stages':>8}{'MB':>8}   (medians)")
+    times = timed(cases, args.repeat)
+    base_wall, base_cpu = (statistics.median(t) for t in times["bare forward"])
+    for label, _ in cases:
+        wall, cpu = (statistics.median(t) for t in times[label])
+        stages, nbytes = sizes.get(label, (0, 0))
+        print(f"{label:<22}{wall * 1e3:>9.1f}{wall / base_wall:>8.2f}{cpu * 1e3:>9.1f}{cpu / base_cpu:>8.2f}"
+              f"{stages:>8}{nbytes / 2**20:>8.1f}")
+    hook_us = hook_cost(args.repeat)
+    print(f"hooks alone, per module call (a 200-module chain of nn.Identity): {hook_us:.1f} us CPU")
+    os.remove(path)
+    os.rmdir(workdir)
+
+
+if __name__ == "__main__":
+    main()

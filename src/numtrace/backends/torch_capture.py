@@ -1,0 +1,312 @@
+"""Zero-edit capture of every torch model a script calls (``trace run --backend torch``).
+
+Two process-wide hooks (``torch.nn.modules.module.register_module_forward_pre_hook``
+and ``..._forward_hook``) see every module call; a per-thread stack of the
+modules being called gives each call its name:
+
+- A module called with no module of a known model around it is a *root*,
+  named by its own ``named_modules()``. The first root gets no prefix (its
+  children are ``encoder.0``..., its own output ``output``, as with
+  ``numtrace.watch``); every later root is prefixed with its class name,
+  ``Decoder``, then ``Decoder_2``... for other instances of that class.
+- A module called from inside a root is named by its path in that root
+  (``model.encoder(x)`` called from the script directly is ``encoder`` too).
+  A module the root does not contain (a model calling another top-level
+  model) becomes a root of its own: a *nested root*.
+- A ``torch.compile``'d model is named as the model it wraps (no
+  ``_orig_mod.``); a TorchScript module records only its output (TorchScript
+  runs its submodules without hooks), said once as a warning.
+
+The hooks never return a value, are removed by the returned undo callable
+(``trace run`` calls it in a ``finally``), and do nothing in forked children.
+``watch_model`` (``numtrace.watch`` for torch) hooks one model's modules instead.
+
+Example:
+    >>> import torch, numtrace
+    >>> with numtrace.record() as rec:
+    ...     undo = capture()
+    ...     try:
+    ...         _ = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Tanh())(torch.ones(1, 2))
+    ...     finally:
+    ...         undo()
+    >>> rec.trace.order
+    ['0', '1', 'output']
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import weakref
+from typing import Any, Callable, Iterable
+
+import torch
+from torch import nn
+from torch.nn.modules import module as torch_module
+
+from ..probes import StageFilter
+from ..tracer import active_recording
+from ..watch import Watch
+from . import torch as backend
+from .torch import Site, eager, is_compiled_wrapper, is_script_module, named_modules, tap_weights, warn_once
+
+
+_Entry = tuple  # (weakref to the module, its Site, its _Root)
+
+
+class _Root:
+    """A model first called as the outermost module: its prefix and the sites of its modules."""
+
+    def __init__(self, module: nn.Module, prefix: str, selected: StageFilter, known: dict[int, _Entry],
+                 forget: Callable[[Any], None]) -> None:
+        self.ref = weakref.ref(module, forget)
+        self.prefix = prefix
+        self.selected = selected
+        self.sites: dict[int, _Entry] = {}
+        self.known = known  # every root's modules, for calls from outside any root
+        self.refresh()
+
+    def refresh(self) -> None:
+        """(Re)build the name map: models may add modules after their first call."""
+        module = self.ref()
+        if module is None:
+            return
+        for path, sub in module.named_modules():
+            entry = self.sites.get(id(sub))
+            if entry is not None and entry[0]() is sub:
+                continue
+            # the OptimizedModule around a compiled model has the same name as the model: only the model records
+            site = backend.Site(self.prefix, backend.module_path(path), sub, self.selected,
+                                silent=backend.is_compiled_wrapper(sub))
+            self.sites[id(sub)] = entry = (weakref.ref(sub), site, self)
+            old = self.known.get(id(sub))
+            if old is None or old[0]() is not sub:
+                self.known[id(sub)] = entry
+
+    def site(self, module: nn.Module) -> backend.Site | None:
+        entry = self.sites.get(id(module))
+        return entry[1] if entry is not None and entry[0]() is module else None
+
+
+class TorchCapture:
+    """The process-wide hooks and the roots seen so far; ``start()`` then ``stop()``."""
+
+    def __init__(self, include: list[str] | None = None, exclude: list[str] | None = None,
+                 inputs: bool = False, weights: bool = False, gate: Callable[[], bool] | None = None,
+                 unprefixed_first: bool = True) -> None:
+        self.selected = backend.module_filter(include, exclude)
+        self.inputs = inputs
+        self.weights = weights
+        self.gate = gate  # while it returns False, calls are neither named nor recorded (fastai: training)
+        self._unprefixed_free = unprefixed_first  # False: "" waits for adopt(model, unprefixed=True)
+        self.roots: list[_Root] = []
+        self._known: dict[int, _Entry] = {}
+        self._prefixes: dict[str, int] = {}
+        self._local = threading.local()
+        self._lock = threading.RLock()  # a root forgotten by the garbage collector may come in while it is held
+        self._handles: list[Any] = []
+
+    def start(self) -> "TorchCapture":
+        self._handles = [
+            torch_module.register_module_forward_pre_hook(backend.eager(self._before)),
+            torch_module.register_module_forward_hook(backend.eager(self._after), with_kwargs=True, always_call=True),
+        ]
+        return self
+
+    def stop(self) -> None:
+        for handle in self._handles:
+            handle.remove()
+            # RemovableHandle forgets this table (torch 2.13): leave nothing behind
+            torch_module._global_forward_hooks_with_kwargs.pop(handle.id, None)
+        self._handles = []
+
+    def _stack(self) -> list[tuple[nn.Module, backend.Site | None, _Root | None]]:
+        stack = getattr(self._local, "stack", None)
+        if stack is None:
+            stack = self._local.stack = []
+        return stack
+
+    def _before(self, module: nn.Module, args: tuple) -> None:
+        if backend._forked_child or (self.gate is not None and not self.gate()):
+            return
+        stack = self._stack()
+        root = stack[-1][2] if stack else None
+        site = root.site(module) if root is not None else None
+        if site is None:
+            root, site = self._resolve(module, root)
+        stack.append((module, site, root))
+        if self.inputs and site is not None:
+            site.tap_inputs(args, _call_kwargs())
+
+    def _after(self, module: nn.Module, args: tuple, *rest: Any) -> None:
+        stack = self._stack()
+        for depth in range(len(stack) - 1, -1, -1):
+            if stack[depth][0] is module:
+                break
+        else:
+            return  # called while the gate was closed, or before start()
+        site = stack[depth][1]
+        del stack[depth:]
+        # (module, args, kwargs, output) normally; (module, args, None) when forward raised
+        if len(rest) == 2 and site is not None:
+            site.tap_output(rest[1])
+
+    def adopt(self, module: nn.Module, unprefixed: bool = False) -> None:
+        """Name ``module`` as a root now, unless it is known; ``unprefixed``: it may take the empty prefix."""
+        if unprefixed and not any(root.ref() is module for root in self.roots):
+            self._unprefixed_free = True
+        self._resolve(module, None)
+
+    def _resolve(self, module: nn.Module, current: _Root | None) -> tuple[_Root, backend.Site | None]:
+        """A module the current root has no name for: added to it since, part of a known root, or a new root."""
+        with self._lock:
+            if current is not None:
+                current.refresh()  # one walk of the model; a module built inside a forward costs one per call
+                site = current.site(module)
+                if site is not None:
+                    return current, site
+            entry = self._known.get(id(module))
+            if entry is not None and entry[0]() is module:
+                return entry[2], entry[1]
+            root = _Root(module, self._new_prefix(module), self.selected, self._known, self._forget)
+            self.roots.append(root)
+        if backend.is_script_module(module):
+            backend.warn_once(f"script:{type(module).__name__}", f"numtrace: {root.prefix or 'the model'} is a "
+                              "TorchScript module: only its output is recorded (TorchScript runs its submodules "
+                              "without hooks)")
+        if self.weights:
+            backend.tap_weights(module, root.prefix, self.selected)
+        return root, root.site(module)
+
+    def _forget(self, ref: Any) -> None:
+        """A root model was garbage-collected (a module built per call, say): drop its names."""
+        with self._lock:
+            for root in [r for r in self.roots if r.ref is ref]:
+                self.roots.remove(root)
+                for key, entry in list(root.sites.items()):
+                    if self._known.get(key) is entry:
+                        del self._known[key]
+
+    def _new_prefix(self, module: nn.Module) -> str:
+        if self._unprefixed_free:
+            self._unprefixed_free = False
+            return ""
+        target = module._orig_mod if backend.is_compiled_wrapper(module) else module
+        name = type(target).__name__
+        count = self._prefixes.get(name, 0) + 1
+        self._prefixes[name] = count
+        return name if count == 1 else f"{name}_{count}"
+
+
+def watch_model(
+    model: nn.Module,
+    *,
+    include: list[str] | None = None,
+    exclude: list[str] | None = None,
+    inputs: bool = False,
+    weights: bool = False,
+    prefix: str = "",
+) -> Watch:
+    """``numtrace.watch`` for torch: a forward hook (and pre-hook, for inputs) on each selected module."""
+    selected = backend.module_filter(include, exclude)
+    handles: list[Any] = []
+    refused: dict[int, tuple[Site, nn.Module]] = {}
+    stages: list[str] = []
+    weights_done: weakref.WeakSet = weakref.WeakSet()
+
+    def tap_weights_once() -> None:
+        recording = active_recording()
+        if recording is not None and recording not in weights_done:
+            weights_done.add(recording)
+            tap_weights(model, prefix, selected)
+
+    for path, module in named_modules(model):
+        site = Site(prefix, path, module, selected)
+        site.record_inputs = site.record_inputs and inputs
+        if not (site.record_output or site.record_inputs):
+            continue
+        stages.append(site.stage)
+        if is_script_module(module):
+            refused[id(module)] = (site, module)
+            continue
+        handles.extend(_hook(module, site, tap_weights_once if weights else None))
+
+    if refused:
+        handles.append(_hook_refused(refused))
+        names = ", ".join(site.stage for site, _ in refused.values())
+        warn_once(f"script:{id(model)}", f"numtrace: TorchScript modules refuse hooks; only their outputs are "
+                  f"recorded, not their submodules ({names})")
+    _warn_if_compiled_late(model)
+    if weights:
+        tap_weights_once()
+
+    def detach() -> None:
+        for handle in handles:
+            handle.remove()
+        handles.clear()
+
+    return Watch(model, detach, stages)
+
+
+def _hook(module: nn.Module, site: Site, before: Any) -> Iterable[Any]:
+    def pre(mod: nn.Module, args: tuple, kwargs: dict) -> None:
+        if before is not None:
+            before()
+        site.tap_inputs(args, kwargs)
+
+    def post(mod: nn.Module, args: tuple, kwargs: dict, output: Any) -> None:
+        if before is not None:
+            before()
+        site.tap_output(output)
+
+    handles = []
+    if site.record_inputs:
+        handles.append(module.register_forward_pre_hook(eager(pre), with_kwargs=True))
+    if site.record_output:
+        handles.append(module.register_forward_hook(eager(post), with_kwargs=True))
+    return handles
+
+
+def _hook_refused(refused: dict[int, tuple[Site, nn.Module]]) -> Any:
+    """ScriptModules refuse their own hooks, but the process-wide hook still sees their calls."""
+
+    def post(mod: nn.Module, args: tuple, output: Any) -> None:
+        entry = refused.get(id(mod))
+        if entry is not None and entry[1] is mod:
+            entry[0].tap_output(output)
+
+    return torch_module.register_module_forward_hook(eager(post))
+
+
+def _warn_if_compiled_late(model: nn.Module) -> None:
+    compiled = is_compiled_wrapper(model) or getattr(model, "_compiled_call_impl", None) is not None
+    if compiled and getattr(torch._dynamo.config, "skip_nnmodule_hook_guards", False):
+        frames = torch._dynamo.utils.counters.get("frames", {}).get("ok", 0)
+        if frames:
+            warn_once(f"compiled:{id(model)}", "numtrace: this torch.compile'd model may have been compiled already; "
+                      "hooks added after its first compiled call are ignored (torch._dynamo.config."
+                      "skip_nnmodule_hook_guards): watch it before its first call, or call torch._dynamo.reset()")
+
+
+def _call_kwargs() -> dict | None:
+    """The keyword arguments of the module call being made.
+
+    torch's process-wide pre-hook is given positional arguments only; the
+    keywords are read from ``Module._call_impl``'s frame (checked against
+    torch 2.13). If torch's call path differs, only positional inputs are
+    recorded.
+    """
+    frame = sys._getframe(1)
+    while frame is not None and frame.f_code.co_name != "inner":  # past _before and torch.compiler.disable's wrapper
+        frame = frame.f_back
+    if frame is not None and frame.f_back is not None and frame.f_back.f_code is nn.Module._call_impl.__code__:
+        kwargs = frame.f_locals.get("kwargs")
+        return kwargs if isinstance(kwargs, dict) else None
+    return None
+
+
+def capture(include: list[str] | None = None, exclude: list[str] | None = None, *,
+            inputs: bool = False, weights: bool = False, gate: Callable[[], bool] | None = None) -> Callable[[], None]:
+    """Start recording every module call into the active recording; returns the undo callable."""
+    hooks = TorchCapture(include, exclude, inputs=inputs, weights=weights, gate=gate).start()
+    return hooks.stop
