@@ -45,6 +45,21 @@ from .verdict import (
     parse_tol_option,
 )
 
+# --- issue 7, stats-only traces: a diff involving a sketch trace is a diff by sketch ---------------
+_full_diff = diff
+
+
+def diff(reference, candidate, **options):
+    """:func:`numtrace.compare.engine.diff`, or :func:`numtrace.compare.sketch.diff` when either trace
+    was recorded in stats-only mode (``trace run --stats``); same arguments, same report."""
+    if any("numtrace.sketch" in getattr(t, "metadata", {}) for t in (reference, candidate)):  # sketch.SKETCH_KEY
+        from . import sketch
+
+        return sketch.diff(reference, candidate, **options)
+    return _full_diff(reference, candidate, **options)
+# --- end of issue 7 ----------------------------------------------------------------------------------
+
+
 __all__ = [
     "DiffReport", "DiffStats", "FAIL_ON", "NameMap", "Pair", "SideStats", "StageResult", "Tolerance",
     "ToleranceTable", "Verdict", "SMALL_FACTOR", "VERDICT_HELP", "align", "aligned_arrays", "classify",

@@ -36,8 +36,8 @@ from .names import NameMap, as_name_map, normalize, tuple_stem
 
 HOW_NOTES = {
     "mapped": "paired by the map file",
-    "normalized": "paired by normalised name (case, _ and -, separators . / :, layers.N)",
-    "tuple": "paired as a flattened first output x.0 with a single output x",
+    "normalized": "paired by normalised name",
+    "tuple": "paired as first output x.0 with single output x",
 }
 
 

@@ -13,8 +13,13 @@ An element passes when ``|b - a| <= rtol * |a| + atol`` (the rule of
   equivalent algorithm, e.g. another resampler).
 - LARGE: some element more than 10x its tolerance away, a non-finite value on
   one side only (NaN vs number, inf vs finite, +inf vs -inf; NaN vs NaN and
-  equal infinities are equal), or shapes that differ.
+  equal infinities are equal), or shapes that differ and cannot be lined up.
 - MISSING: the stage is in one trace only.
+
+Shapes that differ by length-1 axes or a permutation of axes are lined up and
+compared (a layout change alone is MATCH); shapes that differ in the length of
+one axis are compared on their overlap, with a verdict of at least SMALL (see
+:mod:`numtrace.compare.layout` and :mod:`numtrace.compare.engine`).
 
 Default tolerance: ``rtol = sqrt(eps)`` of the coarser of the two dtypes and
 ``atol = rtol * max|a| + tiny`` (relative to the reference's scale, ``max|a|``
@@ -53,8 +58,11 @@ Verdicts (reference A, candidate B; per stage):
            typical of a different but equivalent algorithm, e.g. another resampler).
   LARGE    an element more than 10x its tolerance away, a non-finite value on one side only
            (NaN vs number, inf vs finite, +inf vs -inf; NaN vs NaN and equal infinities are
-           equal), or shapes that differ.
+           equal), or shapes that differ and cannot be lined up.
   MISSING  the stage is in one trace only.
+Shapes are lined up when they differ by length-1 axes or a permutation of axes (a layout
+  change alone is MATCH), or in the length of one axis: then the overlap is compared, and
+  the verdict is at least SMALL (elements on one side only, like a MISSING stage).
 Default tolerance: rtol = sqrt(eps) of the coarser dtype (float64 1.5e-8, float32 3.45e-4,
   float16 0.031, bfloat16 0.088) and atol = rtol*max|a| + tiny, i.e. relative to the
   reference's scale; integer and bool stages must be equal. Override with --tol."""

@@ -56,11 +56,14 @@ def fmt_growth(stage) -> str:
     return "×inf" if growth == float("inf") else f"×{fmt(growth, 2)}"
 
 
-def stage_diagnosis(stage, hide_dtype: bool = False, limit: int | None = 3) -> str:
-    """The diagnosis column: pairing and alignment notes, then the findings in words."""
+def stage_diagnosis(stage, hide_dtype: bool = False, limit: int | None = 3, pairing: bool = True) -> str:
+    """The diagnosis in words: pairing and alignment notes (the pairing note left out with
+    ``pairing=False``: a table shows it as ``a ↔ b``), then the findings."""
     findings = [f for f in stage.diagnosis if not (hide_dtype and f.get("kind") == "dtype")]
     words = describe_findings(findings, tuple(stage.a.shape) if stage.a is not None else None, limit)
     notes = getattr(stage, "alignment_note", "") if words else stage.note
+    if not pairing:
+        notes = "; ".join(n for n in notes.split("; ") if n and not n.startswith("paired by"))
     return "; ".join(x for x in (notes, words) if x)
 
 
@@ -68,20 +71,20 @@ def diff_table(report) -> Table:
     table = Table(header_style="bold", pad_edge=False, expand=False)
     table.add_column("", no_wrap=True)
     table.add_column("#", justify="right", no_wrap=True)
-    longest = max((len(s.name) + (len(s.name_b) + 3 if s.name_b else 0) for s in report.stages), default=5)
-    table.add_column("stage", overflow="fold", min_width=min(longest, 40))
-    table.add_column("shape", overflow="fold")
-    table.add_column(Text("reference\n[min, max] mean±std"), overflow="fold")
-    table.add_column(Text("candidate\n[min, max] mean±std"), overflow="fold")
+    longest = max((max(len(s.name), len(s.name_b or "") + 2) for s in report.stages), default=5)
+    table.add_column("stage", overflow="fold", min_width=min(longest, 22), max_width=26)
+    table.add_column("shape", overflow="fold", max_width=14)
+    table.add_column(Text("reference\n[min, max] mean±std"), overflow="fold", max_width=18)
+    table.add_column(Text("candidate\n[min, max] mean±std"), overflow="fold", max_width=18)
     table.add_column(Text("max |Δ|\nmean |Δ|"), justify="right", no_wrap=True)
     table.add_column(Text("rel err\ngrowth"), justify="right", no_wrap=True)
     table.add_column(Text("verdict\nout of tol"), no_wrap=True)
-    table.add_column("diagnosis", overflow="fold", min_width=28)
+    table.add_column("diagnosis", overflow="fold", min_width=24)
     first, root = report.first_divergence, report.root_cause
     hide_dtype = uniform_dtype_change(report) is not None
     for index, stage in enumerate(report.stages, 1):
         verdict = stage.verdict.value
-        name = stage.name if not stage.name_b else f"{stage.name} ↔ {stage.name_b}"
+        name = stage.name if not stage.name_b else f"{stage.name}\n↔ {stage.name_b}"
         if stage.only_in:
             name += f" (only in {'reference' if stage.only_in == 'a' else 'candidate'})"
         diff = stage.diff
@@ -98,7 +101,7 @@ def diff_table(report) -> Table:
             Text(f"{fmt(diff.abs_max)}\n{fmt(diff.abs_mean)}" if diff else "—"),
             Text(f"{fmt(diff.rel_rms, 2)}\n{fmt_growth(stage)}" if diff else "—"),
             Text(verdict, style=VERDICT_STYLES[verdict]) + Text(f"\n{fmt_percent(diff.mismatched, diff.total)}" if diff else ""),
-            Text(stage_diagnosis(stage, hide_dtype)),
+            Text(stage_diagnosis(stage, hide_dtype, pairing=False)),
         )
     return table
 
@@ -121,7 +124,8 @@ def root_cause_text(report) -> str:
         where += " (a non-finite value appears)"
     findings = [f for f in stage.diagnosis if f.get("kind") not in ("dtype", "precision")]
     words = describe_findings(findings, tuple(stage.a.shape) if stage.a is not None else None, 3)
-    words = "; ".join(x for x in (getattr(stage, "alignment_note", ""), words) if x) or stage.note
+    notes = [n for n in getattr(stage, "alignment_note", "").split("; ") if n and not n.startswith("paired by")]
+    words = "; ".join(notes + ([words] if words else [])) or stage.note
     return f"Root cause: {where}" + (f": {words}." if words else ".")
 
 

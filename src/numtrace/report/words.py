@@ -143,12 +143,12 @@ def describe_finding(finding: dict, lengths: tuple | None = None) -> str:
         return _with(f"a different factor per index along axis {f['axis']}, {_factor(f['min'])} to {_factor(f['max'])}", f,
                      "a per-channel gain, window or norm?")
     if kind == "elementwise":
-        of = f"{f['of']} (the reference's)" if f.get("of") else "the reference value"
+        of = f"{f['of']}" if f.get("of") else "the reference value"
         at = f.get("of") or "reference"
         return _with(f"the error is a function of {of}, largest ({fmt(f['peak_error'])}) near {at} = "
                      f"{fmt(f['peak_at'])}", f, "another formula or activation?")
     if kind == "proportional":
-        return _with(f"candidate = reference {_signed(f['factor'])} × {f['stage']} (the reference's)", f,
+        return _with(f"candidate = reference {_signed(f['factor'])} × {f['stage']}", f,
                      "a step, residual or skip connection applied differently?")
     if kind == "shift":
         lag = f["lag"]

@@ -1,0 +1,232 @@
+"""The diff engine: align stages, compare each, diagnose what does not match.
+
+Plain path (equal shapes): both stages are streamed in bounded chunks
+(:func:`~numtrace.compare.stats.compare_stage`); a stage that is not MATCH is
+then read whole for :func:`~numtrace.compare.diagnose.diagnose`, up to
+:data:`~numtrace.compare.diagnose.DIAGNOSE_MAX_ELEMENTS` elements (larger
+stages keep their verdict and a note, without findings).
+
+Aligned path (shapes differ): both stages are read whole (up to
+:data:`~numtrace.compare.layout.ALIGN_MAX_ELEMENTS`) and lined up by
+:func:`~numtrace.compare.layout.align_arrays`: singleton axes, a permutation
+(``layout``), one axis of another length (``shape``: the overlap is compared).
+The verdict comes from the aligned values, except that a length mismatch is
+never MATCH: it is at least SMALL (the overlap agrees, but elements exist on
+one side only; like a MISSING stage it fails only with ``--fail-on small``).
+``diff`` metrics are over the aligned values, ``worst_index`` in the overlap's
+coordinates in the reference's axis order; ``a``/``b`` describe each whole stage.
+
+Example:
+    >>> import numpy as np
+    >>> from numtrace.trace import MemoryTrace
+    >>> mel = np.linspace(-80.0, 0.0, 80 * 313).reshape(1, 80, 313)
+    >>> report = diff(MemoryTrace({"mel": mel}), MemoryTrace({"mel": mel[:, :, :312]}))
+    >>> report.stages[0].verdict.value, report.stages[0].diagnosis[0]
+    ('SMALL', {'kind': 'shape', 'axis': 2, 'a_len': 313, 'b_len': 312, 'a_start': 0, 'b_start': 0})
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..trace import MemoryTrace, Trace
+from . import rootcause
+from .align import Pair, align, find_pair, ignored
+from .diagnose import DIAGNOSE_MAX_ELEMENTS, diagnose
+from .layout import ALIGN_MAX_ELEMENTS, align_arrays
+from .names import as_name_map
+from .result import DiffReport, StageResult
+from .stats import compare_stage, summarize
+from .verdict import Tolerance, ToleranceTable, Verdict, classify
+
+
+def diff(
+    reference: Trace,
+    candidate: Trace,
+    *,
+    tolerances: ToleranceTable | None = None,
+    only: list[str] | None = None,
+    chunk_elements: int = 1 << 20,
+    map=None,  # noqa: A002 - the name the CLI (--map) and numtrace.testing use
+    diagnose_max_elements: int = DIAGNOSE_MAX_ELEMENTS,
+) -> DiffReport:
+    """Compare every aligned stage of ``candidate`` against ``reference``.
+
+    ``map`` is a :class:`~numtrace.compare.names.NameMap`, a map-file path, a
+    dict of the map file's contents, or None (see docs/diagnosis.md).
+
+    Example:
+        >>> import numpy as np
+        >>> from numtrace.trace import MemoryTrace
+        >>> a = MemoryTrace({"x": np.array([1.0, np.nan])})
+        >>> b = MemoryTrace({"x": np.array([1.0, np.nan]), "y": np.zeros(2)})
+        >>> [(s.name, s.verdict.value, s.only_in) for s in diff(a, b).stages]
+        [('x', 'MATCH', None), ('y', 'MISSING', 'b')]
+    """
+    table = tolerances if tolerances is not None else ToleranceTable()
+    names = as_name_map(map)
+    stages = []
+    recent: list[tuple[str, tuple]] = []  # the last compared reference stages and their shapes
+    largest = 0.0
+    for pair in align(reference, candidate, only, names):
+        if pair.name_a is None or pair.name_b is None:
+            stages.append(_missing(reference, candidate, pair, chunk_elements))
+            continue
+        result = compare_pair(reference, candidate, pair, table, chunk_elements, diagnose_max_elements)
+        stages.append(result)
+        r = rootcause.relative_error(result)
+        if r is None:
+            continue
+        if _born_unexplained(result, r, largest, diagnose_max_elements):
+            _diagnose_with_context(reference, candidate, pair, result, recent)
+        largest = max(largest, r)
+        recent = (recent + [(pair.name_a, tuple(reference.info(pair.name_a).shape))])[-LOOKBACK:]
+    rootcause.annotate(stages)
+    report = DiffReport(reference.label, candidate.label, stages)
+    report.ignored = ignored(reference, candidate, names)
+    return report
+
+
+#: Earlier stages a stage where the error is born is compared with (``proportional``).
+LOOKBACK = 8
+#: ... unless its own findings already explain all but this share of its error.
+CONTEXT_BELOW = 1.0 - 1e-6
+
+
+def _born_unexplained(result: StageResult, r: float, largest: float, diagnose_max: int) -> bool:
+    """A stage where the error is born (rootcause's jump), same shapes, not yet explained."""
+    if result.verdict not in (Verdict.SMALL, Verdict.LARGE) or result.diff is None or math.isinf(r):
+        return False
+    if tuple(result.a.shape) != tuple(result.b.shape) or result.a.count > diagnose_max:
+        return False
+    floor = rootcause.rounding_floor(result)
+    if max(r, floor) < rootcause.JUMP_RATIO * max(largest, floor):
+        return False
+    return max((f.get("explained", 0.0) for f in result.diagnosis), default=0.0) < CONTEXT_BELOW
+
+
+def _diagnose_with_context(reference: Trace, candidate: Trace, pair: Pair, result: StageResult, recent) -> None:
+    shape = tuple(result.a.shape)
+    related = {name: reference.read(name) for name, other in recent if other == shape}
+    if related:
+        info_a, info_b = reference.info(pair.name_a), candidate.info(pair.name_b)
+        result.diagnosis = diagnose(reference.read(pair.name_a), candidate.read(pair.name_b),
+                                    info_a.dtype, info_b.dtype, related)
+
+
+def _missing(reference: Trace, candidate: Trace, pair: Pair, chunk_elements: int) -> StageResult:
+    if pair.name_a is not None:
+        stats = summarize(reference, pair.name_a, chunk_elements)
+        return StageResult(pair.name_a, None, Verdict.MISSING, stats, None, None, None, [], "only in the reference")
+    stats = summarize(candidate, pair.name_b, chunk_elements)
+    return StageResult(pair.name_b, None, Verdict.MISSING, None, stats, None, None, [], "only in the candidate")
+
+
+def _join(*notes: str) -> str:
+    return "; ".join(n for n in notes if n)
+
+
+def _dtype_finding(dtype_a: str, dtype_b: str) -> list[dict]:
+    return [{"kind": "dtype", "a": dtype_a, "b": dtype_b}] if dtype_a != dtype_b else []
+
+
+def _verdict_note(d, overlap: bool = False) -> str:
+    worst = "a non-finite mismatch" if math.isinf(d.max_ratio) else f"{d.max_ratio:.3g}x its tolerance"
+    what = "overlapping values" if overlap else "values"
+    return f"{d.mismatched} of {d.total} {what} outside tolerance; worst {worst} at {d.worst_index}"
+
+
+def compare_pair(reference: Trace, candidate: Trace, pair: Pair, table: ToleranceTable,
+                 chunk_elements: int = 1 << 20, diagnose_max_elements: int = DIAGNOSE_MAX_ELEMENTS) -> StageResult:
+    """The :class:`StageResult` of one paired stage (plain or aligned path, module docstring)."""
+    name_a, name_b = pair.name_a, pair.name_b
+    info_a, info_b = reference.info(name_a), candidate.info(name_b)
+    tolerance = table.lookup(name_a, info_a.dtype, info_b.dtype)
+    name_b_out = None if name_b == name_a else name_b
+    if tuple(info_a.shape) != tuple(info_b.shape):
+        return _compare_aligned(reference, candidate, pair, tolerance, chunk_elements, diagnose_max_elements)
+    stats_a, stats_b, d = compare_stage(reference, name_a, candidate, name_b, tolerance, chunk_elements)
+    verdict = classify(d.max_ratio)
+    if verdict is Verdict.MATCH:
+        findings, note = _dtype_finding(info_a.dtype, info_b.dtype), ""
+    elif info_a.size <= diagnose_max_elements:
+        findings = diagnose(reference.read(name_a), candidate.read(name_b), info_a.dtype, info_b.dtype)
+        note = _verdict_note(d)
+    else:
+        findings = [{"kind": "nonfinite", "side": side, "count": count}
+                    for side, count in (("a", d.nonfinite_a), ("b", d.nonfinite_b)) if count]
+        findings += _dtype_finding(info_a.dtype, info_b.dtype)
+        note = _join(_verdict_note(d), f"not diagnosed: {info_a.size} elements > {diagnose_max_elements}")
+    result = StageResult(name_a, name_b_out, verdict, stats_a, stats_b, d, tolerance, findings, _join(pair.note, note))
+    result.pairing, result.alignment_note = pair.how, pair.note
+    return result
+
+
+def aligned_arrays(reference: Trace, candidate: Trace, pair: Pair):
+    """Both stages read whole and lined up: ``(a, b, findings, note)``, or None if they cannot be.
+
+    Example:
+        >>> import numpy as np
+        >>> from numtrace.trace import MemoryTrace
+        >>> a, b, findings, _ = aligned_arrays(MemoryTrace({"x": np.ones((2, 3))}),
+        ...                                    MemoryTrace({"x": np.ones((3, 2))}), Pair("x", "x"))
+        >>> b.shape, findings
+        ((2, 3), [{'kind': 'layout', 'perm': [1, 0]}])
+    """
+    va, vb = reference.read(pair.name_a), candidate.read(pair.name_b)
+    return align_arrays(va, vb)
+
+
+def _compare_aligned(reference, candidate, pair, tolerance: Tolerance, chunk_elements, diagnose_max_elements) -> StageResult:
+    name_a, name_b = pair.name_a, pair.name_b
+    info_a, info_b = reference.info(name_a), candidate.info(name_b)
+    name_b_out = None if name_b == name_a else name_b
+    shape_note = f"shapes differ: reference {tuple(info_a.shape)}, candidate {tuple(info_b.shape)}"
+    aligned = None
+    if max(info_a.size, info_b.size) <= ALIGN_MAX_ELEMENTS:
+        whole_a, whole_b = reference.read(name_a), candidate.read(name_b)
+        aligned = align_arrays(whole_a, whole_b)
+    else:
+        shape_note += f" (too large to align: more than {ALIGN_MAX_ELEMENTS} elements)"
+    if aligned is None:
+        stats_a = summarize(reference, name_a, chunk_elements)
+        stats_b = summarize(candidate, name_b, chunk_elements)
+        findings = _dtype_finding(info_a.dtype, info_b.dtype)
+        for side, stats in (("a", stats_a), ("b", stats_b)):
+            if stats.nonfinite:  # no position is compared, so none of them is matched
+                findings.append({"kind": "nonfinite", "side": side, "count": stats.nonfinite})
+        result = StageResult(name_a, name_b_out, Verdict.LARGE, stats_a, stats_b, None, tolerance, findings,
+                             _join(pair.note, shape_note))
+        result.pairing, result.alignment_note = pair.how, _join(pair.note, shape_note)
+        return result
+    av, bv, align_findings, align_note = aligned
+    stats_a = summarize(MemoryTrace({"x": (whole_a, info_a.dtype)}), "x", chunk_elements)
+    stats_b = summarize(MemoryTrace({"x": (whole_b, info_b.dtype)}), "x", chunk_elements)
+    view_a = MemoryTrace({"x": (np.ascontiguousarray(av), info_a.dtype)})
+    view_b = MemoryTrace({"x": (np.ascontiguousarray(bv), info_b.dtype)})
+    _, _, d = compare_stage(view_a, "x", view_b, "x", tolerance, chunk_elements)
+    values_verdict = classify(d.max_ratio)
+    lengths_differ = any(f["kind"] == "shape" for f in align_findings)
+    verdict = values_verdict
+    if lengths_differ and verdict is Verdict.MATCH:
+        verdict = Verdict.SMALL
+    if values_verdict is Verdict.MATCH:
+        findings = align_findings + _dtype_finding(info_a.dtype, info_b.dtype)
+        note = "overlap matches" if lengths_differ else ""
+    elif av.size <= diagnose_max_elements:
+        findings = align_findings + diagnose(av, bv, info_a.dtype, info_b.dtype)
+        note = _verdict_note(d, overlap=lengths_differ)
+    else:
+        findings = align_findings + _dtype_finding(info_a.dtype, info_b.dtype)
+        note = _join(_verdict_note(d, overlap=lengths_differ), "not diagnosed: too large")
+    result = StageResult(name_a, name_b_out, verdict, stats_a, stats_b, d, tolerance, findings,
+                         _join(pair.note, align_note, note))
+    result.pairing, result.alignment_note = pair.how, _join(pair.note, align_note)
+    return result
+
+
+def stage_pair(reference: Trace, candidate: Trace, name: str, map=None) -> Pair | None:  # noqa: A002
+    """The pair of the stage called ``name`` on either side (after name alignment), or None."""
+    return find_pair(align(reference, candidate, None, as_name_map(map)), name)

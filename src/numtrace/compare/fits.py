@@ -1,0 +1,188 @@
+"""Findings that fit a model of the candidate from the reference: B = A + c, B = k A, ...
+
+Pure NumPy, used by :func:`numtrace.compare.diagnose.diagnose`. Every fit is
+least squares; it reports ``explained`` (the share of the error energy
+``E = sum((b - a)^2)`` that the fit removes) and ``residual`` (the relative
+error left, ``sqrt(E_left / sum(a^2))``, comparable to ``diff.rel_rms``).
+
+A fit is *significant* when its F statistic, ``(E - E_left) / q`` over
+``E_left / (n - p)``, is at least :data:`MIN_F` (q parameters added, p in all):
+a few free parameters always explain a little of random noise; they explain a
+lot only of a real structure.
+
+Example:
+    >>> import numpy as np
+    >>> x = np.linspace(-10.0, 0.0, 50)
+    >>> fit_global(x, x - 1.46)["offset"]["value"]
+    -1.46
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+#: F statistic a fit needs (about a 5-sigma effect for one parameter): noise never reaches it.
+MIN_F = 25.0
+#: |factor + 1| below this makes a scale fit a sign flip.
+SIGN_TOLERANCE = 0.02
+#: Elements the elementwise fit uses (a fixed random subsample beyond it: it sorts them).
+ELEMENTWISE_MAX = 1 << 20
+#: The elementwise fit needs at least this many elements, and uses groups of this size or more.
+ELEMENTWISE_GROUP = 32
+#: ... and at most this many groups (reference-value quantiles).
+ELEMENTWISE_GROUPS = 64
+
+
+def dot_sum(x: np.ndarray, y: np.ndarray) -> float:
+    """Sum of products by pairwise summation (np.sum): accurate, the same on every machine,
+    and not at the mercy of a BLAS thread pool (np.dot can be 40x slower on small vectors)."""
+    return float(np.multiply(x, y).sum())
+
+
+def significant(energy: float, left: float, n: int, q: int, p: int) -> bool:
+    """Whether removing ``energy - left`` with ``q`` more parameters (``p`` in all) is real."""
+    gained = energy - left
+    if gained <= 0:
+        return False
+    if left <= 1e-24 * energy or n <= p:
+        return left <= 1e-24 * energy
+    return (gained / q) / (left / (n - p)) >= MIN_F
+
+
+def _entry(energy: float, left: float, a2: float) -> dict:
+    left = min(max(left, 0.0), energy)
+    return {
+        "explained": 1.0 - left / energy,
+        "residual": math.sqrt(left / a2) if a2 > 0 else math.inf,
+    }
+
+
+def fit_global(x: np.ndarray, y: np.ndarray) -> dict[str, dict]:
+    """Offset, scale and affine fits of flat finite values ``y`` (candidate) on ``x`` (reference).
+
+    Returns ``{"offset": {...}, "scale": {...}, "affine": {...}}`` each with its
+    parameters, ``explained``, ``residual`` and ``significant``.
+    """
+    n = x.size
+    e = y - x
+    energy = float(dot_sum(e, e))
+    a2 = float(dot_sum(x, x))
+    out: dict[str, dict] = {}
+    if n == 0 or energy <= 0:
+        return out
+    c = float(e.mean())
+    left = float(np.sum((e - c) ** 2))
+    out["offset"] = {"value": c, **_entry(energy, left, a2), "significant": significant(energy, left, n, 1, 1)}
+    if a2 > 0:
+        k = float(dot_sum(x, y)) / a2
+        left = float(np.sum((y - k * x) ** 2))
+        out["scale"] = {"factor": k, **_entry(energy, left, a2), "significant": significant(energy, left, n, 1, 1)}
+    mx, my = float(x.mean()), float(y.mean())
+    dx = x - mx
+    var = float(dot_sum(dx, dx))
+    if var > 0 and n > 2:
+        k = float(dot_sum(dx, y - my)) / var
+        c = my - k * mx
+        left = float(np.sum((y - k * x - c) ** 2))
+        out["affine"] = {"factor": k, "value": c, **_entry(energy, left, a2),
+                         "significant": significant(energy, left, n, 2, 2)}
+    return out
+
+
+def fit_channels(a: np.ndarray, b: np.ndarray, mask: np.ndarray, energy: float, a2: float) -> dict[str, dict]:
+    """The best per-index offset and per-index scale along one axis (a bias or gain per channel).
+
+    ``a``/``b`` are the full arrays with non-finite positions zeroed and
+    ``mask`` marking the finite ones. Returns ``{"channel_offset": {...},
+    "channel_scale": {...}}`` for the axis where each explains most.
+    """
+    best: dict[str, dict] = {}
+    n = int(mask.sum())
+    if energy <= 0 or a.ndim == 0:
+        return best
+    e = b - a
+    for axis in range(a.ndim):
+        length = a.shape[axis]
+        if length < 2 or length * 2 > a.size:
+            continue
+        other = tuple(k for k in range(a.ndim) if k != axis)
+        count = mask.sum(axis=other).astype(np.float64)
+        se = e.sum(axis=other)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            values = np.where(count > 0, se / np.maximum(count, 1), 0.0)
+        left = energy - float(np.sum(count * values * values))
+        _keep(best, "channel_offset", axis, values, energy, left, a2, n, length, count > 0)
+        saa = (a * a).sum(axis=other)
+        sab = (a * b).sum(axis=other)
+        sbb = (b * b).sum(axis=other)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            factors = np.where(saa > 0, sab / np.where(saa > 0, saa, 1.0), 0.0)
+        left = float(np.sum(sbb - factors * sab))
+        _keep(best, "channel_scale", axis, factors, energy, left, a2, n, length, saa > 0)
+    return best
+
+
+def _keep(best, kind, axis, values, energy, left, a2, n, length, defined) -> None:
+    """Keep the fit along ``axis`` if it beats the best so far; min/max over ``defined`` indices."""
+    shown = values[defined] if defined.any() else values
+    entry = {"kind": kind, "axis": axis, **_entry(energy, left, a2),
+             "significant": significant(energy, left, n, length, length),
+             "min": float(shown.min()), "max": float(shown.max())}
+    if length <= 16:
+        entry["values"] = [float(v) for v in values]
+    if kind not in best or entry["explained"] > best[kind]["explained"]:
+        best[kind] = entry
+
+
+def fit_elementwise(x: np.ndarray, e: np.ndarray, a2: float) -> dict | None:
+    """How much of the error is a function of the reference value (a different formula).
+
+    The values are sorted by reference value and cut into equal-count groups;
+    the error's group means are the fitted function. Returns the fit with
+    ``peak_at`` (reference value where the mean error is largest) and
+    ``peak_error``, or None when there are too few values.
+    """
+    n = x.size
+    if n < ELEMENTWISE_GROUP * 4:
+        return None
+    if n > ELEMENTWISE_MAX:
+        pick = np.random.default_rng(0).choice(n, ELEMENTWISE_MAX, replace=False)
+        x, e = x[pick], e[pick]
+        a2 = a2 * ELEMENTWISE_MAX / n
+        n = ELEMENTWISE_MAX
+    energy = float(dot_sum(e, e))
+    if energy <= 0:
+        return None
+    groups = min(ELEMENTWISE_GROUPS, n // ELEMENTWISE_GROUP)
+    order = np.argsort(x, kind="stable")
+    xs, es = x[order], e[order]
+    bounds = np.linspace(0, n, groups + 1).astype(int)
+    left, means, centers = 0.0, [], []
+    for lo, hi in zip(bounds[:-1], bounds[1:]):
+        chunk = es[lo:hi]
+        mean = float(chunk.mean())
+        left += float(np.sum((chunk - mean) ** 2))
+        means.append(mean)
+        centers.append(float(xs[(lo + hi) // 2]))  # xs is sorted: the group's median
+    peak = int(np.argmax(np.abs(means)))
+    return {"kind": "elementwise", **_entry(energy, left, a2),
+            "significant": significant(energy, left, n, groups, groups),
+            "peak_at": centers[peak], "peak_error": means[peak]}
+
+
+def fit_proportional(e: np.ndarray, x: np.ndarray, a: np.ndarray, a2: float) -> dict | None:
+    """``b - a ~ factor * x`` for another stage's reference values ``x`` (flat, finite).
+
+    None when ``x`` is all zeros. (When ``x`` is the reference itself again, this
+    is the scale fit, and :func:`~numtrace.compare.diagnose.better` drops it.)
+    """
+    xx = float(dot_sum(x, x))
+    energy = float(dot_sum(e, e))
+    if xx <= 0 or energy <= 0:
+        return None
+    k = float(dot_sum(e, x)) / xx
+    left = float(np.sum((e - k * x) ** 2))
+    return {"kind": "proportional", "factor": k, **_entry(energy, left, a2),
+            "significant": significant(energy, left, e.size, 1, 1)}

@@ -1,0 +1,193 @@
+"""Stage-name rules: normalised names and the user's name map (``--map FILE``).
+
+Two ports rarely agree on names: ``decoder.finalProj`` (Swift) against
+``decoder.final_proj`` (Python), ``encoder/layers/0`` against ``encoder.0``.
+:func:`normalize` turns a name into a key on which such spellings meet;
+:class:`NameMap` holds what the user states in a map file (prefixes to strip,
+renames, stages to ignore).
+
+Normalisation: ``.``, ``/`` and ``:`` are one separator; inside a component,
+case, ``_`` and ``-`` are ignored (``finalProj``, ``final_proj``, ``Final-Proj``
+all meet); an MLX ``Sequential``'s ``layers.N`` is torch's bare ``N``; call
+indices (``@N``) are kept, so ``x@1`` meets only ``x@1``.
+
+Example:
+    >>> normalize("decoder/finalProj@2"), normalize("encoder.layers.0.conv")
+    ('decoder.finalproj@2', 'encoder.0.conv')
+    >>> m = NameMap.from_dict({"strip_prefix_b": ["swift."], "rename": {"ode.v*": "ode.velocity*"}})
+    >>> m.key_b("swift.ode.v@3"), m.ignores("x", "a")
+    ('ode.velocity@3', False)
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
+
+from ..errors import UsageError
+
+_SEPARATORS = re.compile(r"[./:]+")
+_IGNORED_CHARS = re.compile(r"[_\-]")
+
+
+def normalize(name: str) -> str:
+    """The key on which differently spelled stage names meet (see the module docstring)."""
+    parts = [_IGNORED_CHARS.sub("", part).lower() for part in _SEPARATORS.split(name) if part]
+    kept = [
+        part for i, part in enumerate(parts)
+        if not (part == "layers" and i + 1 < len(parts) and parts[i + 1].isdigit())
+    ]
+    return ".".join(kept)
+
+
+def tuple_stem(key: str) -> str | None:
+    """``x.0`` -> ``x``: the single-output name a flattened first element meets (else None)."""
+    return key[:-2] if key.endswith(".0") and len(key) > 2 else None
+
+
+@dataclass(frozen=True)
+class Rename:
+    """One rename rule: a glob (``*``/``?`` captured in order) or ``re:REGEX`` -> template.
+
+    Example:
+        >>> Rename.parse("blocks.*.mlp", "layers.*.ffn").apply("blocks.3.mlp")
+        'layers.3.ffn'
+        >>> Rename.parse(r"re:ode\\.v(\\d+)", r"ode.velocity@\\1").apply("ode.v7")
+        'ode.velocity@7'
+    """
+
+    pattern: str
+    template: str
+    regex: re.Pattern
+    is_regex: bool
+
+    @classmethod
+    def parse(cls, pattern: str, template: str, where: str = "map") -> "Rename":
+        if not isinstance(template, str) or not template:
+            raise UsageError(f"{where}: rename {pattern!r} needs a non-empty string target, got {template!r}")
+        if pattern.startswith("re:"):
+            try:
+                regex = re.compile(pattern[3:])
+            except re.error as err:
+                raise UsageError(f"{where}: bad regular expression {pattern[3:]!r}: {err}") from None
+            return cls(pattern, template, regex, True)
+        captures = pattern.count("*") + pattern.count("?")
+        if template.count("*") + template.count("?") > captures:
+            raise UsageError(f"{where}: rename target {template!r} has more wildcards than {pattern!r}")
+        body = "".join("(.*?)" if c == "*" else "(.)" if c == "?" else re.escape(c) for c in pattern)
+        return cls(pattern, template, re.compile(body), False)
+
+    def apply(self, name: str) -> str | None:
+        """The renamed name, or None when the rule does not match ``name`` (whole-name match)."""
+        match = self.regex.fullmatch(name)
+        if match is None:
+            return None
+        if self.is_regex:
+            try:
+                return match.expand(self.template)
+            except (re.error, IndexError) as err:
+                raise UsageError(f"rename {self.pattern!r} -> {self.template!r}: {err}") from None
+        groups = iter(match.groups())
+        return "".join(next(groups) if c in "*?" else c for c in self.template)
+
+
+_LIST_KEYS = ("strip_prefix", "strip_prefix_a", "strip_prefix_b", "ignore", "ignore_a", "ignore_b")
+
+
+@dataclass
+class NameMap:
+    """What a map file says about names; the empty map changes nothing.
+
+    ``key_a``/``key_b`` give the name under which a stage is paired: the first
+    matching prefix stripped (per side, then both), and for the candidate the
+    first matching rename applied. ``ignores(name, side)`` drops a stage.
+    """
+
+    strip_a: list[str] = field(default_factory=list)
+    strip_b: list[str] = field(default_factory=list)
+    ignore_a: list[str] = field(default_factory=list)
+    ignore_b: list[str] = field(default_factory=list)
+    renames: list[Rename] = field(default_factory=list)
+    source: str = ""
+
+    @property
+    def is_empty(self) -> bool:
+        return not (self.strip_a or self.strip_b or self.ignore_a or self.ignore_b or self.renames)
+
+    def ignores(self, name: str, side: str) -> bool:
+        globs = self.ignore_a if side == "a" else self.ignore_b
+        return any(fnmatchcase(name, glob) for glob in globs)
+
+    def key_a(self, name: str) -> str:
+        return _strip(name, self.strip_a)
+
+    def key_b(self, name: str) -> str:
+        name = _strip(name, self.strip_b)
+        for rule in self.renames:
+            renamed = rule.apply(name)
+            if renamed is not None:
+                return renamed
+        return name
+
+    @classmethod
+    def from_dict(cls, data: dict, where: str = "map") -> "NameMap":
+        """Build from parsed TOML (see docs/diagnosis.md for the format)."""
+        unknown = sorted(set(data) - set(_LIST_KEYS) - {"rename"})
+        if unknown:
+            raise UsageError(
+                f"{where}: unknown key {unknown[0]!r}; expected {', '.join(_LIST_KEYS)} or a [rename] table"
+            )
+        lists = {key: _string_list(data.get(key, []), key, where) for key in _LIST_KEYS}
+        renames_table = data.get("rename", {})
+        if not isinstance(renames_table, dict):
+            raise UsageError(f"{where}: [rename] must be a table of \"candidate pattern\" = \"reference name\"")
+        renames = [Rename.parse(p, t, where) for p, t in renames_table.items()]
+        return cls(
+            strip_a=lists["strip_prefix_a"] + lists["strip_prefix"],
+            strip_b=lists["strip_prefix_b"] + lists["strip_prefix"],
+            ignore_a=lists["ignore_a"] + lists["ignore"],
+            ignore_b=lists["ignore_b"] + lists["ignore"],
+            renames=renames,
+            source=where,
+        )
+
+    @classmethod
+    def load(cls, path) -> "NameMap":
+        """Read a map file (TOML); any problem is a :class:`UsageError` naming the file."""
+        where = str(path)
+        try:
+            with open(where, "rb") as handle:
+                data = tomllib.load(handle)
+        except OSError as err:
+            raise UsageError(f"cannot read map file {where!r}: {err.strerror or err}") from None
+        except tomllib.TOMLDecodeError as err:
+            raise UsageError(f"map file {where!r} is not valid TOML: {err}") from None
+        return cls.from_dict(data, f"map file {where!r}")
+
+
+def as_name_map(value) -> NameMap:
+    """A :class:`NameMap` from None (empty), a NameMap, a dict or a path to a TOML file."""
+    if value is None:
+        return NameMap()
+    if isinstance(value, NameMap):
+        return value
+    if isinstance(value, dict):
+        return NameMap.from_dict(value)
+    return NameMap.load(value)
+
+
+def _strip(name: str, prefixes: list[str]) -> str:
+    for prefix in prefixes:
+        if prefix and name.startswith(prefix) and len(name) > len(prefix):
+            return name[len(prefix):]
+    return name
+
+
+def _string_list(value, key: str, where: str) -> list[str]:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise UsageError(f"{where}: {key} must be a list of strings, got {value!r}")
+    return list(value)

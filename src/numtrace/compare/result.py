@@ -1,0 +1,226 @@
+"""The results of a diff: one :class:`StageResult` per stage, a :class:`DiffReport` for all.
+
+``to_dict`` gives the JSON of SPEC §3 (``trace diff --json``). Fields added
+beyond SPEC §3's example, per stage: ``pairing`` (how the names were paired:
+exact, mapped, normalized, tuple, missing), ``rel_err`` (the relative error
+the root-cause analysis uses) and ``growth`` (its ratio to the previous
+compared stage's); at the top: ``root_cause`` (a stage name or null) and
+``ignored`` (stages the map file dropped, per side). See
+:mod:`numtrace.compare.rootcause` for the definitions.
+
+Example:
+    >>> import numpy as np
+    >>> from numtrace.trace import MemoryTrace
+    >>> from numtrace.compare import diff
+    >>> x = np.linspace(-10.0, 0.0, 64)
+    >>> out = diff(MemoryTrace({"enc": x, "mel": x}), MemoryTrace({"enc": x, "mel": x - 1.46})).to_dict()
+    >>> out["first_divergence"], out["root_cause"], out["stages"][1]["diagnosis"][0]["kind"]
+    ('mel', 'mel', 'offset')
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from ..errors import UsageError
+from . import rootcause
+from .stats import DiffStats, SideStats
+from .verdict import Tolerance, Verdict
+
+FAIL_ON = ("large", "small", "missing", "never")
+_FAILING = {
+    "large": {Verdict.LARGE},
+    "small": {Verdict.SMALL, Verdict.LARGE},
+    "missing": {Verdict.LARGE, Verdict.MISSING},
+    "never": set(),
+}
+
+
+@dataclass
+class StageResult:
+    """The comparison of one stage.
+
+    ``name`` is the reference's stage name (the candidate's for a candidate-only
+    stage); ``name_b`` the candidate's when it differs, else None. ``a``/``b``
+    are the sides' statistics (None for the side that lacks the stage), ``diff``
+    the difference metrics (None when MISSING or when the shapes cannot be
+    lined up). ``pairing`` says how the names were paired; ``rel_err``,
+    ``growth`` and ``jump`` are set by :func:`numtrace.compare.rootcause.annotate`;
+    ``alignment_note`` is the part of ``note`` about pairing and alignment.
+    """
+
+    name: str
+    name_b: str | None
+    verdict: Verdict
+    a: SideStats | None
+    b: SideStats | None
+    diff: DiffStats | None
+    tolerance: Tolerance | None
+    diagnosis: list[dict] = field(default_factory=list)
+    note: str = ""
+    pairing: str = "exact"
+    alignment_note: str = ""
+    rel_err: float | None = None
+    growth: float | None = None
+    jump: float | None = None
+
+    @property
+    def only_in(self) -> str | None:
+        """Which side has a MISSING stage: "a" or "b"; None for other verdicts."""
+        if self.verdict is not Verdict.MISSING:
+            return None
+        if self.a is None and self.b is not None:
+            return "b"
+        if self.b is None and self.a is not None:
+            return "a"
+        return None
+
+    def to_dict(self) -> dict:
+        """This stage as in the JSON report (SPEC §3), JSON-safe."""
+        out: dict = {"name": self.name}
+        if self.name_b is not None and self.name_b != self.name:
+            out["name_b"] = self.name_b
+        out["verdict"] = self.verdict.value
+        if self.verdict is Verdict.MISSING:
+            out["only_in"] = self.only_in
+        out["a"] = _side_dict(self.a)
+        out["b"] = _side_dict(self.b)
+        out["diff"] = _diff_dict(self.diff)
+        out["pairing"] = "missing" if self.verdict is Verdict.MISSING else self.pairing
+        out["rel_err"] = _json_float(self.rel_err)
+        out["growth"] = _json_float(self.growth)
+        out["diagnosis"] = [_json_safe(finding) for finding in self.diagnosis]
+        out["note"] = self.note
+        out["tolerance"] = None if self.tolerance is None else _json_safe(self.tolerance.to_dict())
+        return out
+
+
+@dataclass
+class DiffReport:
+    """All stage results of a diff, in order, with the reference's and candidate's labels."""
+
+    a_label: str
+    b_label: str
+    stages: list[StageResult]
+    ignored: dict = field(default_factory=lambda: {"a": [], "b": []})
+
+    @property
+    def first_divergence(self) -> str | None:
+        """Name of the first stage, in order, whose verdict is SMALL or LARGE (None if none).
+
+        ``report[report.first_divergence]`` is that stage's :class:`StageResult`.
+        """
+        for stage in self.stages:
+            if stage.verdict in (Verdict.SMALL, Verdict.LARGE):
+                return stage.name
+        return None
+
+    @property
+    def root_cause(self) -> str | None:
+        """The stage where the error is born (see :mod:`numtrace.compare.rootcause`), or None."""
+        return rootcause.root_cause(self.stages)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Number of stages per verdict, every verdict present."""
+        counts = {verdict.value: 0 for verdict in Verdict}
+        for stage in self.stages:
+            counts[stage.verdict.value] += 1
+        return counts
+
+    def failed(self, fail_on: str = "large") -> bool:
+        """Whether the diff fails: ``large`` (a LARGE stage), ``small`` (SMALL or LARGE),
+        ``missing`` (LARGE or MISSING) or ``never``."""
+        try:
+            failing = _FAILING[fail_on]
+        except KeyError:
+            raise UsageError(f"bad fail-on value {fail_on!r}; expected one of {', '.join(FAIL_ON)}") from None
+        return any(stage.verdict in failing for stage in self.stages)
+
+    def __bool__(self) -> bool:
+        return not self.failed()
+
+    def __getitem__(self, name: str) -> StageResult:
+        """The result of the stage named ``name`` (reference name, or candidate name)."""
+        for stage in self.stages:
+            if stage.name == name or stage.name_b == name:
+                return stage
+        raise KeyError(f"no stage {name!r} in the report")
+
+    def to_dict(self) -> dict:
+        """The report as ``trace diff --json`` prints it (SPEC §3), JSON-safe."""
+        return {
+            "a": self.a_label,
+            "b": self.b_label,
+            "first_divergence": self.first_divergence,
+            "root_cause": self.root_cause,
+            "summary": self.counts,
+            "ignored": {"a": list(self.ignored.get("a", [])), "b": list(self.ignored.get("b", []))},
+            "stages": [stage.to_dict() for stage in self.stages],
+        }
+
+
+def _json_float(value) -> float | None:
+    if value is None:
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def _json_safe(value):
+    """Floats to finite Python floats or None, ints to int, containers recursively."""
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if hasattr(value, "dtype") and getattr(value, "ndim", 1) == 0:
+        value = value.item()
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return _json_float(value)
+    return value
+
+
+def _side_dict(stats: SideStats | None) -> dict | None:
+    if stats is None:
+        return None
+    return {
+        "shape": [int(n) for n in stats.shape],
+        "dtype": stats.dtype,
+        "min": _json_float(stats.min),
+        "max": _json_float(stats.max),
+        "mean": _json_float(stats.mean),
+        "std": _json_float(stats.std),
+        "abs_max": _json_float(stats.abs_max),
+        "count": int(stats.count),
+        "nan": int(stats.nan),
+        "posinf": int(stats.posinf),
+        "neginf": int(stats.neginf),
+    }
+
+
+_DIFF_FLOATS = ("abs_max", "abs_mean", "rms", "rel_rms", "rel_max", "cosine", "snr_db")
+
+
+def _diff_dict(d: DiffStats | None) -> dict | None:
+    if d is None:
+        return None
+    out: dict = {key: _json_float(getattr(d, key)) for key in _DIFF_FLOATS}
+    out.update(
+        mismatched=int(d.mismatched),
+        total=int(d.total),
+        mismatch_fraction=_json_float(d.mismatch_fraction),
+        max_ratio=_json_float(d.max_ratio),
+        worst_index=None if d.worst_index is None else [int(i) for i in d.worst_index],
+        worst_a=_json_float(d.worst_a),
+        worst_b=_json_float(d.worst_b),
+        rtol=_json_float(d.rtol),
+        atol=_json_float(d.atol),
+        nonfinite_a=int(d.nonfinite_a),
+        nonfinite_b=int(d.nonfinite_b),
+    )
+    return out

@@ -1,0 +1,240 @@
+"""``trace plot``: pictures of a diff. matplotlib is imported here only (Agg backend).
+
+- :func:`plot_overview`: the relative error of every compared stage in
+  execution order, log scale, coloured by verdict, the first divergence (▶)
+  and the root cause (★) marked.
+- :func:`plot_stage`: one stage as reference, candidate and difference
+  heatmaps side by side (first axis up, second across: a (mel, frames)
+  spectrogram has frequency up and time across), colour bars, the reference
+  and candidate on one colour scale, the difference on a symmetric diverging
+  one, with padding and localized bands outlined. A 1-D stage is drawn as
+  lines; a stage of more than two axes (after dropping length-1 axes) as the
+  2-D slice through its worst location.
+
+Example:
+    >>> import numpy as np, os, tempfile
+    >>> from numtrace.trace import MemoryTrace
+    >>> a = MemoryTrace({"mel": np.linspace(-80, 0, 400).reshape(20, 20)})
+    >>> b = MemoryTrace({"mel": np.linspace(-80, 0, 400).reshape(20, 20) - 1.5})
+    >>> out = plot_stage(a, b, "mel", os.path.join(tempfile.mkdtemp(), "mel.png"))
+    >>> os.path.getsize(out) > 1000
+    True
+"""
+
+from __future__ import annotations
+
+import math
+import textwrap
+
+import numpy as np
+
+from ..compare import ToleranceTable, aligned_arrays, compare_pair, stage_pair
+from ..compare.profile import worst_locations
+from ..errors import UsageError
+from .words import describe_findings
+
+VERDICT_COLORS = {"MATCH": "#2e7d32", "SMALL": "#ef8f00", "LARGE": "#c62828"}
+#: Heatmaps larger than this along an axis are drawn with a stride (the file stays small).
+MAX_PIXELS = 1600
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, out) -> str:
+    try:
+        fig.savefig(out, dpi=110, bbox_inches="tight")
+    except (OSError, ValueError) as err:
+        raise UsageError(f"cannot write plot {str(out)!r}: {err}") from None
+    finally:
+        _pyplot().close(fig)
+    return str(out)
+
+
+def plot_overview(report, out) -> str:
+    """Relative error of every stage, in order (see the module docstring). Returns ``out``."""
+    plt = _pyplot()
+    stages = [s for s in report.stages if s.verdict.value != "MISSING"]
+    if not stages:
+        raise UsageError("no stage is on both sides: nothing to plot")
+    errors = [s.rel_err for s in stages]
+    finite = [e for e in errors if e is not None and 0 < e < math.inf]
+    floor = min(finite) / 10 if finite else 1e-17
+    ceiling = max(finite) * 10 if finite else 1.0
+    width = min(24.0, max(7.0, 0.32 * len(stages) + 3))
+    fig, ax = plt.subplots(figsize=(width, 5.2))
+    x = np.arange(len(stages))
+    ax.plot(x, [_clip(e, floor, ceiling) for e in errors], color="#90a4ae", lw=1, zorder=1)
+    for i, (stage, e) in enumerate(zip(stages, errors)):
+        color = VERDICT_COLORS[stage.verdict.value]
+        marker = "^" if e == math.inf else "o"
+        face = "none" if e is None or e == 0 else color
+        ax.scatter([i], [_clip(e, floor, ceiling)], s=46, marker=marker, facecolors=face, edgecolors=color, zorder=3)
+    ax.set_yscale("log")
+    ax.set_ylim(floor / 2, ceiling * 2)
+    ax.set_ylabel("relative error  rms(B − A) / rms(A)")
+    names = [s.name for s in stages]
+    step = max(1, len(names) // 60)
+    ax.set_xticks(x[::step])
+    ax.set_xticklabels(names[::step], rotation=60, ha="right", fontsize=8)
+    ax.set_xlim(-0.7, len(stages) - 0.3)
+    ax.grid(True, which="major", axis="y", alpha=0.3)
+    first, root = report.first_divergence, report.root_cause
+    marks = [(first, "#c62828", "first divergence")] if first in names else []
+    if root in names:
+        if root == first:
+            marks = [(root, "#6a1b9a", "first divergence = root cause")]
+        else:
+            marks.append((root, "#6a1b9a", "root cause"))
+    for row, (name, color, label) in enumerate(marks):
+        i = names.index(name)
+        ax.axvline(i, color=color, ls="--", lw=1.4, zorder=0)
+        right = i > (len(names) - 1) / 2
+        ax.annotate(f"{label}: {name}", (i, ceiling), xytext=(-5 if right else 5, -4 - 14 * row),
+                    textcoords="offset points", color=color, fontsize=9, va="top", ha="right" if right else "left")
+        if label != "first divergence":
+            ax.scatter([i], [_clip(errors[i], floor, ceiling)], s=260, marker="*", facecolors="none",
+                       edgecolors=color, lw=1.3, zorder=4)
+    handles = [plt.Line2D([], [], ls="", marker="o", color=c, label=v) for v, c in VERDICT_COLORS.items()]
+    ax.legend(handles=handles, loc="lower right", fontsize=8, framealpha=0.8)
+    ax.set_title(f"relative error per stage, in execution order\nreference {report.a_label}  vs  candidate {report.b_label}",
+                 fontsize=10)
+    return _save(fig, out)
+
+
+def _clip(e, floor: float, ceiling: float) -> float:
+    if e is None or e <= 0:
+        return floor
+    return min(e, ceiling)
+
+
+def plot_stage(reference, candidate, name: str, out, *, tolerances: ToleranceTable | None = None,
+               map=None) -> str:  # noqa: A002
+    """Reference, candidate and difference of one stage (module docstring). Returns ``out``."""
+    pair = stage_pair(reference, candidate, name, map)
+    if pair is None:
+        raise UsageError(f"no stage {name!r} in either trace; `trace diff A B` lists the stages")
+    if pair.name_a is None or pair.name_b is None:
+        raise UsageError(f"stage {name!r} is only in the {'reference' if pair.name_a else 'candidate'}: nothing to plot")
+    aligned = aligned_arrays(reference, candidate, pair)
+    if aligned is None:
+        raise UsageError(f"stage {name!r}: the shapes cannot be lined up, nothing to plot side by side")
+    result = compare_pair(reference, candidate, pair, tolerances or ToleranceTable())
+    av, bv, _, _ = aligned
+    a2, b2, where, axes = _two_d(np.asarray(av), np.asarray(bv))
+    title = f"{pair.name_a}" + (f" ↔ {pair.name_b}" if pair.name_b != pair.name_a else "") + where
+    words = describe_findings(result.diagnosis, tuple(av.shape), 3) or "no finding"
+    caption = f"{result.verdict.value}: " + words
+    plt = _pyplot()
+    if a2.ndim == 1:
+        fig = _lines(plt, a2, b2, axes)
+    else:
+        fig = _heatmaps(plt, a2, b2, axes, result.diagnosis)
+    fig.suptitle(title + "\n" + "\n".join(textwrap.wrap(caption, 150)), fontsize=10)
+    return _save(fig, out)
+
+
+def _two_d(a: np.ndarray, b: np.ndarray):
+    """At most 2-D: length-1 axes dropped, leading axes fixed at the worst location."""
+    if np.iscomplexobj(a) or np.iscomplexobj(b):
+        a, b = np.abs(a), np.abs(b)
+    a, b = a.astype(np.float64), b.astype(np.float64)
+    axes = [k for k, n in enumerate(a.shape) if n > 1]
+    where = ""
+    if a.ndim == 0 or not axes:
+        return a.reshape(-1), b.reshape(-1), where, [0]
+    worst = worst_locations(a, b, 1)
+    spot = worst[0]["index"] if worst else [0] * a.ndim
+    index = [slice(None) if k in axes[-2:] else spot[k] for k in range(a.ndim)]
+    fixed = [f"{k}={spot[k]}" for k in axes[:-2]]
+    if fixed:
+        where = f"  [slice at axis {', '.join(fixed)}: the worst location]"
+    return a[tuple(index)], b[tuple(index)], where, axes[-2:]
+
+
+def _lines(plt, a, b, axes):
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(11, 6), sharex=True, height_ratios=[2, 1], layout="constrained")
+    x = np.arange(a.size)
+    top.plot(x, a, lw=1.2, label="reference", color="#1565c0")
+    top.plot(x, b, lw=1.0, ls="--", label="candidate", color="#e65100")
+    top.legend(fontsize=8)
+    top.grid(alpha=0.3)
+    bottom.plot(x, b - a, lw=1.0, color="#6a1b9a")
+    bottom.axhline(0, color="gray", lw=0.6)
+    bottom.set_ylabel("candidate − reference")
+    bottom.set_xlabel(f"index along axis {axes[0]}")
+    bottom.grid(alpha=0.3)
+    return fig
+
+
+def _heatmaps(plt, a, b, axes, findings):
+    step = [max(1, math.ceil(n / MAX_PIXELS)) for n in a.shape]
+    a, b = a[:: step[0], :: step[1]], b[:: step[0], :: step[1]]
+    d = b - a
+    both = np.concatenate([a[np.isfinite(a)], b[np.isfinite(b)]])
+    lo, hi = (float(both.min()), float(both.max())) if both.size else (0.0, 1.0)
+    dmax = float(np.nanmax(np.abs(d[np.isfinite(d)]))) if np.isfinite(d).any() else 1.0
+    fig, panels = plt.subplots(1, 3, figsize=(17, 5.6), sharey=True, layout="constrained")
+    norm = _value_norm(a, b)
+    extent = (-0.5, a.shape[1] * step[1] - 0.5, -0.5, a.shape[0] * step[0] - 0.5)
+    for ax, data, label, cmap, limits, scale in (
+            (panels[0], a, "reference", "magma", (lo, hi), norm),
+            (panels[1], b, "candidate", "magma", (lo, hi), norm),
+            (panels[2], d, "difference (candidate − reference)", "RdBu_r", (-dmax or -1, dmax or 1), None)):
+        bounds = {} if scale is not None else {"vmin": limits[0], "vmax": limits[1]}
+        image = ax.imshow(data, origin="lower", aspect="auto", interpolation="nearest", cmap=cmap,
+                          norm=scale, extent=extent, **bounds)
+        ax.set_title(label, fontsize=10)
+        ax.set_xlabel(f"axis {axes[1]} (index)")
+        fig.colorbar(image, ax=ax, fraction=0.046, pad=0.02)
+    panels[0].set_ylabel(f"axis {axes[0]} (index)")
+    for finding in findings:
+        if finding.get("kind") in ("padding", "localized") and finding["axis"] in axes:
+            _outline(panels[2], finding, axes, extent)
+    return fig
+
+
+def _value_norm(a, b):
+    """A log colour scale for non-negative data spanning many decades (a power spectrum), else None."""
+    values = np.concatenate([a[np.isfinite(a)], b[np.isfinite(b)]])
+    if values.size == 0 or values.min() < 0:
+        return None
+    positive = values[values > 0]
+    if positive.size == 0 or values.max() / positive.min() < 1e3:
+        return None
+    from matplotlib.colors import LogNorm
+
+    return LogNorm(vmin=max(float(positive.min()), float(values.max()) * 1e-8), vmax=float(values.max()))
+
+
+def _outline(ax, finding, axes, extent) -> None:
+    lo, hi = finding["start"] - 0.5, finding["stop"] - 0.5
+    style = {"color": "black", "ls": "--" if finding["kind"] == "padding" else ":", "lw": 1.3}
+    if finding["axis"] == axes[1]:
+        ax.axvline(lo, **style)
+        ax.axvline(hi, **style)
+    else:
+        ax.axhline(lo, **style)
+        ax.axhline(hi, **style)
+
+
+def run_plot(reference, candidate, out, *, stage: str | None = None, only=None, tolerances=None,
+             map=None) -> str:  # noqa: A002
+    """``trace plot``: open both traces and write the overview or the stage plot; returns ``out``."""
+    from ..compare import diff
+    from ..trace import load
+
+    with load(reference, role="reference trace") as ref, load(candidate, role="candidate trace") as cand:
+        if stage is not None:
+            return plot_stage(ref, cand, stage, out, tolerances=tolerances, map=map)
+        report = diff(ref, cand, tolerances=tolerances, only=only, map=map)
+        if only and not report.stages:
+            raise UsageError(f"no stage matches --only {' '.join(only)}")
+        report.a_label, report.b_label = str(reference), str(candidate)
+        return plot_overview(report, out)

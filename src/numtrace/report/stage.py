@@ -1,0 +1,192 @@
+"""``trace diff A B --stage NAME``: one stage in detail.
+
+Both sides' statistics, the findings in words, the per-index error profile
+along each axis (the "channel-by-channel mean difference": a sparkline of
+mean |Δ| and a table, grouped into ranges on long axes) and the worst
+locations. The stage is read whole on both sides.
+
+Example:
+    >>> import numpy as np
+    >>> from numtrace.trace import MemoryTrace
+    >>> a = MemoryTrace({"mel": np.linspace(-80.0, 0.0, 40).reshape(4, 10)})
+    >>> b = MemoryTrace({"mel": np.linspace(-80.0, 0.0, 40).reshape(4, 10) - 1.5})
+    >>> detail = stage_detail(a, b, "mel")
+    >>> detail["verdict"], detail["diagnosis"][0]["kind"], detail["profiles"][1]["length"]
+    ('LARGE', 'offset', 10)
+"""
+
+from __future__ import annotations
+
+import math
+
+from rich.table import Table
+from rich.text import Text
+
+from ..compare import ToleranceTable, aligned_arrays, compare_pair, stage_pair
+from ..compare.profile import axis_profiles, worst_locations
+from ..compare.result import _json_safe
+from ..compare.rootcause import relative_error
+from ..errors import UsageError
+from .table import VERDICT_STYLES, make_console, stage_diagnosis
+from .words import fmt, fmt_side
+
+#: Rows of a profile table; longer axes are shown as this many ranges of indices.
+MAX_ROWS = 64
+_BLOCKS = "▁▂▃▄▅▆▇█"
+
+
+def stage_detail(reference, candidate, name: str, *, tolerances: ToleranceTable | None = None, map=None,  # noqa: A002
+                 worst: int = 10) -> dict:
+    """Everything the drill-down shows, JSON-safe. UsageError when no stage is called ``name``."""
+    pair = stage_pair(reference, candidate, name, map)
+    if pair is None:
+        raise UsageError(f"no stage {name!r} in either trace; `trace diff A B` lists the stages")
+    table = tolerances if tolerances is not None else ToleranceTable()
+    if pair.name_a is None or pair.name_b is None:
+        side = "reference" if pair.name_a is not None else "candidate"
+        raise UsageError(f"stage {name!r} is only in the {side}: nothing to compare")
+    result = compare_pair(reference, candidate, pair, table)
+    result.rel_err = relative_error(result)
+    detail = result.to_dict()
+    detail.pop("growth", None)  # needs the stages before it: see the full diff
+    detail["profiles"], detail["worst"] = [], []
+    aligned = aligned_arrays(reference, candidate, pair)
+    if aligned is not None:
+        av, bv, _, _ = aligned
+        detail["profiles"] = _json_safe(axis_profiles(av, bv))
+        detail["worst"] = _json_safe(worst_locations(av, bv, worst))
+    detail["words"] = stage_diagnosis(result, limit=None)
+    return detail
+
+
+def sparkline(values: list, width: int = 64) -> str:
+    """Values as block characters (None as a space), at most ``width`` of them (means of runs).
+
+    Example:
+        >>> sparkline([0.0, 0.0, 1.0, 4.0])
+        '▁▁▃█'
+    """
+    groups = _groups(len(values), width)
+    means = [_mean(values[lo:hi]) for lo, hi in groups]
+    top = max((m for m in means if m is not None), default=0.0)
+    if not top:
+        return "".join(" " if m is None else _BLOCKS[0] for m in means)
+    return "".join(" " if m is None else _BLOCKS[min(len(_BLOCKS) - 1, int(m / top * (len(_BLOCKS) - 1) + 0.5))]
+                   for m in means)
+
+
+def _groups(length: int, most: int) -> list[tuple[int, int]]:
+    if length <= most:
+        return [(i, i + 1) for i in range(length)]
+    bounds = [round(i * length / most) for i in range(most + 1)]
+    return [(lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:]) if hi > lo]
+
+
+def row_ranges(mean_abs: list, most: int = MAX_ROWS) -> list[tuple[int, int]]:
+    """Rows of a profile table: every index when there are few; on a long axis each loud index
+    (mean |Δ| >= a tenth of the loudest) on its own row and the quiet runs between grouped.
+
+    Example:
+        >>> row_ranges([0.0] * 10 + [5.0] + [0.0] * 9, most=6)
+        [(0, 4), (4, 8), (8, 10), (10, 11), (11, 15), (15, 19), (19, 20)]
+    """
+    n = len(mean_abs)
+    if n <= most:
+        return [(i, i + 1) for i in range(n)]
+    peak = _max(mean_abs) or 0.0
+    loud = [bool(peak) and v is not None and v >= 0.1 * peak for v in mean_abs]
+    if sum(loud) > most // 2:
+        return _groups(n, most)
+    size = max(1, math.ceil((n - sum(loud)) / max(1, most - sum(loud))))
+    out, i = [], 0
+    while i < n:
+        j = i + 1
+        if not loud[i]:
+            while j < n and not loud[j] and j - i < size:
+                j += 1
+        out.append((i, j))
+        i = j
+    return out
+
+
+def _mean(values: list):
+    kept = [v for v in values if v is not None]
+    return sum(kept) / len(kept) if kept else None
+
+
+def _max(values: list):
+    kept = [v for v in values if v is not None]
+    return max(kept) if kept else None
+
+
+def _profile_table(profile: dict) -> Table:
+    table = Table(header_style="bold", pad_edge=False)
+    for header in ("index", "mean Δ", "mean |Δ|", "max |Δ|", "reference rms"):
+        table.add_column(header, justify="right", no_wrap=True)
+    peak = _max(profile["mean_abs"]) or 0.0
+    for lo, hi in row_ranges(profile["mean_abs"]):
+        mean_abs = _mean(profile["mean_abs"][lo:hi])
+        loud = peak and mean_abs is not None and mean_abs >= 0.5 * peak
+        table.add_row(
+            str(lo) if hi - lo == 1 else f"{lo}-{hi - 1}",
+            fmt(_mean(profile["mean_diff"][lo:hi])), fmt(mean_abs), fmt(_max(profile["max_abs"][lo:hi])),
+            fmt(_mean(profile["ref_rms"][lo:hi])), style="bold red" if loud else "",
+        )
+    return table
+
+
+def print_stage(detail: dict, width: int | None = None) -> None:
+    """Print a :func:`stage_detail` for a person."""
+    console = make_console(width)
+    name = detail["name"] + (f" ↔ {detail['name_b']}" if detail.get("name_b") else "")
+    verdict = detail["verdict"]
+    console.print(Text(f"stage {name}: ") + Text(verdict, style=VERDICT_STYLES[verdict]))
+    for side, label in (("a", "reference"), ("b", "candidate")):
+        stats = detail[side]
+        if stats:
+            console.print(Text(f"  {label}: shape {tuple(stats['shape'])} {stats['dtype']}, "
+                               f"{fmt_side(_Stats(stats))}, |max| {fmt(stats['abs_max'])}"))
+    d = detail.get("diff")
+    if d:
+        console.print(Text(f"  difference: max |Δ| {fmt(d['abs_max'])}, mean |Δ| {fmt(d['abs_mean'])}, "
+                           f"rel err {fmt(d['rel_rms'])}, cosine {fmt(d['cosine'], 6)}, SNR {fmt(d['snr_db'])} dB, "
+                           f"{d['mismatched']} of {d['total']} out of tolerance (rtol {fmt(d['rtol'])}, atol {fmt(d['atol'])})"))
+    console.print(Text("  diagnosis: " + (detail.get("words") or "none"), style="bold"))
+    for profile in detail["profiles"]:
+        console.print(Text(f"\nerror profile along axis {profile['axis']} ({profile['length']} indices), "
+                           f"mean |Δ| per index:", style="bold"))
+        console.print(Text(f"  {sparkline(profile['mean_abs'], 100)}"))
+        console.print(_profile_table(profile))
+    if detail["worst"]:
+        console.print(Text("\nworst locations:", style="bold"))
+        table = Table(header_style="bold", pad_edge=False)
+        for header in ("index", "reference", "candidate", "Δ"):
+            table.add_column(header, justify="right", no_wrap=True)
+        for spot in detail["worst"]:
+            table.add_row(str(tuple(spot["index"])), fmt(spot["a"], 6), fmt(spot["b"], 6), fmt(spot["diff"]))
+        console.print(table)
+
+
+class _Stats:
+    """Attribute access to a side's JSON statistics, for :func:`fmt_side`."""
+
+    def __init__(self, data: dict) -> None:
+        self.__dict__.update(data)
+
+
+def run_stage(reference, candidate, name: str, *, tolerances=None, map=None, as_json: bool = False,  # noqa: A002
+              width: int | None = None, fail_on: str = "large") -> int:
+    """``trace diff A B --stage NAME``: open both traces, print the drill-down, return the exit status."""
+    import json
+
+    from ..compare.result import _FAILING
+    from ..trace import load
+
+    with load(reference, role="reference trace") as ref, load(candidate, role="candidate trace") as cand:
+        detail = stage_detail(ref, cand, name, tolerances=tolerances, map=map)
+    if as_json:
+        print(json.dumps(detail, indent=2, allow_nan=False))
+    else:
+        print_stage(detail, width=width)
+    failing = {verdict.value for verdict in _FAILING.get(fail_on, set())}
+    return 1 if detail["verdict"] in failing else 0
