@@ -57,7 +57,7 @@ def test_padding_with_zero_db_message_verbatim():
     err = failure(assert_traces_close, reference, candidate, tolerance={"default": 1e-3, "mel": {"atol": 0.01}})
     assert [f["kind"] for f in err.report["mel"].diagnosis][:1] == ["padding"]
     assert str(err) == f"""\
-Traces differ: 2 / 3 stages (66.7%) fail (a stage fails when it is LARGE)
+Traces differ: 2 / 3 stages (66.7%) fail (a stage fails when it is SMALL, LARGE or MISSING)
   reference: <reference>
   candidate: <candidate>
 
@@ -84,9 +84,9 @@ def test_one_frame_too_many_passes_on_large_and_fails_on_any_verbatim():
     # 3 vs 4 frames whose overlap agrees: the engine says SMALL, so only a strict rule fails it
     frames = np.arange(12.0).reshape(3, 4)
     longer = np.vstack([frames, np.zeros((1, 4))])
-    report = assert_traces_close({"frames": frames}, {"frames": longer})
+    report = assert_traces_close({"frames": frames}, {"frames": longer}, fail_on="large")
     assert report["frames"].verdict.value == "SMALL"
-    err = failure(assert_traces_close, {"frames": frames}, {"frames": longer}, fail_on="any")
+    err = failure(assert_traces_close, {"frames": frames}, {"frames": longer})  # fail_on="any" by default
     assert str(err) == f"""\
 Traces differ: 1 / 1 stages (100%) fail (a stage fails when it is SMALL, LARGE or MISSING)
   reference: <reference>

@@ -38,7 +38,10 @@ from __future__ import annotations
 
 import math
 import numbers
-import tomllib
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib  # type: ignore[no-redef]
 from dataclasses import dataclass, field
 from enum import Enum
 from fnmatch import fnmatchcase

@@ -66,7 +66,7 @@ def as_trace(source, role: str) -> tuple[Trace, bool]:
     )
 
 
-def assert_traces_close(reference, candidate, tolerance=None, only=None, map=None, fail_on: str = "large") -> DiffReport:
+def assert_traces_close(reference, candidate, tolerance=None, only=None, map=None, fail_on: str = "any") -> DiffReport:
     """Assert that ``candidate`` computes the same stages as ``reference``; return the report.
 
     ``reference``/``candidate``: trace paths (``.safetensors``, ``.st``, ``.h5``),
@@ -77,12 +77,12 @@ def assert_traces_close(reference, candidate, tolerance=None, only=None, map=Non
     ``only``: a glob or list of globs naming the stages to compare.
     ``map``: candidate stage names for reference names, handed to the compare
     engine when it supports name mapping (TypeError otherwise).
-    ``fail_on``: ``"large"`` (default: a LARGE stage fails, as ``trace diff``
-    exits 1), ``"small"`` (SMALL too), ``"missing"`` (LARGE or MISSING),
-    ``"any"`` (every stage must MATCH: SMALL, LARGE and MISSING fail), ``"never"``;
-    several rules may be joined: ``"small,missing"`` is ``"any"``. Note that the
-    engine calls a stage whose length differs along one axis (313 vs 312 frames)
-    SMALL when the overlap matches: only ``"small"``/``"any"`` fail it.
+    ``fail_on``: ``"any"`` (default, like numpy.testing: every stage must MATCH;
+    SMALL, LARGE and MISSING fail), ``"large"`` (only a LARGE stage fails, as
+    ``trace diff`` exits 1), ``"small"`` (SMALL or LARGE), ``"missing"`` (LARGE
+    or MISSING), ``"never"``; several rules may be joined: ``"small,missing"``
+    is ``"any"``. The engine calls a stage whose length differs along one axis
+    (313 vs 312 frames) SMALL when the overlap matches: ``"large"`` lets it pass.
 
     On failure raises :class:`TraceMismatch` (an AssertionError) whose message
     gives the failing count, the first divergence with its figures, findings
