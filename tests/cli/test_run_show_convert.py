@@ -143,3 +143,11 @@ def test_convert_to_an_unknown_extension_exits_two(invoke, tmp_path):
 def test_no_arguments_prints_help(invoke):
     code, out, _ = invoke()
     assert "diff" in out and "run" in out and "show" in out
+
+
+def test_show_prints_names_and_headers_literally(invoke, tmp_path):
+    numtrace.save(tmp_path / "t.st", {"[bold]x[/bold]": np.arange(3.0)})
+    code, stdout, _ = invoke("show", tmp_path / "t.st")
+    assert code == 0
+    assert "[min, max] mean±std" in stdout
+    assert "[bold]x[/bold]" in stdout

@@ -71,9 +71,9 @@ def print_show(trace, only: list[str] | None = None, width: int | None = None) -
     table = Table(header_style="bold", pad_edge=False)
     for column, justify in (("#", "right"), ("stage", "left"), ("shape", "left"), ("dtype", "left"),
                             ("[min, max] mean±std", "left"), ("abs max", "right")):
-        table.add_column(column, justify=justify, overflow="fold")
+        table.add_column(Text(column), justify=justify, overflow="fold")
     for index, name in enumerate(_selected(trace, only), 1):
         stats = summarize(trace, name, CHUNK_ELEMENTS)
         shape = str(tuple(stats.shape))
-        table.add_row(str(index), name, shape, stats.dtype, fmt_side(stats), fmt(stats.abs_max))
+        table.add_row(*(Text(cell) for cell in (str(index), name, shape, stats.dtype, fmt_side(stats), fmt(stats.abs_max))))
     console.print(table)

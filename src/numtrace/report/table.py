@@ -8,7 +8,7 @@ Example:
     >>> b = MemoryTrace({"mel": np.linspace(-10, 0, 80) - 1.46})
     >>> summary_line(diff(a, b))  # doctest: +NORMALIZE_WHITESPACE
     '1 stage: 0 MATCH, 0 SMALL, 1 LARGE, 0 MISSING. First divergence: mel (LARGE: max |Δ| 1.46,
-    100% of elements out of tolerance). Root cause: it is where the error is born (rel err 0.2521):
+    100% of elements out of tolerance). Root cause: mel, where the error is born (rel err 0.2521):
     candidate = reference - 1.46 (constant offset, explains 100%).'
 
 Markers in the first column: ``▶`` the first divergence, ``★`` the root cause
@@ -114,8 +114,7 @@ def root_cause_text(report) -> str:
     stage = report[root]
     jump = getattr(stage, "jump", None)
     born = jump is not None and jump >= JUMP_RATIO
-    same = root == report.first_divergence
-    where = (("it is where the error is born" if same else f"{root}, where the error is born") if born else f"most likely {root}, the largest jump "
+    where = (f"{root}, where the error is born" if born else f"most likely {root}, the largest jump "
              f"(×{fmt(jump, 2)} the largest relative error before it)" if jump is not None else root)
     if born and stage.rel_err is not None and jump is not None and jump != float("inf"):
         earlier = stage.rel_err / jump if jump else 0.0

@@ -90,9 +90,14 @@ def assert_traces_close(reference, candidate, tolerance=None, only=None, map=Non
 
     Example:
         >>> import numpy as np
-        >>> report = assert_traces_close({"enc": np.ones(3)}, {"enc": np.ones(3), "extra": np.ones(1)})
+        >>> extra = {"enc": np.ones(3), "extra": np.ones(1)}
+        >>> report = assert_traces_close({"enc": np.ones(3)}, extra, fail_on="large")
         >>> report.counts["MISSING"]
         1
+        >>> assert_traces_close({"enc": np.ones(3)}, extra)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        numtrace.testing.TraceMismatch: Traces differ: 1 / 2 stages (50%) fail ...
     """
     __tracebackhide__ = True
     return check_traces(reference, candidate, tolerance, only, map, fail_on)
