@@ -174,6 +174,12 @@ def run(
 def main() -> None:
     """Console-script entry point for ``trace`` and ``numtrace``."""
     try:
+        # issue 7, start-up: a plain `trace diff` skips typer's parser (numtrace/cli_fast.py)
+        from .cli_fast import run as run_fast
+
+        code = run_fast(sys.argv[1:])
+        if code is not None:
+            sys.exit(code)
         app()
     except BrokenPipeError:  # `trace diff a b | head`
         sys.stderr.close()

@@ -88,7 +88,7 @@ def test_bug_is_localized_to_its_stage_with_its_finding(bug):
     # every stage before the first divergence matches; the summary names the root cause
     names = [s.name for s in report.stages]
     assert all(s.verdict is Verdict.MATCH for s in report.stages[: names.index(first)])
-    assert f"Root cause: {'it' if root == first else root}" in summary_line(report)
+    assert f"Root cause: {root}, where the error is born" in summary_line(report)
     json.dumps(report.to_dict(), allow_nan=False)
 
 

@@ -2,7 +2,12 @@
 
 Stages are read through :meth:`Trace.iter_chunks` only, so memory stays
 bounded by the chunk size whatever the stage size. Everything is accumulated
-in float64. Complex stages are compared as real values: each element is its
+in float64. Chunks are cut into cache-sized blocks; a block of finite real
+values of moderate magnitude takes the fused fast path of
+:mod:`numtrace.compare.blocks` (on worker threads for large stages if
+``NUMTRACE_THREADS`` > 1), any other block the general code below; both feed the same accumulators, in
+order, so results do not depend on chunking or threads beyond the rounding
+of summation order. Complex stages are compared as real values: each element is its
 real part followed by its imaginary part (counts, indices into values and
 non-finite counts are over those parts; ``worst_index`` names the element).
 
@@ -26,6 +31,7 @@ from typing import Iterator
 import numpy as np
 
 from ..trace import Trace
+from . import blocks
 from .verdict import Tolerance
 
 _ONE_PLUS = float(np.nextafter(1.0, 2.0))
@@ -175,6 +181,29 @@ class _SideAccumulator:
         self.n = total
         return chunk_max
 
+    def add_block(self, part: tuple[int, float, float, float, float]) -> float:
+        """Add a fast-path block ``(n, min, max, sum, m2)`` (unscaled); returns its largest |value|."""
+        n_c, lo, hi, total_c, m2_c = part
+        self.count += n_c
+        chunk_max = max(abs(lo), abs(hi))
+        self.min = lo if self.min is None else min(self.min, lo)
+        self.max = hi if self.max is None else max(self.max, hi)
+        self.abs_max = chunk_max if self.abs_max is None else max(self.abs_max, chunk_max)
+        mean_c = total_c / n_c
+        if self.exp or self.exp is None:  # else (the usual case) the sums are unscaled and stay so
+            exp = _grow_exp(self.exp, chunk_max)
+            if self.exp is not None and exp != self.exp:
+                self.mean = math.ldexp(self.mean, self.exp - exp)
+                self.m2 = math.ldexp(self.m2, 2 * (self.exp - exp))
+            self.exp, exp = exp, exp or 0
+            mean_c, m2_c = math.ldexp(mean_c, -exp), math.ldexp(m2_c, -2 * exp)
+        total = self.n + n_c
+        delta = mean_c - self.mean
+        self.mean += delta * n_c / total
+        self.m2 += m2_c + delta * delta * self.n * n_c / total
+        self.n = total
+        return chunk_max
+
     def result(self, shape: tuple, dtype: str) -> SideStats:
         has, exp = self.n > 0, self.exp or 0
         return SideStats(
@@ -246,6 +275,31 @@ class _DiffAccumulator:
         self.sum_b2 += float(np.square(b0).sum())
         self.sum_ab += float(np.multiply(a0, b0).sum())
 
+    def add_block(self, part: tuple, bound: float, va: np.ndarray, vb: np.ndarray) -> None:
+        """Add a fast-path block's metrics (:func:`blocks.pair_block`, unscaled) of values ``va``/``vb``."""
+        abs_max, sum_abs, sum_d2, sum_a2, sum_b2, sum_ab, ratio, k, mismatched = part
+        self.mismatched += mismatched
+        self.n_both += va.size
+        self.abs_max = max(self.abs_max, abs_max)
+        if ratio > self.max_ratio:
+            self.max_ratio = ratio
+            self.worst = (self.total + k, float(va[k]), float(vb[k]))
+        self.total += va.size
+        if self.exp or self.exp is None:  # else (the usual case) the sums are unscaled and stay so
+            exp = _grow_exp(self.exp, bound)
+            if self.exp is not None and exp != self.exp:
+                self.sum_abs = math.ldexp(self.sum_abs, self.exp - exp)
+                for key in ("sum_d2", "sum_a2", "sum_b2", "sum_ab"):
+                    setattr(self, key, math.ldexp(getattr(self, key), 2 * (self.exp - exp)))
+            self.exp, exp = exp, exp or 0
+            sum_abs = math.ldexp(sum_abs, -exp)
+            sum_d2, sum_a2, sum_b2, sum_ab = (math.ldexp(x, -2 * exp) for x in (sum_d2, sum_a2, sum_b2, sum_ab))
+        self.sum_abs += sum_abs
+        self.sum_d2 += sum_d2
+        self.sum_a2 += sum_a2
+        self.sum_b2 += sum_b2
+        self.sum_ab += sum_ab
+
     def result(self, peak_a: float, shape: tuple, pair_complex: bool) -> DiffStats:
         n, exp, has = self.n_both, self.exp or 0, self.n_both > 0
         worst_index = None
@@ -286,20 +340,50 @@ def summarize(trace: Trace, name: str, chunk_elements: int = 1 << 20) -> SideSta
     """
     info = trace.info(name)
     acc = _SideAccumulator()
-    for chunk in trace.iter_chunks(name, chunk_elements):
-        acc.update(_as_values(chunk))
+    parallel = info.size >= blocks.PARALLEL_MIN
+    chunks = trace.iter_chunks(name, min(max(1, int(chunk_elements)), blocks.READ))
+    with _quiet():
+        for parts in blocks.ordered_map(_side_blocks, chunks, parallel):
+            for part in parts:
+                if isinstance(part, tuple):
+                    acc.add_block(part)
+                else:
+                    acc.update(_as_values(part))
     return acc.result(info.shape, info.dtype)
+
+
+def _quiet():
+    """No floating-point warnings: casts of signalling NaNs (garbage bytes) and overflow are expected."""
+    return np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore")
+
+
+def _cut(values: np.ndarray) -> list[np.ndarray]:
+    flat = np.asarray(values).reshape(-1)
+    step = blocks.BLOCK
+    return [flat] if flat.size <= step else [flat[i : i + step] for i in range(0, flat.size, step)]
+
+
+def _side_blocks(chunk: np.ndarray) -> list:
+    """Fast-path results of a chunk's blocks; a block the fast path refuses is passed back as is."""
+    with _quiet():
+        return [blocks.side_block(block) or block for block in _cut(chunk)]
+
+
+def _chunk_peak(chunk: np.ndarray) -> float:
+    values = np.asarray(chunk).reshape(-1)
+    if values.size and values.dtype.kind in "fiu":
+        lo, hi = float(values.min()), float(values.max())
+        if math.isfinite(lo) and math.isfinite(hi):
+            return max(abs(lo), abs(hi))
+    values = _as_values(values)
+    finite = values[np.isfinite(values)]
+    return float(np.abs(finite).max()) if finite.size else 0.0
 
 
 def _peak(chunks) -> float:
     """max |a| over the finite values of the chunks (0.0 when there are none)."""
-    peak = 0.0
-    for chunk in chunks:
-        values = _as_values(chunk)
-        finite = values[np.isfinite(values)]
-        if finite.size:
-            peak = max(peak, float(np.abs(finite).max()))
-    return peak
+    with _quiet():
+        return max(map(_chunk_peak, chunks), default=0.0)
 
 
 def _lockstep(chunks_a, chunks_b, expected: int, labels: tuple[str, str]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
@@ -354,12 +438,14 @@ def compare_stage(
     chunk_elements = max(1, int(chunk_elements))
     size = info_a.size
     need_peak = tolerance.atol is None and tolerance.rtol > 0
+    parallel = size >= blocks.PARALLEL_MIN
+    read = min(chunk_elements, blocks.READ)  # cache-sized reads: no page faults, data hot for the kernels
     if size <= chunk_elements:
-        chunks_a = list(ref.iter_chunks(ref_name, chunk_elements))  # at most one chunk's worth
+        chunks_a = list(ref.iter_chunks(ref_name, read))  # at most one chunk's worth
         peak = _peak(chunks_a) if need_peak else 0.0
     else:
         peak = _peak(ref.iter_chunks(ref_name, chunk_elements)) if need_peak else 0.0
-        chunks_a = ref.iter_chunks(ref_name, chunk_elements)
+        chunks_a = ref.iter_chunks(ref_name, read)
     rtol = tolerance.rtol
     atol = tolerance.resolve_atol(peak, info_a.dtype, info_b.dtype)
 
@@ -367,18 +453,40 @@ def compare_stage(
     pair_complex = any(is_complex)
     side_a, side_b = _SideAccumulator(), _SideAccumulator()
     acc = _DiffAccumulator(rtol, atol)
-    chunks_b = cand.iter_chunks(cand_name, chunk_elements)
+    chunks_b = cand.iter_chunks(cand_name, read)
+    pairs = _lockstep(chunks_a, chunks_b, size, (ref.label, cand.label))
+    kernel = _PairBlocks(rtol, atol, fast=not pair_complex)
     with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
-        for raw_a, raw_b in _lockstep(chunks_a, chunks_b, size, (ref.label, cand.label)):
-            va, vb = _as_values(raw_a), _as_values(raw_b)
-            bound = max(side_a.update(va), side_b.update(vb))
-            if pair_complex:
-                va = va if is_complex[0] else _as_values(raw_a, True)
-                vb = vb if is_complex[1] else _as_values(raw_b, True)
-            acc.update(va, vb, bound)
+        for parts in blocks.ordered_map(kernel, pairs, parallel):
+            for raw_a, raw_b, part in parts:
+                if part is not None:
+                    bound = max(side_a.add_block(part[0]), side_b.add_block(part[1]))
+                    acc.add_block(part[2], bound, raw_a, raw_b)
+                    continue
+                va, vb = _as_values(raw_a), _as_values(raw_b)
+                bound = max(side_a.update(va), side_b.update(vb))
+                if pair_complex:
+                    va = va if is_complex[0] else _as_values(raw_a, True)
+                    vb = vb if is_complex[1] else _as_values(raw_b, True)
+                acc.update(va, vb, bound)
     stats_a = side_a.result(info_a.shape, info_a.dtype)
     stats_b = side_b.result(info_b.shape, info_b.dtype)
     return stats_a, stats_b, acc.result(stats_a.abs_max or 0.0, info_a.shape, pair_complex)
+
+
+class _PairBlocks:
+    """The per-chunk-pair task: ``[(block_a, block_b, fast result or None), ...]``."""
+
+    def __init__(self, rtol: float, atol: float, fast: bool) -> None:
+        self.rtol, self.atol, self.fast = rtol, atol, fast
+
+    def __call__(self, pair: tuple[np.ndarray, np.ndarray]) -> list:
+        out = []
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
+            for va, vb in zip(_cut(pair[0]), _cut(pair[1])):
+                part = blocks.pair_block(va, vb, self.rtol, self.atol) if self.fast else None
+                out.append((va, vb, part))
+        return out
 
 
 def _ratio_or_none(num: float, den: float) -> float | None:

@@ -49,6 +49,16 @@ CONTAINER_KEY = "numtrace.container"
 CONTAINER = "numtrace-trace/1"
 _COMPRESS_FROM_BYTES = 64 * 1024
 _WRITE_SLAB = 1 << 20  # elements per hyperslab write
+# A dataset may claim at most this many times the bytes it stores (gzip tops out near 1032:1),
+# plus _FILL_SLACK: more is unallocated fill that reading would stream forever (issue 7, hostile files).
+_MAX_EXPANSION = 2048
+_FILL_SLACK = 1 << 20
+
+
+def _claims_unstored_data(dataset) -> bool:
+    """True when a dataset's shape claims far more bytes than the file stores for it."""
+    claimed = math.prod(dataset.shape) * dataset.dtype.itemsize
+    return claimed > _FILL_SLACK and claimed > _MAX_EXPANSION * dataset.id.get_storage_size() + _FILL_SLACK
 
 
 def _import_h5py(prefix: str):
@@ -279,6 +289,9 @@ class HDF5Trace(Trace):
                 raise self._fail(f"stage {brief(name)} is stored as {dataset.dtype}, not as {dtype}: corrupt trace")
             if name in self._entries:
                 raise self._fail(f"stage {brief(name)} appears twice: corrupt numtrace HDF5 trace")
+            if _claims_unstored_data(dataset):
+                raise self._fail(f"stage {brief(name)} claims shape {tuple(dataset.shape)} but the file stores only "
+                                 f"{dataset.id.get_storage_size()} bytes of it: corrupt or hostile file")
             self._entries[name] = (dataset, StageInfo(name, tuple(dataset.shape), dtype))
         self.order, self.has_order = resolve_order(self.metadata, list(self._entries), self._prefix)
 
@@ -289,7 +302,7 @@ class HDF5Trace(Trace):
                 dtype = dtypes.name_of(np.empty(0, dataset.dtype))
             except TapError:
                 dtype = None
-            if dtype is None or dataset.shape is None:
+            if dtype is None or dataset.shape is None or _claims_unstored_data(dataset):
                 self.skipped.append(path)
                 continue
             self._entries[path] = (dataset, StageInfo(path, tuple(dataset.shape), dtype))

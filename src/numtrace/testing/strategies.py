@@ -32,6 +32,7 @@ from hypothesis import assume
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+from .. import dtypes
 from ..trace import MemoryTrace
 from .planted import (KINDS, Planted, max_abs_error, peak, plant_band, plant_offset, plant_padding,
                       plant_permutation, plant_rounding, plant_scale, plant_shift)
@@ -88,10 +89,17 @@ def _references(array_strategy, **defaults) -> st.SearchStrategy:
     return array_strategy if array_strategy is not None else arrays(**defaults)
 
 
+#: a planted error must also clear the absolute floor every default tolerance keeps
+#: (the smallest normal number of the coarser dtype), by this factor
+_ABOVE_TINY = 1e3
+
+
 def _keep(p: Planted, min_error: float) -> Planted:
-    """Reject draws whose planted error does not move any element by ``min_error * max|a|``."""
+    """Reject draws whose planted error does not move any element by ``min_error * max|a|``,
+    or only moves values at the dtype's subnormal floor (which default tolerances absorb)."""
     error = max_abs_error(p)
-    assume(error > 0 and error >= min_error * peak(p.reference))
+    floor = _ABOVE_TINY * dtypes.tiny(dtypes.coarser(dtypes.name_of(p.reference), p.candidate_dtype))
+    assume(error > floor and error >= min_error * peak(p.reference))
     return p
 
 

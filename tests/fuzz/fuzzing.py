@@ -1,0 +1,90 @@
+"""Shared helpers of the fuzz tests (imported as ``fuzzing``; pytest puts this directory on sys.path): run the CLI in-process under a time limit, a memory cap and a
+pickle tripwire, and check that the outcome is clean (a verdict, or exit 2 with one line)."""
+
+from __future__ import annotations
+
+import contextlib
+import pickle
+import signal
+import sys
+import tracemalloc
+from typing import NamedTuple
+
+from typer.testing import CliRunner
+
+from numtrace.cli import app
+
+#: an example that runs longer than this is a hang
+TIME_LIMIT_S = 20
+#: no example may allocate more than this (headers below claim terabytes)
+MEMORY_CAP = 256 << 20
+
+
+class Outcome(NamedTuple):
+    code: int
+    stdout: str
+    stderr: str
+
+
+class Hang(Exception):
+    pass
+
+
+def _forbidden(*args, **kwargs):
+    raise AssertionError("a trace reader tried to unpickle data")
+
+
+@contextlib.contextmanager
+def guarded():
+    """Time limit (SIGALRM), memory cap (tracemalloc peak) and no unpickling, around one example."""
+    def on_alarm(signum, frame):
+        raise Hang(f"an example ran longer than {TIME_LIMIT_S} s")
+
+    torch_before = "torch" in sys.modules
+    saved = signal.signal(signal.SIGALRM, on_alarm), pickle.load, pickle.loads
+    pickle.load = pickle.loads = _forbidden
+    signal.alarm(TIME_LIMIT_S)
+    tracemalloc.start()
+    try:
+        yield
+        _, peak = tracemalloc.get_traced_memory()
+        assert peak < MEMORY_CAP, f"an example allocated {peak} bytes"
+    finally:
+        tracemalloc.stop()
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, saved[0])
+        pickle.load, pickle.loads = saved[1], saved[2]
+    assert torch_before or "torch" not in sys.modules, "a trace reader imported torch"
+
+
+def run_cli(*args) -> Outcome:
+    """``trace ARGS`` in-process; an exception other than SystemExit (a traceback) is re-raised."""
+    with guarded():
+        result = CliRunner().invoke(app, [str(a) for a in args])
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return Outcome(result.exit_code, result.stdout, result.stderr)
+
+
+def assert_clean(outcome: Outcome, codes=(0, 1, 2)) -> None:
+    """Exit 0/1 (a verdict) or 2 with exactly one 'trace: error:' line on stderr; never a traceback."""
+    assert outcome.code in codes, outcome
+    assert "Traceback" not in outcome.stderr and "Traceback" not in outcome.stdout, outcome.stderr
+    if outcome.code == 2:
+        lines = outcome.stderr.splitlines()
+        assert len(lines) == 1 and lines[0].startswith("trace: error: "), outcome.stderr
+
+
+def check_file(path, good) -> list[Outcome]:
+    """``trace show`` of ``path`` and ``trace diff`` with it on each side of a good trace: all clean."""
+    outcomes = [run_cli("show", path), run_cli("diff", path, good, "--json"), run_cli("diff", good, path)]
+    for outcome in outcomes:
+        assert_clean(outcome)
+    return outcomes
+
+
+def assert_refused(outcomes: list[Outcome]) -> None:
+    """Every command refused the file: exit 2 with one line."""
+    for outcome in outcomes:
+        assert outcome.code == 2, outcome
+
