@@ -22,14 +22,11 @@ Example:
 from __future__ import annotations
 
 import re
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib  # type: ignore[no-redef]
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 
 from ..errors import UsageError
+from ..tomlfile import read_toml
 
 _SEPARATORS = re.compile(r"[./:]+")
 _IGNORED_CHARS = re.compile(r"[_\-]")
@@ -159,15 +156,8 @@ class NameMap:
     @classmethod
     def load(cls, path) -> "NameMap":
         """Read a map file (TOML); any problem is a :class:`UsageError` naming the file."""
-        where = str(path)
-        try:
-            with open(where, "rb") as handle:
-                data = tomllib.load(handle)
-        except OSError as err:
-            raise UsageError(f"cannot read map file {where!r}: {err.strerror or err}") from None
-        except tomllib.TOMLDecodeError as err:
-            raise UsageError(f"map file {where!r} is not valid TOML: {err}") from None
-        return cls.from_dict(data, f"map file {where!r}")
+        data = read_toml(path, "map file", UsageError)
+        return cls.from_dict(data, f"map file {str(path)!r}")
 
 
 def as_name_map(value) -> NameMap:

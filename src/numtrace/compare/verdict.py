@@ -38,16 +38,13 @@ from __future__ import annotations
 
 import math
 import numbers
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib  # type: ignore[no-redef]
 from dataclasses import dataclass, field
 from enum import Enum
 from fnmatch import fnmatchcase
 
 from .. import dtypes
 from ..errors import ToleranceError
+from ..tomlfile import read_toml
 
 #: An element more than this many times its tolerance away makes a stage LARGE.
 SMALL_FACTOR = 10.0
@@ -288,13 +285,7 @@ def load_tolerance_toml(path_text: str) -> ToleranceTable:
         "mel" = 1e-2
     """
     path_text = str(path_text)
-    try:
-        with open(path_text, "rb") as handle:
-            data = tomllib.load(handle)
-    except OSError as err:
-        raise ToleranceError(f"cannot read tolerance file {path_text!r}: {err.strerror or err}") from None
-    except tomllib.TOMLDecodeError as err:
-        raise ToleranceError(f"tolerance file {path_text!r} is not valid TOML: {err}") from None
+    data = read_toml(path_text, "tolerance file", ToleranceError)
     section = data.get("tolerance")
     if not isinstance(section, dict):
         raise ToleranceError(
