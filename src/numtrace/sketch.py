@@ -179,6 +179,9 @@ def _check_info(info: object) -> str | None:
     """Why ``info`` is not a valid sketch (None when it is)."""
     if not isinstance(info, dict):
         return "it is not a JSON object"
+    missing = [k for k in ("shape", "dtype", "axis", "hash", *_COUNT_FIELDS, *_STAT_FIELDS) if k not in info]
+    if missing:
+        return f"it lacks {', '.join(missing)}"
     shape, dtype, axis, digest = (info.get(k) for k in ("shape", "dtype", "axis", "hash"))
     if not isinstance(shape, list) or len(shape) > 64 or not all(type(d) is int and 0 <= d < 2**62 for d in shape):
         return "its shape is not a list of non-negative integers"

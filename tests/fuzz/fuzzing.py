@@ -4,6 +4,7 @@ pickle tripwire, and check that the outcome is clean (a verdict, or exit 2 with 
 from __future__ import annotations
 
 import contextlib
+import os
 import pickle
 import signal
 import sys
@@ -13,6 +14,12 @@ from typing import NamedTuple
 from typer.testing import CliRunner
 
 from numtrace.cli import app
+
+def examples(default: int) -> int:
+    """Examples per fuzz test: ``default`` (a few seconds each, for ``make test``), or
+    ``NUMTRACE_FUZZ_EXAMPLES`` for a longer fuzzing session."""
+    return int(os.environ.get("NUMTRACE_FUZZ_EXAMPLES", default))
+
 
 #: an example that runs longer than this is a hang
 TIME_LIMIT_S = 20

@@ -13,11 +13,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fuzzing import assert_refused, check_file
+from fuzzing import examples, assert_refused, check_file
 from numtrace.trace import save
 
 h5py = pytest.importorskip("h5py")
-SETTINGS = settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck))
+SETTINGS = settings(max_examples=examples(12), deadline=None, suppress_health_check=list(HealthCheck))
 SHAPES = {"enc": (7, 5), "mel": (3, 11), "big": (41, 200)}
 
 

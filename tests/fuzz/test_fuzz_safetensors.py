@@ -13,10 +13,10 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fuzzing import assert_clean, assert_refused, check_file
+from fuzzing import examples, assert_clean, assert_refused, check_file
 from numtrace.trace import save
 
-SETTINGS = settings(max_examples=20, deadline=None, suppress_health_check=list(HealthCheck))
+SETTINGS = settings(max_examples=examples(20), deadline=None, suppress_health_check=list(HealthCheck))
 
 
 def _valid() -> tuple[bytes, str]:

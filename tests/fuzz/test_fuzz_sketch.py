@@ -14,12 +14,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fuzzing import assert_refused, check_file
+from fuzzing import examples, assert_refused, check_file
 import numtrace
 from numtrace.sketch import SKETCH_KEY, STAGE_PREFIX
 from numtrace.trace import load, save
 
-SETTINGS = settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck))
+SETTINGS = settings(max_examples=examples(15), deadline=None, suppress_health_check=list(HealthCheck))
 try:
     import h5py  # noqa: F401
     SUFFIXES = [".safetensors", ".h5"]
@@ -96,6 +96,14 @@ def test_hostile_sketch_fields(suffix, stage, field, value):
     metadata = {**METADATA, STAGE_PREFIX + stage: json.dumps({**info, field: value})}
     refused = certainly_invalid(field, value, info)
     _check(_write(suffix, {n: m for n, (m, _) in STAGES.items()}, metadata), suffix, refused=refused)
+
+
+@SETTINGS
+@given(suffix=st.sampled_from(SUFFIXES), stage=st.sampled_from(sorted(STAGES)), field=st.sampled_from(FIELDS))
+def test_a_missing_sketch_field_is_refused(suffix, stage, field):
+    info = {k: v for k, v in STAGES[stage][1].items() if k != field}
+    metadata = {**METADATA, STAGE_PREFIX + stage: json.dumps(info)}
+    _check(_write(suffix, {n: m for n, (m, _) in STAGES.items()}, metadata), suffix, refused=True)
 
 
 @SETTINGS
