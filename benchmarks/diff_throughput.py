@@ -115,7 +115,9 @@ def run(repeat: int, stages: int, keep: str | None) -> dict:
         t0 = time.perf_counter()
         paths = tuple(os.path.join(directory, f"{n}.safetensors") for n in ("reference", "rounding", "planted"))
         if not (keep and all(os.path.exists(p) for p in paths)):
-            paths = make_traces(directory, stages)
+            # in a child: a parent that held the arrays would pass its RSS on to every forked child's ru_maxrss
+            subprocess.run([sys.executable, os.path.abspath(__file__), "--generate", directory, "--stages", str(stages)],
+                           check=True)
         made = time.perf_counter() - t0
         ref, rounding, planted = paths
         trace = shutil.which("trace", path=os.path.dirname(sys.executable)) or "trace"
@@ -172,7 +174,11 @@ def main() -> None:
     parser.add_argument("--keep", metavar="DIR", help="write the traces into DIR and keep them, or reuse them "
                         "if they are there (default: a temp dir, deleted)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    parser.add_argument("--generate", metavar="DIR", help=argparse.SUPPRESS)  # internal: write the traces only
     args = parser.parse_args()
+    if args.generate:
+        make_traces(args.generate, args.stages)
+        return
     result = run(args.repeat, args.stages, args.keep)
     print(json.dumps(result) if args.json else report(result))
 

@@ -92,6 +92,7 @@ def main() -> None:
                        .replace("torchlens, save ", "torchlens "), "")
         print(f"{label:<24}{wall * 1e3:>9.1f}{wall / base:>8.2f}{n!s:>9}")
     os.remove(path)
+    os.rmdir(os.path.dirname(path))
 
 
 if __name__ == "__main__":

@@ -4,7 +4,9 @@ far more data than the file stores. Each gives a verdict or exit 2 with one line
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import struct
 import tempfile
 
@@ -23,6 +25,7 @@ SHAPES = {"enc": (7, 5), "mel": (3, 11), "big": (41, 200)}
 
 def _valid() -> tuple[bytes, str, dict]:
     directory = tempfile.mkdtemp(prefix="numtrace-fuzz-h5-")
+    atexit.register(shutil.rmtree, directory, True)
     good = save(os.path.join(directory, "good.h5"), {
         "enc": np.linspace(-1.0, 1.0, 35, dtype=np.float32).reshape(SHAPES["enc"]),
         "mel": (np.arange(33, dtype=np.float32).reshape(SHAPES["mel"]), "bfloat16"),

@@ -3,9 +3,11 @@ overlapping, negative and huge shapes and offsets. Each gives a verdict or exit 
 
 from __future__ import annotations
 
+import atexit
 import json
 import math
 import os
+import shutil
 import struct
 import tempfile
 
@@ -21,6 +23,7 @@ SETTINGS = settings(max_examples=examples(20), deadline=None, suppress_health_ch
 
 def _valid() -> tuple[bytes, str]:
     directory = tempfile.mkdtemp(prefix="numtrace-fuzz-st-")
+    atexit.register(shutil.rmtree, directory, True)
     good = save(os.path.join(directory, "good.safetensors"), {
         "enc": np.linspace(-1.0, 1.0, 24, dtype=np.float32).reshape(2, 3, 4),
         "mel": (np.arange(12, dtype=np.float32).reshape(3, 4), "bfloat16"),

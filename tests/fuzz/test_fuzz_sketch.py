@@ -5,8 +5,10 @@ line, never a traceback, a hang or an allocation of a claimed size."""
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import shutil
 import tempfile
 
 import numpy as np
@@ -37,6 +39,7 @@ def _record(path: str) -> str:
 
 
 DIRECTORY = tempfile.mkdtemp(prefix="numtrace-fuzz-sketch-")
+atexit.register(shutil.rmtree, DIRECTORY, True)
 GOOD = {suffix: _record(os.path.join(DIRECTORY, "good" + suffix)) for suffix in SUFFIXES}
 with load(GOOD[".safetensors"]) as _t:
     STAGES = {name: (_t.read(name), json.loads(_t.metadata[STAGE_PREFIX + name])) for name in _t.order}
