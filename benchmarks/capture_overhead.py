@@ -10,7 +10,11 @@ forward of a 1x3x224x224 batch through benchmarks/resnet50.py:
 - capture to disk: the same hooks recording every module output into a
   safetensors trace (what ``trace run --backend torch`` does);
 - watch to disk: ``numtrace.watch(model)`` (per-module hooks), same recording;
-- capture in memory: as "capture to disk", recording in memory.
+- capture in memory: as "capture to disk", recording in memory;
+- floors, the least any tool must do to keep every module output: plain
+  ``register_forward_hook`` hooks that copy each tensor output (copy floor),
+  or write its bytes to a file with ``os.write`` (write floor, no header,
+  no names, no atomic publish).
 
 It also prints the CPU cost of the hooks alone per module call, measured on a
 chain of 200 ``nn.Identity`` modules.
@@ -111,8 +115,34 @@ def main() -> None:
             trace.close()
         return run
 
+    def floor(how: str):
+        def run() -> None:
+            fd = os.open(os.path.join(workdir, "floor.bin"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC) if how == "write" else None
+            kept: list = []
+
+            def hook(module, inputs, output) -> None:
+                if isinstance(output, torch.Tensor):
+                    values = output.detach().numpy()
+                    if fd is None:
+                        kept.append(values.copy())
+                    else:
+                        os.write(fd, memoryview(values.reshape(-1)).cast("B"))
+
+            handles = [m.register_forward_hook(hook) for m in model.modules()]
+            try:
+                with torch.no_grad():
+                    model(x)
+            finally:
+                for handle in handles:
+                    handle.remove()
+                if fd is not None:
+                    os.close(fd)
+        return run
+
     cases = [
         ("bare forward", bare),
+        ("copy floor", floor("copy")),
+        ("write floor", floor("write")),
         ("hooks, nothing kept", recorded("hooks, nothing kept", path, "capture", ["no-such-stage"])),
         ("capture to disk", recorded("capture to disk", path, "capture")),
         ("watch to disk", recorded("watch to disk", path, "watch")),
@@ -131,6 +161,7 @@ def main() -> None:
     hook_us = hook_cost(args.repeat)
     print(f"hooks alone, per module call (a 200-module chain of nn.Identity): {hook_us:.1f} us CPU")
     os.remove(path)
+    os.remove(os.path.join(workdir, "floor.bin"))
     os.rmdir(workdir)
 
 

@@ -219,7 +219,7 @@ class Recording:
         if self._state != "active":
             raise RecordingError(f"cannot tap {name!r}: the recording is {self._state}")
         if os.getpid() != self._pid:
-            # A forked child (a DataLoader worker) shares the parent's open spill file:
+            # A forked child (a DataLoader worker) shares the parent's open temp file:
             # writing there would corrupt the trace, so its taps are not recorded.
             return x
         if not isinstance(name, str) or not name:

@@ -282,8 +282,8 @@ def test_write_is_atomic(tmp_path, monkeypatch):
     target.write_bytes(b"old")
     writer = SafetensorsWriter(target)
     writer.add("x", np.ones(1000))
-    spills = [n for n in os.listdir(tmp_path) if n.endswith(".spill")]
-    assert len(spills) == 1 and spills[0].startswith(".t.st.")
+    temps = [n for n in os.listdir(tmp_path) if n.endswith(".tmp")]
+    assert len(temps) == 1 and temps[0].startswith(".t.st.")
     assert target.read_bytes() == b"old"  # untouched until close
     writer.close()
     assert sorted(os.listdir(tmp_path)) == ["t.st"]
@@ -306,7 +306,7 @@ def test_write_is_atomic(tmp_path, monkeypatch):
     writer.add("z", np.zeros(5))
     with pytest.raises(RecordingError, match="No space left"):
         writer.close()
-    assert sorted(os.listdir(tmp_path)) == ["t.st"]  # no .tmp or .spill left behind
+    assert sorted(os.listdir(tmp_path)) == ["t.st"]  # no .tmp left behind
 
 
 def test_writer_refuses_missing_directory(tmp_path):
@@ -314,7 +314,7 @@ def test_writer_refuses_missing_directory(tmp_path):
         SafetensorsWriter(tmp_path / "nope" / "t.st")
 
 
-def test_dropped_writer_removes_its_spill_file(tmp_path):
+def test_dropped_writer_removes_its_temp_file(tmp_path):
     writer = SafetensorsWriter(tmp_path / "t.st")
     writer.add("x", np.ones(3))
     del writer

@@ -43,7 +43,7 @@ import numpy as np
 from .. import dtypes
 from ..errors import RecordingError, TapError, TraceFileError
 from ..trace import StageInfo, Trace, natural_sorted, resolve_order
-from . import TraceWriter, brief, decode, fsync_path, one_line, remove_quietly, temp_path
+from . import TraceWriter, brief, decode, one_line, publish_file, remove_quietly, temp_path
 
 CONTAINER_KEY = "numtrace.container"
 CONTAINER = "numtrace-trace/1"
@@ -332,8 +332,8 @@ class HDF5Writer(TraceWriter):
         True
     """
 
-    def __init__(self, path: "str | os.PathLike[str]") -> None:
-        super().__init__(path)
+    def __init__(self, path: "str | os.PathLike[str]", durable: bool | None = None) -> None:
+        super().__init__(path, durable)
         self._h5py = _import_h5py(f"cannot write trace {self.path!r}")
         self._tmp = temp_path(self.path, ".tmp")
         try:
@@ -372,8 +372,7 @@ class HDF5Writer(TraceWriter):
         text = json.dumps(metadata, ensure_ascii=False)
         self._file.create_dataset("numtrace/metadata", data=text, dtype=self._h5py.string_dtype("utf-8"))
         self._file.close()
-        fsync_path(self._tmp)
-        os.replace(self._tmp, self.path)
+        publish_file(self._tmp, self.path, self.durable)
         self._cleanup.detach()
 
     def _discard(self) -> None:

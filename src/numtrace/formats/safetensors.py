@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
 import struct
 import weakref
 from typing import Iterator
@@ -31,7 +30,7 @@ import numpy as np
 from .. import dtypes
 from ..errors import RecordingError, TapError, TraceFileError
 from ..trace import StageInfo, Trace, resolve_order
-from . import HDF5_SIGNATURE, TraceWriter, brief, decode, one_line, remove_quietly, temp_path
+from . import HDF5_SIGNATURE, TraceWriter, brief, decode, one_line, publish_file, remove_quietly, temp_path
 
 #: the safetensors limit on the JSON header
 MAX_HEADER_BYTES = 100_000_000
@@ -258,18 +257,35 @@ class SafetensorsTrace(Trace):
         return StageInfo(name, tuple(shape), dtype), begin, end
 
 
-def _discard(spill, path: str) -> None:
-    spill.close()
+#: bytes kept free for the header in front of the data while recording
+HEADER_RESERVE = 64 * 1024
+#: a trace with less data than this is rewritten without the unused reserve on close
+COMPACT_BELOW = 8 << 20
+_MOVE_CHUNK = 16 << 20
+
+
+def _discard(file, path: str) -> None:
+    file.close()
     remove_quietly(path)
+
+
+def _header_entry_bytes(name: str, shape: tuple[int, ...]) -> int:
+    """An upper bound of what a stage adds to the header: its entry plus its name in ``numtrace.order``."""
+    quoted = len(json.dumps(name, ensure_ascii=False).encode("utf-8"))
+    return 3 * quoted + 72 + 21 * len(shape)  # the order list quotes the name again, escaped
 
 
 class SafetensorsWriter(TraceWriter):
     """Write a safetensors trace stage by stage; the file appears atomically on ``close``.
 
-    Each stage is encoded (contiguous, little-endian) and appended at once to a
-    spill file ``.<name>.<random>.spill`` beside the target, so a recording never
-    holds the trace in memory; ``close`` writes header + data to a temp file,
-    fsyncs it and renames it onto the target. Refused names raise TapError.
+    Each stage is encoded (contiguous, little-endian) and written at once into
+    the final temp file ``.<name>.<random>.tmp`` beside the target, after a
+    region reserved for the header, so a recording never holds the trace in
+    memory and its data is written once. ``close`` writes the header into the
+    reserve (padded with spaces, which JSON allows; a small trace is compacted
+    instead), then renames the file onto the target. The reserve grows while
+    little data follows it; a header that outgrows it anyway moves the data
+    once. Refused names raise TapError.
 
     Example:
         >>> import numpy as np, tempfile, os
@@ -280,17 +296,19 @@ class SafetensorsWriter(TraceWriter):
         True
     """
 
-    def __init__(self, path: "str | os.PathLike[str]") -> None:
-        super().__init__(path)
-        self._size = 0
-        self._tmp: str | None = None
-        self._spill_path = temp_path(self.path, ".spill")
+    def __init__(self, path: "str | os.PathLike[str]", durable: bool | None = None) -> None:
+        super().__init__(path, durable)
+        self._size = 0  # bytes of data written
+        self._reserve = HEADER_RESERVE
+        self._header_bound = 512  # metadata keys numtrace adds, and the JSON around the entries
+        self._tmp = temp_path(self.path, ".tmp")
         try:
-            self._spill = open(self._spill_path, "x+b")
+            self._file = open(self._tmp, "x+b")
+            self._file.seek(self._reserve)
         except OSError as err:
             raise RecordingError(f"cannot write trace {self.path!r}: {one_line(err)}") from None
-        # Removes the spill file if the writer is dropped (or the interpreter exits) unclosed.
-        self._cleanup = weakref.finalize(self, _discard, self._spill, self._spill_path)
+        # Removes the temp file if the writer is dropped (or the interpreter exits) unclosed.
+        self._cleanup = weakref.finalize(self, _discard, self._file, self._tmp)
 
     def _write(self, name: str, shape: tuple[int, ...], dtype: str, raw: Iterator[np.ndarray]) -> object:
         if dtype in NOT_IN_SAFETENSORS:
@@ -298,43 +316,57 @@ class SafetensorsWriter(TraceWriter):
                 f"stage {brief(name)}: safetensors has no {dtype} (other readers would refuse the file); "
                 "record it in an .h5 trace, or tap it as complex64 or as its real and imaginary parts"
             )
+        self._make_room(_header_entry_bytes(name, shape))
         begin, count = self._size, 0
         try:
             for chunk in raw:
                 flat = np.ascontiguousarray(chunk.reshape(-1))
-                self._spill.write(memoryview(flat.view(np.uint8)))
+                self._file.write(memoryview(flat.view(np.uint8)))
                 count += flat.size
             if count != math.prod(shape):
                 raise TapError(f"stage {brief(name)}: {count} elements given for shape {shape}")
         except BaseException:
-            self._spill.seek(begin)
-            self._spill.truncate()
+            self._file.seek(self._reserve + begin)
+            self._file.truncate()
             raise
         self._size = begin + count * dtypes.itemsize(dtype)
+        self._header_bound += _header_entry_bytes(name, shape)
         return dtypes.SAFETENSORS_CODES[dtype], shape, begin, self._size
+
+    def _make_room(self, more: int) -> None:
+        """Grow the header reserve (4x) while moving the data written so far is cheap."""
+        if self._header_bound + more > self._reserve and self._size <= COMPACT_BELOW:
+            wanted = 4 * (self._header_bound + more)
+            self._move_data(wanted + (-wanted % 8))
+
+    def _move_data(self, new_reserve: int) -> None:
+        """Move the data section to start at ``new_reserve`` (either way; the ranges may overlap)."""
+        self._file.flush()
+        fd, old, size = self._file.fileno(), self._reserve, self._size
+        starts = list(range(0, size, _MOVE_CHUNK))
+        for first in starts if new_reserve < old else reversed(starts):
+            block = os.pread(fd, min(_MOVE_CHUNK, size - first), old + first)
+            os.pwrite(fd, block, new_reserve + first)
+        self._reserve = new_reserve
+        self._file.seek(new_reserve + size)
+        self._file.truncate()
 
     def _publish(self, metadata: dict[str, str]) -> None:
         header: dict[str, object] = {"__metadata__": metadata}
         for name, (code, shape, begin, end) in self._stages.items():
             header[name] = {"dtype": code, "shape": list(shape), "data_offsets": [begin, end]}
         blob = json.dumps(header, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-        blob += b" " * (-len(blob) % 8)  # data starts 8-byte aligned, as in safetensors' own writer
         if len(blob) > MAX_HEADER_BYTES:
             raise RecordingError(f"cannot write trace {self.path!r}: its header would exceed {MAX_HEADER_BYTES} bytes")
-        self._tmp = temp_path(self.path, ".tmp")
-        with open(self._tmp, "xb") as out:
-            out.write(struct.pack("<Q", len(blob)))
-            out.write(blob)
-            self._spill.flush()
-            self._spill.seek(0)
-            shutil.copyfileobj(self._spill, out, 1 << 24)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(self._tmp, self.path)
-        self._tmp = None
-        self._cleanup()
+        needed = 8 + len(blob)
+        if needed > self._reserve or self._size < COMPACT_BELOW:
+            self._move_data(needed + (-needed % 8))  # data starts 8-byte aligned, as in safetensors' own writer
+        blob += b" " * (self._reserve - needed)
+        self._file.flush()
+        os.pwrite(self._file.fileno(), struct.pack("<Q", len(blob)) + blob, 0)
+        self._file.close()
+        publish_file(self._tmp, self.path, self.durable)
+        self._cleanup.detach()
 
     def _discard(self) -> None:
         self._cleanup()
-        remove_quietly(self._tmp)
-        self._tmp = None
