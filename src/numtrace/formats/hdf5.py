@@ -42,8 +42,10 @@ import numpy as np
 
 from .. import dtypes
 from ..errors import RecordingError, TapError, TraceFileError
-from ..trace import StageInfo, Trace, natural_sorted, resolve_order
-from . import TraceWriter, brief, decode, one_line, publish_file, remove_quietly, temp_path
+from ..trace import StageInfo, natural_sorted, resolve_order
+from .common import brief, one_line, remove_quietly
+from .writer import TraceWriter, publish_file, temp_path
+from .filetrace import FileTrace
 
 CONTAINER_KEY = "numtrace.container"
 CONTAINER = "numtrace-trace/1"
@@ -161,7 +163,7 @@ def _text(value: object) -> str | None:
     return value if isinstance(value, str) else None
 
 
-class HDF5Trace(Trace):
+class HDF5Trace(FileTrace):
     """An HDF5 trace opened lazily (numtrace's layout or any foreign HDF5 file).
 
     Example:
@@ -172,9 +174,7 @@ class HDF5Trace(Trace):
     """
 
     def __init__(self, path: "str | os.PathLike[str]", role: str = "trace", *, preflight: bool = True) -> None:
-        self.path = self.label = os.fspath(path)
-        self.role = role
-        self._prefix = f"{role} {self.path!r}"
+        self._start(path, role)
         #: datasets left out: a dtype numtrace cannot record, or data stored in other files
         self.skipped: list[str] = []
         self._h5py = h5py = _import_h5py(self._prefix)
@@ -206,19 +206,6 @@ class HDF5Trace(Trace):
             self._file.close()
             raise self._fail(f"is a corrupt HDF5 file ({one_line(err)})") from None
 
-    def info(self, name: str) -> StageInfo:
-        return self._lookup(name)[1]
-
-    def iter_raw_chunks(self, name: str, max_elements: int) -> Iterator[np.ndarray]:
-        """The stage's stored bits (``dtypes.storage_dtype``), flat, in chunks of exactly ``max_elements``
-        (the last one may be shorter)."""
-        dataset, info = self._lookup(name)
-        return self._raw_chunks(dataset, info, max(1, int(max_elements)))
-
-    def iter_chunks(self, name: str, max_elements: int) -> Iterator[np.ndarray]:
-        dtype = self.info(name).dtype
-        return (decode(raw, dtype) for raw in self.iter_raw_chunks(name, max_elements))
-
     def close(self) -> None:
         self._file.close()
 
@@ -236,15 +223,6 @@ class HDF5Trace(Trace):
                 yield chunk.astype(storage, copy=False)  # foreign big-endian data becomes little-endian
         except (OSError, ValueError, RuntimeError, KeyError, TypeError) as err:
             raise self._fail(f"stage {brief(info.name)} cannot be read ({one_line(err)}): corrupt HDF5 file") from None
-
-    def _lookup(self, name: str):
-        try:
-            return self._entries[name]
-        except KeyError:
-            raise KeyError(f"{self.label} has no stage {name!r}") from None
-
-    def _fail(self, why: str) -> TraceFileError:
-        return TraceFileError(f"{self._prefix}: {why}")
 
     def _datasets(self) -> dict[str, object]:
         """Every dataset reachable by hard links, by path. Soft and external links are never followed,

@@ -29,8 +29,10 @@ import numpy as np
 
 from .. import dtypes
 from ..errors import RecordingError, TapError, TraceFileError
-from ..trace import StageInfo, Trace, resolve_order
-from . import HDF5_SIGNATURE, TraceWriter, brief, decode, one_line, publish_file, remove_quietly, temp_path
+from ..trace import StageInfo, resolve_order
+from .common import HDF5_SIGNATURE, brief, one_line, remove_quietly
+from .writer import TraceWriter, publish_file, temp_path
+from .filetrace import FileTrace
 
 #: the safetensors limit on the JSON header
 MAX_HEADER_BYTES = 100_000_000
@@ -55,7 +57,7 @@ def _unique_keys(pairs: list) -> dict:
     return result
 
 
-class SafetensorsTrace(Trace):
+class SafetensorsTrace(FileTrace):
     """A safetensors trace opened lazily: the header is validated, data stays on disk.
 
     Example:
@@ -66,27 +68,13 @@ class SafetensorsTrace(Trace):
     """
 
     def __init__(self, path: "str | os.PathLike[str]", role: str = "trace") -> None:
-        self.path = self.label = os.fspath(path)
-        self.role = role
-        self._prefix = f"{role} {self.path!r}"
+        self._start(path, role)
         self._file = self._open()
         try:
             self._parse_header()
         except BaseException:
             self._file.close()
             raise
-
-    def info(self, name: str) -> StageInfo:
-        return self._lookup(name)[1]
-
-    def iter_raw_chunks(self, name: str, max_elements: int) -> Iterator[np.ndarray]:
-        """The stage's stored bits (``dtypes.storage_dtype``), flat, in chunks of at most ``max_elements``."""
-        start, info = self._lookup(name)
-        return self._raw_chunks(start, info, max(1, int(max_elements)))
-
-    def iter_chunks(self, name: str, max_elements: int) -> Iterator[np.ndarray]:
-        dtype = self.info(name).dtype
-        return (decode(raw, dtype) for raw in self.iter_raw_chunks(name, max_elements))
 
     def close(self) -> None:
         self._file.close()
@@ -121,16 +109,7 @@ class SafetensorsTrace(Trace):
             raise self._fail("the file is shorter than its header says: it was truncated or changed while reading")
         return out
 
-    def _lookup(self, name: str) -> tuple[int, StageInfo]:
-        try:
-            return self._entries[name]
-        except KeyError:
-            raise KeyError(f"{self.label} has no stage {name!r}") from None
-
     # --- opening and validating ---------------------------------------------------------
-
-    def _fail(self, why: str) -> TraceFileError:
-        return TraceFileError(f"{self._prefix}: {why}")
 
     def _open(self):
         if os.path.isdir(self.path):
