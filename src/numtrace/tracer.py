@@ -39,6 +39,11 @@ CALL_INDEX_SEPARATOR = "@"
 
 _active: list["Recording"] = []
 _scope: contextvars.ContextVar[str] = contextvars.ContextVar("numtrace_scope", default="")
+#: The stack of active recordings, for backend adapters: ``tap`` sends to ``ACTIVE[-1]`` and
+#: tests the list for emptiness on every call (the fast path). An adapter that collects taps
+#: itself for a while (MLX batches them into one evaluation) pushes a stand-in with
+#: :func:`push_stand_in`; anything with a ``tap(name, x)`` method will do.
+ACTIVE = _active
 
 
 def tap(name: str, x: Any) -> Any:
@@ -78,6 +83,47 @@ def scope(name: str) -> Iterator[str]:
 
 def current_scope() -> str:
     return _scope.get()
+
+
+@contextmanager
+def at_scope(prefix: str) -> Iterator[str]:
+    """Tap as if inside ``prefix`` exactly (an adapter replaying taps where they were made).
+
+    Example:
+        >>> with scope("decoder"), at_scope("encoder.block"):
+        ...     current_scope()
+        'encoder.block'
+    """
+    if prefix == _scope.get():
+        yield prefix
+        return
+    token = _scope.set(prefix)
+    try:
+        yield prefix
+    finally:
+        _scope.reset(token)
+
+
+def push_stand_in(stand_in: Any) -> None:
+    """Make ``stand_in`` receive the taps of this thread's program until :func:`remove_stand_in`."""
+    _active.append(stand_in)
+
+
+def remove_stand_in(stand_in: Any) -> None:
+    """Remove ``stand_in`` (its topmost entry) from the stack; nothing if it is not there.
+
+    Example:
+        >>> class Collect:
+        ...     def __init__(self): self.names = []
+        ...     def tap(self, name, x): self.names.append(name)
+        >>> c = Collect(); push_stand_in(c); _ = tap("x", 1.0); remove_stand_in(c)
+        >>> c.names, is_recording()
+        (['x'], False)
+    """
+    for i in range(len(_active) - 1, -1, -1):
+        if _active[i] is stand_in:
+            del _active[i]
+            return
 
 
 def flatten(value: Any) -> list[tuple[str, Any]]:

@@ -60,7 +60,7 @@ from ..watch import stage_name
 #: marks the classes that ``numtrace.watch`` generates (zero-edit capture leaves them alone)
 GENERATED = "_numtrace_watch_class"
 #: the tracer's stack of active recordings (tested for emptiness on every call: the fast path)
-ACTIVE = tracer._active
+ACTIVE = tracer.ACTIVE
 
 
 class _ThreadState(threading.local):
@@ -147,14 +147,11 @@ def mlx_leaves(value: Any) -> list[Any]:
 
 def replay(target: Any, scope: str, name: str, value: Any) -> None:
     """``target.tap(name, value)`` as if tapped inside ``scope``; a refusal is said, not raised."""
-    token = tracer._scope.set(scope) if scope != tracer.current_scope() else None
-    try:
-        target.tap(name, value)
-    except TapError as error:
-        say(f"refused:{name}", f"stage {name!r} not recorded: {error}")
-    finally:
-        if token is not None:
-            tracer._scope.reset(token)
+    with tracer.at_scope(scope):
+        try:
+            target.tap(name, value)
+        except TapError as error:
+            say(f"refused:{name}", f"stage {name!r} not recorded: {error}")
 
 
 class Proxy:
@@ -180,15 +177,12 @@ class Proxy:
 
 def push(sink: Any) -> Proxy:
     proxy = Proxy(sink, ACTIVE[-1])
-    ACTIVE.append(proxy)
+    tracer.push_stand_in(proxy)
     return proxy
 
 
 def pop(proxy: Proxy) -> None:
-    for i in range(len(ACTIVE) - 1, -1, -1):
-        if ACTIVE[i] is proxy:
-            del ACTIVE[i]
-            return
+    tracer.remove_stand_in(proxy)
 
 
 def recording() -> Any:
