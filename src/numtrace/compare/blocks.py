@@ -46,7 +46,7 @@ BLOCK = 1 << 16
 READ = 4 * BLOCK
 #: Stages of fewer elements are computed on the calling thread alone.
 PARALLEL_MIN = 1 << 20
-_HIGH = 2.0**400  # same limits as the scaled sums of numtrace.compare.stats
+_HIGH = 2.0**400  # same limits as the scaled sums of numtrace.compare.metrics
 _LOW = 2.0**-401
 
 _local = threading.local()
