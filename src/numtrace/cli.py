@@ -64,7 +64,7 @@ def diff(
     as_json: bool = typer.Option(False, "--json", help="Print the SPEC §3 JSON report on stdout."),
     only: Optional[List[str]] = typer.Option(None, "--only", metavar="GLOB", help="Compare only stages matching GLOB (repeatable)."),
     tol: Optional[List[str]] = typer.Option(None, "--tol", metavar="[GLOB=]RTOL|rtol=..,atol=..", help="Tolerance override, e.g. 1e-3 or 'decoder.*=1e-3' or 'mel=rtol=1e-2,atol=1e-4' (repeatable; last match wins)."),
-    tol_file: Optional[str] = typer.Option(None, "--tol-file", metavar="TOML", help="Per-stage tolerances from a TOML file ([tolerance] table: glob = rtol or {rtol, atol})."),
+    tol_file: Optional[str] = typer.Option(None, "--tol-file", metavar="TOML", help="Per-stage tolerances from a TOML file (\\[tolerance] table: glob = rtol or {rtol, atol})."),
     fail_on: FailOn = typer.Option(FailOn.large, "--fail-on", help="Which verdict makes the exit status 1: large (default), small (SMALL or LARGE), missing (LARGE or MISSING), never."),
     width: Optional[int] = typer.Option(None, "--width", help="Table width in characters (default: the terminal's, at least 160 when not a terminal)."),
     name_map: Optional[str] = typer.Option(None, "--map", metavar="TOML", help="Stage-name map: renames (globs or re:REGEX), prefixes to strip, stages to ignore (docs/diagnosis.md)."),
@@ -112,19 +112,26 @@ def plot(
     typer.echo(f"wrote {written}")
 
 
-@app.command(help="List a trace's stages in execution order with their statistics and metadata.")
+@app.command(help="List a trace's stages in execution order with their statistics and metadata; with STAGE, "
+             "show that stage in detail. A stats-only trace (trace run --stats) shows each stage's recorded "
+             "shape, dtype, statistics, channel means and hash.")
 def show(
     trace_path: str = typer.Argument(..., metavar="TRACE", help="A trace (.safetensors/.st/.h5)."),
+    stage: Optional[str] = typer.Argument(None, metavar="[STAGE]", help="Show only this stage, in detail: statistics, hash, channel means, values."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
     only: Optional[List[str]] = typer.Option(None, "--only", metavar="GLOB", help="Show only stages matching GLOB."),
     width: Optional[int] = typer.Option(None, "--width", help="Table width in characters."),
 ) -> None:
-    from .report.show import print_show, show_dict
+    from .report.show import print_show, print_stage_show, show_dict, stage_dict
     from .trace import load
 
     with _user_errors():
         with load(trace_path) as trace:
-            if as_json:
+            if stage is not None and as_json:
+                typer.echo(json.dumps(stage_dict(trace, stage), indent=2, allow_nan=False))
+            elif stage is not None:
+                print_stage_show(trace, stage, width=width)
+            elif as_json:
                 typer.echo(json.dumps(show_dict(trace, only), indent=2, allow_nan=False))
             else:
                 print_show(trace, only, width=width)

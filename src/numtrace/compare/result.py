@@ -84,8 +84,8 @@ class StageResult:
         out["verdict"] = self.verdict.value
         if self.verdict is Verdict.MISSING:
             out["only_in"] = self.only_in
-        out["a"] = _side_dict(self.a)
-        out["b"] = _side_dict(self.b)
+        out["a"] = side_dict(self.a)
+        out["b"] = side_dict(self.b)
         out["diff"] = _diff_dict(self.diff)
         out["pairing"] = "missing" if self.verdict is Verdict.MISSING else self.pairing
         out["rel_err"] = _json_float(self.rel_err)
@@ -185,7 +185,7 @@ def _json_safe(value):
     return value
 
 
-def _side_dict(stats: SideStats | None) -> dict | None:
+def side_dict(stats: SideStats | None) -> dict | None:
     if stats is None:
         return None
     return {

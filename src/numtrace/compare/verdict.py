@@ -51,21 +51,27 @@ SMALL_FACTOR = 10.0
 
 VERDICT_HELP = """\
 Verdicts (reference A, candidate B; per stage):
-  An element passes when |b - a| <= rtol*|a| + atol (numpy.testing.assert_allclose's rule).
-  ratio = max over elements of |b - a| / (rtol*|a| + atol)   (0/0 counts as 0, x/0 as inf)
+  An element passes when |b - a| <= rtol*|a| + atol (the rule of
+  numpy.testing.assert_allclose), and
+  ratio = max over elements of |b - a| / (rtol*|a| + atol)
+  (0/0 counts as 0, x/0 as inf).
   MATCH    ratio <= 1: every element within tolerance.
-  SMALL    1 < ratio <= 10: outside tolerance, but never by more than 10x it (worth a look;
-           typical of a different but equivalent algorithm, e.g. another resampler).
-  LARGE    an element more than 10x its tolerance away, a non-finite value on one side only
-           (NaN vs number, inf vs finite, +inf vs -inf; NaN vs NaN and equal infinities are
-           equal), or shapes that differ and cannot be lined up.
+  SMALL    1 < ratio <= 10: outside tolerance, but never by more than 10x
+           it (worth a look; typical of a different but equivalent
+           algorithm, e.g. another resampler).
+  LARGE    an element more than 10x its tolerance away; a non-finite
+           value on one side only (NaN vs number, inf vs finite, +inf vs
+           -inf; NaN vs NaN and equal infinities are equal); or
+           shapes that differ and cannot be lined up.
   MISSING  the stage is in one trace only.
-Shapes are lined up when they differ by length-1 axes or a permutation of axes (a layout
-  change alone is MATCH), or in the length of one axis: then the overlap is compared, and
-  the verdict is at least SMALL (elements on one side only, like a MISSING stage).
-Default tolerance: rtol = sqrt(eps) of the coarser dtype (float64 1.5e-8, float32 3.45e-4,
-  float16 0.031, bfloat16 0.088) and atol = rtol*max|a| + tiny, i.e. relative to the
-  reference's scale; integer and bool stages must be equal. Override with --tol."""
+Shapes are lined up when they differ by length-1 axes or a permutation of
+  axes (a layout change alone is MATCH), or in the length of one axis:
+  then the overlap is compared, and the verdict is at least SMALL
+  (elements on one side only, like a MISSING stage).
+Default tolerance: rtol = sqrt(eps) of the coarser dtype (float64 1.5e-8,
+  float32 3.45e-4, float16 0.031, bfloat16 0.088) and
+  atol = rtol*max|a| + tiny, i.e. relative to the reference's scale;
+  integer and bool stages must be equal. Override with --tol."""
 
 _FORMS = (
     "expected RTOL, GLOB=RTOL, GLOB=rtol=R,atol=A or atol=A "

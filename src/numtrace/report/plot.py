@@ -9,7 +9,9 @@
   and candidate on one colour scale, the difference on a symmetric diverging
   one, with padding and localized bands outlined. A 1-D stage is drawn as
   lines; a stage of more than two axes (after dropping length-1 axes) as the
-  2-D slice through its worst location.
+  2-D slice through its worst location. When either trace is stats-only
+  (``trace run --stats``), :func:`numtrace.report.sketch_plot.plot_sketch_stage`
+  draws what the sketches hold: both sides' channel means and their difference.
 
 Example:
     >>> import numpy as np, os, tempfile
@@ -31,6 +33,7 @@ import numpy as np
 from ..compare import ToleranceTable, aligned_arrays, compare_pair, stage_pair
 from ..compare.profile import worst_locations
 from ..errors import UsageError
+from ..sketch import is_sketch_trace
 from .words import describe_findings
 
 VERDICT_COLORS = {"MATCH": "#2e7d32", "SMALL": "#ef8f00", "LARGE": "#c62828"}
@@ -57,8 +60,9 @@ def _save(fig, out) -> str:
     return str(out)
 
 
-def plot_overview(report, out) -> str:
-    """Relative error of every stage, in order (see the module docstring). Returns ``out``."""
+def plot_overview(report, out, note: str = "") -> str:
+    """Relative error of every stage, in order (see the module docstring), ``note`` under the
+    title. Returns ``out``."""
     plt = _pyplot()
     stages = [s for s in report.stages if s.verdict.value != "MISSING"]
     if not stages:
@@ -103,8 +107,8 @@ def plot_overview(report, out) -> str:
                        edgecolors=color, lw=1.3, zorder=4)
     handles = [plt.Line2D([], [], ls="", marker="o", color=c, label=v) for v, c in VERDICT_COLORS.items()]
     ax.legend(handles=handles, loc="lower right", fontsize=8, framealpha=0.8)
-    ax.set_title(f"relative error per stage, in execution order\nreference {report.a_label}  vs  candidate {report.b_label}",
-                 fontsize=10)
+    ax.set_title(f"relative error per stage, in execution order\nreference {report.a_label}  vs  candidate {report.b_label}"
+                 + (f"\n{note}" if note else ""), fontsize=10)
     return _save(fig, out)
 
 
@@ -117,6 +121,10 @@ def _clip(e, floor: float, ceiling: float) -> float:
 def plot_stage(reference, candidate, name: str, out, *, tolerances: ToleranceTable | None = None,
                map=None) -> str:  # noqa: A002
     """Reference, candidate and difference of one stage (module docstring). Returns ``out``."""
+    if any(is_sketch_trace(trace) for trace in (reference, candidate)):
+        from .sketch_plot import plot_sketch_stage
+
+        return plot_sketch_stage(reference, candidate, name, out, tolerances=tolerances, map=map)
     pair = stage_pair(reference, candidate, name, map)
     if pair is None:
         raise UsageError(f"no stage {name!r} in either trace; `trace diff A B` lists the stages")
@@ -237,4 +245,7 @@ def run_plot(reference, candidate, out, *, stage: str | None = None, only=None, 
         if only and not report.stages:
             raise UsageError(f"no stage matches --only {' '.join(only)}")
         report.a_label, report.b_label = str(reference), str(candidate)
-        return plot_overview(report, out)
+        stats_only = [label for label, t in (("reference", ref), ("candidate", cand)) if is_sketch_trace(t)]
+        who = " and the ".join(stats_only) + (" are" if len(stats_only) > 1 else " is")
+        note = f"compared by sketch (the {who} stats-only): relative errors are lower bounds" if stats_only else ""
+        return plot_overview(report, out, note)

@@ -2,8 +2,10 @@
 
 Both sides' statistics, the findings in words, the per-index error profile
 along each axis (the "channel-by-channel mean difference": a sparkline of
-mean |Δ| and a table, grouped into ranges on long axes) and the worst
-locations. The stage is read whole on both sides.
+mean |Δ| and a table with each index's verdict, summarized on long axes as
+:mod:`numtrace.report.rows` says) and the worst locations. The stage is read
+whole on both sides. When either trace is a stats-only (sketch) trace, the
+drill-down compares the two sketches instead (:mod:`numtrace.report.sketch`).
 
 Example:
     >>> import numpy as np
@@ -27,24 +29,18 @@ from ..compare.profile import axis_profiles, worst_locations
 from ..compare.result import _json_safe
 from ..compare.rootcause import relative_error
 from ..errors import UsageError
+from .rows import Hidden, index_text, runs, summarize_rows
 from .table import VERDICT_STYLES, make_console, stage_diagnosis
 from .words import fmt, fmt_side
 
-#: Rows of a profile table; longer axes are shown as this many ranges of indices.
-MAX_ROWS = 64
 _BLOCKS = "▁▂▃▄▅▆▇█"
 
 
 def stage_detail(reference, candidate, name: str, *, tolerances: ToleranceTable | None = None, map=None,  # noqa: A002
                  worst: int = 10) -> dict:
     """Everything the drill-down shows, JSON-safe. UsageError when no stage is called ``name``."""
-    pair = stage_pair(reference, candidate, name, map)
-    if pair is None:
-        raise UsageError(f"no stage {name!r} in either trace; `trace diff A B` lists the stages")
+    pair = paired_stage(reference, candidate, name, map)
     table = tolerances if tolerances is not None else ToleranceTable()
-    if pair.name_a is None or pair.name_b is None:
-        side = "reference" if pair.name_a is not None else "candidate"
-        raise UsageError(f"stage {name!r} is only in the {side}: nothing to compare")
     result = compare_pair(reference, candidate, pair, table)
     result.rel_err = relative_error(result)
     detail = result.to_dict()
@@ -53,10 +49,24 @@ def stage_detail(reference, candidate, name: str, *, tolerances: ToleranceTable 
     aligned = aligned_arrays(reference, candidate, pair)
     if aligned is not None:
         av, bv, _, _ = aligned
-        detail["profiles"] = _json_safe(axis_profiles(av, bv))
+        d = result.diff
+        tolerance = (d.rtol, d.atol) if d is not None else (None, None)
+        detail["profiles"] = _json_safe(axis_profiles(av, bv, *tolerance))
         detail["worst"] = _json_safe(worst_locations(av, bv, worst))
     detail["words"] = stage_diagnosis(result, limit=None)
     return detail
+
+
+def paired_stage(reference, candidate, name: str, map=None, what: str = "compare"):  # noqa: A002
+    """The :class:`~numtrace.compare.align.Pair` of stage ``name`` (either side's name); UsageError
+    when it is in neither trace or in one only."""
+    pair = stage_pair(reference, candidate, name, map)
+    if pair is None:
+        raise UsageError(f"no stage {name!r} in either trace; `trace diff A B` lists the stages")
+    if pair.name_a is None or pair.name_b is None:
+        side = "reference" if pair.name_a is not None else "candidate"
+        raise UsageError(f"stage {name!r} is only in the {side}: nothing to {what}")
+    return pair
 
 
 def sparkline(values: list, width: int = 64) -> str:
@@ -82,33 +92,6 @@ def _groups(length: int, most: int) -> list[tuple[int, int]]:
     return [(lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:]) if hi > lo]
 
 
-def row_ranges(mean_abs: list, most: int = MAX_ROWS) -> list[tuple[int, int]]:
-    """Rows of a profile table: every index when there are few; on a long axis each loud index
-    (mean |Δ| >= a tenth of the loudest) on its own row and the quiet runs between grouped.
-
-    Example:
-        >>> row_ranges([0.0] * 10 + [5.0] + [0.0] * 9, most=6)
-        [(0, 4), (4, 8), (8, 10), (10, 11), (11, 15), (15, 19), (19, 20)]
-    """
-    n = len(mean_abs)
-    if n <= most:
-        return [(i, i + 1) for i in range(n)]
-    peak = _max(mean_abs) or 0.0
-    loud = [bool(peak) and v is not None and v >= 0.1 * peak for v in mean_abs]
-    if sum(loud) > most // 2:
-        return _groups(n, most)
-    size = max(1, math.ceil((n - sum(loud)) / max(1, most - sum(loud))))
-    out, i = [], 0
-    while i < n:
-        j = i + 1
-        if not loud[i]:
-            while j < n and not loud[j] and j - i < size:
-                j += 1
-        out.append((i, j))
-        i = j
-    return out
-
-
 def _mean(values: list):
     kept = [v for v in values if v is not None]
     return sum(kept) / len(kept) if kept else None
@@ -120,19 +103,42 @@ def _max(values: list):
 
 
 def _profile_table(profile: dict) -> Table:
+    """The per-index table of one axis: a row per index on a short axis; on a long one, runs of
+    indices with the same verdict and a mean |Δ| within a factor 2 share a row, and when there
+    are still many, only the first, last and worst rows are kept (:mod:`numtrace.report.rows`)."""
     table = Table(header_style="bold", pad_edge=False)
-    for header in ("index", "mean Δ", "mean |Δ|", "max |Δ|", "reference rms"):
-        table.add_column(header, justify="right", no_wrap=True)
+    for header in ("index", "verdict", "mean Δ", "mean |Δ|", "max |Δ|", "at", "reference rms"):
+        table.add_column(header, justify="left" if header == "verdict" else "right", no_wrap=True)
+    verdicts = profile.get("verdict") or [""] * profile["length"]
+    labels = list(zip(verdicts, _octaves(profile["mean_abs"])))
     peak = _max(profile["mean_abs"]) or 0.0
-    for lo, hi in row_ranges(profile["mean_abs"]):
-        mean_abs = _mean(profile["mean_abs"][lo:hi])
+    rows = summarize_rows(labels, profile["max_abs"])
+    for row in rows:
+        if isinstance(row, Hidden):
+            table.add_row(index_text((row.start, row.stop)), "…", f"{row.rows} row{'s' * (row.rows > 1)} hidden",
+                          "", "", "", "", style="dim")
+            continue
+        lo, hi = row
+        mean_abs, max_abs = _mean(profile["mean_abs"][lo:hi]), profile["max_abs"][lo:hi]
+        top = _max(max_abs)
+        at = str(lo + max_abs.index(top)) if hi - lo > 1 and top else ""
+        rms = _mean([None if r is None else r * r for r in profile["ref_rms"][lo:hi]])
         loud = peak and mean_abs is not None and mean_abs >= 0.5 * peak
-        table.add_row(
-            str(lo) if hi - lo == 1 else f"{lo}-{hi - 1}",
-            fmt(_mean(profile["mean_diff"][lo:hi])), fmt(mean_abs), fmt(_max(profile["max_abs"][lo:hi])),
-            fmt(_mean(profile["ref_rms"][lo:hi])), style="bold red" if loud else "",
-        )
+        table.add_row(index_text(row), Text(verdicts[lo], style=VERDICT_STYLES.get(verdicts[lo], "")),
+                      fmt(_mean(profile["mean_diff"][lo:hi])), fmt(mean_abs), fmt(top), at,
+                      fmt(None if rms is None else math.sqrt(rms)), style="bold" if loud else "")
+    if len(rows) < profile["length"]:
+        hidden = sum(row.rows for row in rows if isinstance(row, Hidden))
+        count = len(runs(labels))
+        table.caption = (f"{profile['length']} indices in {count} run{'s' * (count > 1)} (same verdict, mean |Δ| "
+                         f"within 2x)" + (f"; {hidden} runs hidden" if hidden else ""))
     return table
+
+
+def _octaves(mean_abs: list) -> list:
+    """How many factors of 2 each mean |Δ| is below the loudest (None for no finite value, -1 for 0)."""
+    peak = _max(mean_abs) or 0.0
+    return [None if v is None else -1 if not v or not peak else int(math.log2(peak / v)) for v in mean_abs]
 
 
 def print_stage(detail: dict, width: int | None = None) -> None:
@@ -155,7 +161,7 @@ def print_stage(detail: dict, width: int | None = None) -> None:
     for profile in detail["profiles"]:
         console.print(Text(f"\nerror profile along axis {profile['axis']} ({profile['length']} indices), "
                            f"mean |Δ| per index:", style="bold"))
-        console.print(Text(f"  {sparkline(profile['mean_abs'], 100)}"))
+        console.print(Text(f"  {sparkline(profile['mean_abs'], max(8, min(100, console.width - 4)))}"))
         console.print(_profile_table(profile))
     if detail["worst"]:
         console.print(Text("\nworst locations:", style="bold"))
@@ -180,12 +186,23 @@ def run_stage(reference, candidate, name: str, *, tolerances=None, map=None, as_
     import json
 
     from ..compare.result import _FAILING
+    from ..sketch import is_sketch_trace
     from ..trace import load
 
     with load(reference, role="reference trace") as ref, load(candidate, role="candidate trace") as cand:
-        detail = stage_detail(ref, cand, name, tolerances=tolerances, map=map)
+        by_sketch = is_sketch_trace(ref) or is_sketch_trace(cand)
+        if by_sketch:
+            from .sketch import sketch_stage_detail
+
+            detail = sketch_stage_detail(ref, cand, name, tolerances=tolerances, map=map)
+        else:
+            detail = stage_detail(ref, cand, name, tolerances=tolerances, map=map)
     if as_json:
         print(json.dumps(detail, indent=2, allow_nan=False))
+    elif by_sketch:
+        from .sketch import print_sketch_stage
+
+        print_sketch_stage(detail, width=width)
     else:
         print_stage(detail, width=width)
     failing = {verdict.value for verdict in _FAILING.get(fail_on, set())}

@@ -138,7 +138,9 @@ def summary_line(report) -> str:
         return line + " No divergence: every stage present on both sides matches."
     stage = next(s for s in report.stages if s.name == first)
     detail = stage.verdict.value
-    if stage.diff is not None:
+    if stage.diff is not None and stage.diff.total == 0 and "by sketch" in stage.note:  # no element compared
+        detail += f": max |Δ| >= {fmt(stage.diff.abs_max)}, compared by sketch"
+    elif stage.diff is not None:
         detail += f": max |Δ| {fmt(stage.diff.abs_max)}, {fmt_percent(stage.diff.mismatched, stage.diff.total)} of elements out of tolerance"
     elif stage.note:
         detail += f": {stage.note}"
