@@ -1,19 +1,31 @@
-"""Shared helpers of the fuzz tests (imported as ``fuzzing``; pytest puts this directory on sys.path): run the CLI in-process under a time limit, a memory cap and a
-pickle tripwire, and check that the outcome is clean (a verdict, or exit 2 with one line)."""
+"""Shared harness of the fuzz tests (imported as ``fuzzing``; pytest puts this directory on sys.path).
+
+It runs the CLI in-process under a time limit, a memory cap and a pickle
+tripwire, and checks that the outcome is clean (a verdict, or exit 2 with one
+line, never a traceback): :func:`check_file` runs ``trace show`` on a file and
+``trace diff`` with it on either side of a good trace; :func:`check_bytes` does
+the same for a mutated file's bytes (written next to the good trace, removed
+afterwards) and, when the mutation must be refused, asserts that every command
+refused it; :func:`flip_bits` and :func:`scratch_dir` are the mutations' helpers.
+"""
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import pickle
+import shutil
 import signal
 import sys
+import tempfile
 import tracemalloc
-from typing import NamedTuple
+from typing import Iterable, Iterator, NamedTuple
 
 from typer.testing import CliRunner
 
 from numtrace.cli import app
+
 
 def examples(default: int) -> int:
     """Examples per fuzz test: ``default`` (a few seconds each, for ``make test``), or
@@ -95,3 +107,39 @@ def assert_refused(outcomes: list[Outcome]) -> None:
     for outcome in outcomes:
         assert outcome.code == 2, outcome
 
+
+def scratch_dir(prefix: str) -> str:
+    """A temporary directory for a fuzz module's files, removed when the test process exits."""
+    directory = tempfile.mkdtemp(prefix=prefix)
+    atexit.register(shutil.rmtree, directory, True)
+    return directory
+
+
+@contextlib.contextmanager
+def written(content: bytes, near: str, suffix: str) -> Iterator[str]:
+    """``content`` in a new file with ``suffix`` beside the file ``near``; removed afterwards."""
+    fd, path = tempfile.mkstemp(suffix=suffix, dir=os.path.dirname(near))
+    with os.fdopen(fd, "wb") as f:
+        f.write(content)
+    try:
+        yield path
+    finally:
+        os.remove(path)
+
+
+def check_bytes(content: bytes, good: str, refused: bool, suffix: str | None = None) -> list[Outcome]:
+    """:func:`check_file` of ``content`` written to a file (``suffix``: the good trace's); when
+    ``refused``, every command must have refused it (:func:`assert_refused`)."""
+    with written(content, good, suffix or os.path.splitext(good)[1]) as path:
+        outcomes = check_file(path, good)
+    if refused:
+        assert_refused(outcomes)
+    return outcomes
+
+
+def flip_bits(content: bytes, bits: Iterable[int]) -> bytes:
+    """``content`` with each bit numbered in ``bits`` (8 per byte, lowest first) inverted."""
+    out = bytearray(content)
+    for bit in bits:
+        out[bit // 8] ^= 1 << (bit % 8)
+    return bytes(out)

@@ -4,18 +4,15 @@ far more data than the file stores. Each gives a verdict or exit 2 with one line
 
 from __future__ import annotations
 
-import atexit
 import os
-import shutil
 import struct
-import tempfile
 
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fuzzing import examples, assert_refused, check_file
+from fuzzing import assert_refused, check_bytes, check_file, examples, flip_bits, scratch_dir
 from numtrace.trace import save
 
 h5py = pytest.importorskip("h5py")
@@ -24,9 +21,7 @@ SHAPES = {"enc": (7, 5), "mel": (3, 11), "big": (41, 200)}
 
 
 def _valid() -> tuple[bytes, str, dict]:
-    directory = tempfile.mkdtemp(prefix="numtrace-fuzz-h5-")
-    atexit.register(shutil.rmtree, directory, True)
-    good = save(os.path.join(directory, "good.h5"), {
+    good = save(os.path.join(scratch_dir("numtrace-fuzz-h5-"), "good.h5"), {
         "enc": np.linspace(-1.0, 1.0, 35, dtype=np.float32).reshape(SHAPES["enc"]),
         "mel": (np.arange(33, dtype=np.float32).reshape(SHAPES["mel"]), "bfloat16"),
         "big": np.random.default_rng(0).standard_normal(SHAPES["big"]),  # >= 64 KiB: chunked + gzip
@@ -41,15 +36,7 @@ VALID, GOOD, OFFSETS = _valid()  # OFFSETS: file address of each contiguous stag
 
 
 def _check(content: bytes, refused: bool) -> None:
-    fd, path = tempfile.mkstemp(suffix=".h5", dir=os.path.dirname(GOOD))
-    with os.fdopen(fd, "wb") as f:
-        f.write(content)
-    try:
-        outcomes = check_file(path, GOOD)
-        if refused:
-            assert_refused(outcomes)
-    finally:
-        os.remove(path)
+    check_bytes(content, GOOD, refused)
 
 
 def _replace_u64(content: bytes, old: int, new: int) -> bytes:
@@ -80,10 +67,7 @@ def test_truncated(cut):
 @SETTINGS
 @given(bits=st.lists(st.integers(0, 8 * len(VALID) - 1), min_size=1, max_size=8))
 def test_bit_flipped(bits):
-    content = bytearray(VALID)
-    for bit in bits:
-        content[bit // 8] ^= 1 << (bit % 8)
-    _check(bytes(content), refused=False)
+    _check(flip_bits(VALID, bits), refused=False)
 
 
 @SETTINGS

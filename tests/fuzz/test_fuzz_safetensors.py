@@ -3,28 +3,23 @@ overlapping, negative and huge shapes and offsets. Each gives a verdict or exit 
 
 from __future__ import annotations
 
-import atexit
 import json
 import math
 import os
-import shutil
 import struct
-import tempfile
 
 import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fuzzing import examples, assert_clean, assert_refused, check_file
+from fuzzing import assert_clean, assert_refused, check_bytes, check_file, examples, flip_bits, scratch_dir, written
 from numtrace.trace import save
 
 SETTINGS = settings(max_examples=examples(20), deadline=None, suppress_health_check=list(HealthCheck))
 
 
 def _valid() -> tuple[bytes, str]:
-    directory = tempfile.mkdtemp(prefix="numtrace-fuzz-st-")
-    atexit.register(shutil.rmtree, directory, True)
-    good = save(os.path.join(directory, "good.safetensors"), {
+    good = save(os.path.join(scratch_dir("numtrace-fuzz-st-"), "good.safetensors"), {
         "enc": np.linspace(-1.0, 1.0, 24, dtype=np.float32).reshape(2, 3, 4),
         "mel": (np.arange(12, dtype=np.float32).reshape(3, 4), "bfloat16"),
         "ids": np.arange(5, dtype=np.int64),
@@ -42,13 +37,6 @@ DATA = VALID[8 + HEADER_LEN :]
 STAGES = [k for k in HEADER if k != "__metadata__"]
 
 
-def _file(content: bytes) -> str:
-    fd, path = tempfile.mkstemp(suffix=".safetensors", dir=os.path.dirname(GOOD))
-    with os.fdopen(fd, "wb") as f:
-        f.write(content)
-    return path
-
-
 def _with_header(header: dict, data: bytes = DATA) -> bytes:
     blob = json.dumps(header).encode()
     blob += b" " * (-len(blob) % 8)
@@ -62,13 +50,7 @@ def _edited(stage: str, **fields) -> bytes:
 
 
 def _check(content: bytes, refused: bool) -> None:
-    path = _file(content)
-    try:
-        outcomes = check_file(path, GOOD)
-        if refused:
-            assert_refused(outcomes)
-    finally:
-        os.remove(path)
+    check_bytes(content, GOOD, refused)
 
 
 @SETTINGS
@@ -80,10 +62,7 @@ def test_truncated(cut):
 @SETTINGS
 @given(bits=st.lists(st.integers(0, 8 * len(VALID) - 1), min_size=1, max_size=8))
 def test_bit_flipped(bits):
-    content = bytearray(VALID)
-    for bit in bits:
-        content[bit // 8] ^= 1 << (bit % 8)
-    _check(bytes(content), refused=False)
+    _check(flip_bits(VALID, bits), refused=False)
 
 
 @SETTINGS
@@ -144,11 +123,8 @@ def test_every_category_is_refused_by_name():
         "huge shape": _edited("enc", shape=[2**40, 2**40, 4]),
     }
     for label, content in cases.items():
-        path = _file(content)
-        try:
+        with written(content, GOOD, ".safetensors") as path:
             outcomes = check_file(path, GOOD)
-            assert_refused(outcomes)
-            assert all(o.stderr.count(os.path.basename(path)) == 1 for o in outcomes), label
-        finally:
-            os.remove(path)
+        assert_refused(outcomes)
+        assert all(o.stderr.count(os.path.basename(path)) == 1 for o in outcomes), label
     assert_clean(check_file(GOOD, GOOD)[0], codes=(0,))
