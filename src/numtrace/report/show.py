@@ -141,7 +141,7 @@ def print_stage_show(trace, name: str, width: int | None = None) -> None:
     sketch = stage["stats_only"]
     console.print(Text(f"trace: {trace.label}" + (" (stats-only trace, recorded with --stats)" if sketch else "")))
     console.print(Text(f"stage {name} ({stage['index']} of {stage['of']}): shape {tuple(stage['shape'])} "
-                       f"{stage['dtype']}, {stage['count']} values", style="bold"))
+                       f"{stage['dtype']}, {stage['count']} value{'s' * (stage['count'] != 1)}", style="bold"))
     console.print(Text(f"  [min, max] mean±std: {fmt_side(_Stats({**stage, 'nan': 0, 'posinf': 0, 'neginf': 0}))}, "
                        f"|max| {fmt(stage['abs_max'])}"))
     bad = [f"{stage[k]} {label}" for k, label in (("nan", "NaN"), ("posinf", "+inf"), ("neginf", "-inf")) if stage[k]]
