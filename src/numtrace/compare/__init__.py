@@ -22,7 +22,9 @@ Modules: ``align`` and ``names`` (pairing stage names, the map file),
 ``layout`` (lining up shapes), ``stats`` (streaming metrics), ``verdict``,
 ``diagnose`` with ``fits`` and ``regions`` (what kind of error),
 ``rootcause`` (where it is born), ``profile`` (per-index error profiles),
-``engine`` (the diff itself) and ``result`` (the report and its JSON).
+``sample`` and ``sums`` (diagnosing a large stage from a window and exact
+sums), ``sketch`` (diffs of stats-only traces), ``engine`` (the diff itself,
+which hands sketch traces to ``sketch``) and ``result`` (the report and its JSON).
 """
 
 from __future__ import annotations
@@ -44,21 +46,6 @@ from .verdict import (
     load_tolerance_toml,
     parse_tol_option,
 )
-
-# --- issue 7, stats-only traces: a diff involving a sketch trace is a diff by sketch ---------------
-_full_diff = diff
-
-
-def diff(reference, candidate, **options):
-    """:func:`numtrace.compare.engine.diff`, or :func:`numtrace.compare.sketch.diff` when either trace
-    was recorded in stats-only mode (``trace run --stats``); same arguments, same report."""
-    if any("numtrace.sketch" in getattr(t, "metadata", {}) for t in (reference, candidate)):  # sketch.SKETCH_KEY
-        from . import sketch
-
-        return sketch.diff(reference, candidate, **options)
-    return _full_diff(reference, candidate, **options)
-# --- end of issue 7 ----------------------------------------------------------------------------------
-
 
 __all__ = [
     "DiffReport", "DiffStats", "FAIL_ON", "NameMap", "Pair", "SideStats", "StageResult", "Tolerance",

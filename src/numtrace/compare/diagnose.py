@@ -25,6 +25,11 @@ Order of the work:
    another stage.
 5. ``dtype`` when the recorded dtypes differ.
 
+A stage of more than :data:`DIAGNOSE_MAX_ELEMENTS` elements is diagnosed by
+:mod:`~numtrace.compare.sample` from a window of it and exact whole-stage sums:
+it passes the window here with ``window=``, which keeps the window's findings
+that the sums cannot give (marked ``"source": "sample"``) and adds the exact ones.
+
 Every fitted finding has ``explained`` (share of the error energy it accounts
 for, 0..1) and ``residual`` (relative error left after it, as ``diff.rel_rms``).
 Findings are ordered by ``explained``, exact ties by specificity
@@ -43,13 +48,27 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
 
 from .. import dtypes
-from .fits import SIGN_TOLERANCE, dot_sum, fit_channels, fit_elementwise, fit_global, fit_proportional, significant
+from .fits import (
+    ELEMENTWISE_MAX,
+    SIGN_TOLERANCE,
+    dot_sum,
+    fit_channels,
+    fit_elementwise,
+    fit_global,
+    fit_proportional,
+    significant,
+)
+from . import sums
 from .layout import _score, candidate_perms, canonical_perm
+from .ordering import COMPLETE, PRIORITY, RICH_KINDS, SIMPLE_KINDS, TIE  # noqa: F401 (documented here too)
+from .ordering import ordered as _ordered
+from .ordering import pruned as _pruned
 from .regions import find_localized, find_padding, find_shift
 
 #: The error is rounding when its rms is at most this many eps of the reference's rms
@@ -71,19 +90,9 @@ EXACT = 1e-6
 #: The elementwise fit (error = g(reference)) is looser: where the function is not one-to-one
 #: (GELU below zero) two inputs share a reference value and the group means blur.
 MIN_EXPLAINED_ELEMENTWISE = 0.8
-#: Once a finding explains this share, the models with more parameters that come after it
-#: are other words for the same error (padding is also "a per-index scale of 0") and are
-#: dropped; the one-parameter models (offset, scale, sign, shift) stay only when they tie.
-COMPLETE = 0.99
-SIMPLE_KINDS = frozenset({"offset", "scale", "sign", "shift", "constant"})
-RICH_KINDS = frozenset({"affine", "channel_offset", "channel_scale", "elementwise", "layout", "proportional"})
-#: Findings whose explained shares differ by less than this tie (float rounding of an exact
-#: fit): the more specific comes first, and a tied one-parameter model is kept.
-TIE = 1e-6
-PRIORITY = ("padding", "shift", "sign", "offset", "scale", "localized", "constant", "layout", "proportional",
-            "affine", "channel_offset", "channel_scale", "elementwise")
-#: Stages larger than this are not diagnosed (diagnosis reads both sides whole).
-DIAGNOSE_MAX_ELEMENTS = 1 << 24
+#: Stages up to this many elements are diagnosed whole; larger ones from a window of at most
+#: this many elements and exact whole-stage sums (:mod:`~numtrace.compare.sample`).
+DIAGNOSE_MAX_ELEMENTS = 1 << 20
 
 
 def _real(x: np.ndarray) -> np.ndarray:
@@ -93,7 +102,8 @@ def _real(x: np.ndarray) -> np.ndarray:
     return x.astype(np.float64, copy=False)
 
 
-def diagnose(a, b, dtype_a: str = "float64", dtype_b: str = "float64", related: dict | None = None) -> list[dict]:
+def diagnose(a, b, dtype_a: str = "float64", dtype_b: str = "float64", related: dict | None = None,
+             window=None) -> list[dict]:
     """Findings for two aligned arrays of one shape (see the module docstring).
 
     ``related``: ``{stage name: reference values}`` of earlier stages of the
@@ -101,6 +111,9 @@ def diagnose(a, b, dtype_a: str = "float64", dtype_b: str = "float64", related: 
     of one of them (``b - a ~ factor * that stage``: a step, residual or skip
     connection applied differently); ``elementwise`` with ``of`` when it is a
     function of one (another activation of the same input).
+
+    ``window``: a :class:`~numtrace.compare.sample.Window` when ``a``/``b`` are a
+    window of a larger stage (see the module docstring).
     """
     a, b = _real(a), _real(b)
     if a.shape != b.shape:
@@ -119,12 +132,20 @@ def diagnose(a, b, dtype_a: str = "float64", dtype_b: str = "float64", related: 
         a, b = np.where(mask, a, 0.0), np.where(mask, b, 0.0)
     coarse = dtypes.coarser(dtype_a, dtype_b)
     unit = _unit(a, b)  # fit in units where the peak is about 1: no squares under- or overflow
-    fitted = _numeric(a * unit, b * unit, mask, dtypes.eps(coarse), coarse, nonfinite=bool(findings))
+    limit = ELEMENTWISE_MAX if window is None else window.elementwise_max
+    raw = window is not None  # a window's findings are merged with the exact ones before ordering
+    layout = None if window is None else functools.partial(window.layout, unit=unit)
+    fitted = _numeric(a * unit, b * unit, mask, dtypes.eps(coarse), coarse, bool(findings), raw, limit, layout)
     if related and not any(f["kind"] == "precision" for f in fitted):
-        extra = _related_fits(a * unit, b * unit, mask, {k: _real(v) * unit for k, v in related.items()}, fitted)
-        if extra:
+        extra = _related_fits(a * unit, b * unit, mask, related, unit, _pruned(_ordered(fitted)) if raw else fitted, limit)
+        if raw:
+            fitted = fitted + extra
+        elif extra:
             fitted = _pruned(_ordered(fitted + extra))
-    findings += [_unscaled(f, unit) for f in fitted]
+    if raw:
+        findings = list(window.nonfinite) + _pruned(_ordered(window.adjust([unscaled(f, unit) for f in fitted])))
+    else:
+        findings += [unscaled(f, unit) for f in fitted]
     if dtype_a != dtype_b:
         findings.append({"kind": "dtype", "a": dtype_a, "b": dtype_b})
     return findings
@@ -140,7 +161,8 @@ def _unit(a: np.ndarray, b: np.ndarray) -> float:
 _VALUE_FIELDS = ("value", "value_a", "offset", "peak_at", "peak_error")
 
 
-def _unscaled(finding: dict, unit: float) -> dict:
+def unscaled(finding: dict, unit: float) -> dict:
+    """A finding fitted in units scaled by ``unit``, in the stage's units."""
     if unit == 1.0:
         return finding
     out = dict(finding)
@@ -155,7 +177,8 @@ def _unscaled(finding: dict, unit: float) -> dict:
     return out
 
 
-def _numeric(a, b, mask, eps: float, coarse: str, nonfinite: bool) -> list[dict]:
+def _numeric(a, b, mask, eps: float, coarse: str, nonfinite: bool, raw: bool = False,
+             limit: int = ELEMENTWISE_MAX, layout_fit=None) -> list[dict]:
     e = b - a
     e2 = e * e
     energy = float(e2.sum())
@@ -168,7 +191,7 @@ def _numeric(a, b, mask, eps: float, coarse: str, nonfinite: bool) -> list[dict]
     if eps > 0 and not nonfinite and rms_e <= PRECISION_RMS * eps * rms_a and float(np.abs(e).max()) <= PRECISION_MAX * eps * peak:
         return [{"kind": "precision", "dtype": coarse, "residual": rms_e / rms_a if rms_a else math.inf}]
     x, y = a[mask], b[mask]
-    found = _global(x, y)
+    found = _window_global(x, y) if raw else _global(x, y)
     if n > 1 and float(y.max()) == float(y.min()) and float(x.max()) != float(x.min()):
         found.append({"kind": "constant", "value": float(y[0]), "explained": 1.0, "residual": 0.0})
     simple = max((f["explained"] for f in found), default=0.0)
@@ -178,17 +201,17 @@ def _numeric(a, b, mask, eps: float, coarse: str, nonfinite: bool) -> list[dict]
         if entry.pop("significant") and better(entry["explained"], simple):
             rich.append(entry)
     best_so_far = max([simple] + [f["explained"] for f in rich])
-    elementwise = fit_elementwise(x, y - x, float(dot_sum(x, x)))
+    elementwise = fit_elementwise(x, y - x, float(dot_sum(x, x)), limit)
     if elementwise and elementwise.pop("significant") and better(elementwise["explained"], best_so_far, MIN_EXPLAINED_ELEMENTWISE):
         rich.append(elementwise)
-    layout = _equal_shape_layout(a, b, energy, a2)
+    layout = (layout_fit or _equal_shape_layout)(a, b, energy, a2)
     if layout:
         rich.append(layout)
     found += rich
     found += find_padding(a, b, mask, energy, a2, eps)
     found += find_localized(a, b, e2, energy, a2, eps)
     found += find_shift(a, b, mask, energy, a2)
-    return _pruned(_ordered(found))
+    return found if raw else _pruned(_ordered(found))
 
 
 def better(rich: float, simple: float, floor: float = MIN_EXPLAINED_RICH) -> bool:
@@ -198,7 +221,21 @@ def better(rich: float, simple: float, floor: float = MIN_EXPLAINED_RICH) -> boo
 
 
 def _global(x: np.ndarray, y: np.ndarray) -> list[dict]:
-    fits = fit_global(x, y)
+    return global_findings(fit_global(x, y))
+
+
+def _window_global(x: np.ndarray, y: np.ndarray) -> list[dict]:
+    """:func:`_global` of a window, from its sums (one pass each, no temporaries but ``e``): in a
+    window these fits only decide which richer fits earn their parameters (the whole stage's
+    come from its own sums)."""
+    e = y - x
+    moments = {"n": float(x.size), "a": float(x.sum()), "e": float(e.sum()), "ee": float(np.einsum("i,i->", e, e)),
+               "aa": float(np.einsum("i,i->", x, x)), "ae": float(np.einsum("i,i->", x, e))}
+    return global_findings(sums.global_fits(moments))
+
+
+def global_findings(fits: dict[str, dict]) -> list[dict]:
+    """The ``offset``, ``scale``/``sign`` and ``affine`` findings that ``fit_global``'s fits earn."""
     out = []
     offset, scale, affine = fits.get("offset"), fits.get("scale"), fits.get("affine")
     if offset and offset["significant"] and offset["explained"] >= MIN_EXPLAINED:
@@ -220,19 +257,20 @@ def _global(x: np.ndarray, y: np.ndarray) -> list[dict]:
     return out
 
 
-def _related_fits(a, b, mask, related: dict, fitted: list[dict]) -> list[dict]:
+def _related_fits(a, b, mask, related: dict, unit: float, fitted: list[dict], limit: int = ELEMENTWISE_MAX) -> list[dict]:
     """Fits of the error against earlier stages' reference values: a multiple of one
     (``proportional``), or a function of one (``elementwise`` with ``of``: another
     activation applied to the same input)."""
     x, e = a[mask], (b - a)[mask]
     a2 = float(dot_sum(x, x))
     best: dict[str, dict] = {}
-    for name, values in related.items():
+    for name, values in related.items():  # scaled one at a time: one stage's float64 copy at a time
         values = _real(values)
         if values.shape != a.shape:
             continue
+        values = values * unit
         values = np.where(mask & np.isfinite(values), values, 0.0)[mask]
-        for fit in (fit_proportional(e, values, x, a2), fit_elementwise(values, e, a2)):
+        for fit in (fit_proportional(e, values, x, a2), fit_elementwise(values, e, a2, limit)):
             if fit and fit.pop("significant"):
                 kind = fit["kind"]
                 if kind not in best or fit["explained"] > best[kind]["explained"]:
@@ -263,41 +301,3 @@ def _equal_shape_layout(a, b, energy: float, a2: float) -> dict | None:
         return None
     return {"kind": "layout", "perm": [int(p) for p in perm], "explained": explained,
             "residual": math.sqrt(left / a2) if a2 > 0 else math.inf}
-
-
-def _pruned(found: list[dict]) -> list[dict]:
-    """Drop whole-stage models that come after a finding that already explains it all."""
-    out, complete = [], None
-    for finding in found:
-        kind = finding["kind"]
-        if complete is not None:
-            if kind in RICH_KINDS:
-                continue
-            if kind in SIMPLE_KINDS and finding["explained"] < complete - TIE:
-                continue
-        out.append(finding)
-        if complete is None and finding["explained"] >= COMPLETE and not finding.get("_wide"):
-            complete = finding["explained"]
-    return [{k: v for k, v in f.items() if not k.startswith("_")} for f in out]
-
-
-def _ordered(found: list[dict]) -> list[dict]:
-    rank = {kind: float(i) for i, kind in enumerate(PRIORITY)}
-
-    def place(f: dict) -> float:  # a one-element "padding" is first of all a localized error
-        if f.get("_single"):
-            return rank["localized"] + 0.5
-        return len(rank) if f.get("_wide") else rank.get(f["kind"], len(rank))
-
-
-    out: list[dict] = []
-    for finding in sorted(found, key=lambda f: -f["explained"]):
-        group = out[-1] if out and out[-1][0]["explained"] - finding["explained"] < TIE else None
-        if group is None:
-            out.append([finding])
-        else:
-            group.append(finding)
-    return [f for group in out for f in sorted(group, key=place)]
-
-
-

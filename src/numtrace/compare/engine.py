@@ -2,9 +2,13 @@
 
 Plain path (equal shapes): both stages are streamed in bounded chunks
 (:func:`~numtrace.compare.stats.compare_stage`); a stage that is not MATCH is
-then read whole for :func:`~numtrace.compare.diagnose.diagnose`, up to
-:data:`~numtrace.compare.diagnose.DIAGNOSE_MAX_ELEMENTS` elements (larger
-stages keep their verdict and a note, without findings).
+then diagnosed (:func:`~numtrace.compare.diagnose.diagnose`): read whole up to
+``diagnose_max_elements`` elements
+(:data:`~numtrace.compare.diagnose.DIAGNOSE_MAX_ELEMENTS` by default), beyond
+from a window of that many elements and exact whole-stage sums, streamed
+(:mod:`~numtrace.compare.sample`; the note names the window). Statistics and
+verdicts always come from the whole stage. ``diagnose_max_elements=0`` turns
+diagnosis off (the dtype and non-finite findings stay).
 
 Aligned path (shapes differ): both stages are read whole (up to
 :data:`~numtrace.compare.layout.ALIGN_MAX_ELEMENTS`) and lined up by
@@ -32,7 +36,7 @@ import math
 import numpy as np
 
 from ..trace import MemoryTrace, Trace
-from . import rootcause
+from . import rootcause, sample
 from .align import Pair, align, find_pair, ignored
 from .diagnose import DIAGNOSE_MAX_ELEMENTS, diagnose
 from .layout import ALIGN_MAX_ELEMENTS, align_arrays
@@ -55,7 +59,9 @@ def diff(
     """Compare every aligned stage of ``candidate`` against ``reference``.
 
     ``map`` is a :class:`~numtrace.compare.names.NameMap`, a map-file path, a
-    dict of the map file's contents, or None (see docs/diagnosis.md).
+    dict of the map file's contents, or None (see docs/diagnosis.md). When
+    either trace was recorded in stats-only mode (``trace run --stats``), this
+    is :func:`numtrace.compare.sketch.diff` (same arguments, same report).
 
     Example:
         >>> import numpy as np
@@ -65,6 +71,11 @@ def diff(
         >>> [(s.name, s.verdict.value, s.only_in) for s in diff(a, b).stages]
         [('x', 'MATCH', None), ('y', 'MISSING', 'b')]
     """
+    if any(_SKETCH_KEY in getattr(t, "metadata", {}) for t in (reference, candidate)):
+        from . import sketch  # imported on demand: it imports this module's neighbours, and start-up stays lean
+
+        return sketch.diff(reference, candidate, tolerances=tolerances, only=only, chunk_elements=chunk_elements,
+                           map=map, diagnose_max_elements=diagnose_max_elements)
     table = tolerances if tolerances is not None else ToleranceTable()
     names = as_name_map(map)
     stages = []
@@ -74,13 +85,13 @@ def diff(
         if pair.name_a is None or pair.name_b is None:
             stages.append(_missing(reference, candidate, pair, chunk_elements))
             continue
-        result = compare_pair(reference, candidate, pair, table, chunk_elements, diagnose_max_elements)
+        result, window = _compare(reference, candidate, pair, table, chunk_elements, diagnose_max_elements)
         stages.append(result)
         r = rootcause.relative_error(result)
         if r is None:
             continue
         if _born_unexplained(result, r, largest, diagnose_max_elements):
-            _diagnose_with_context(reference, candidate, pair, result, recent)
+            _diagnose_with_context(reference, candidate, pair, result, recent, window, diagnose_max_elements)
         largest = max(largest, r)
         recent = (recent + [(pair.name_a, tuple(reference.info(pair.name_a).shape))])[-LOOKBACK:]
     rootcause.annotate(stages)
@@ -89,6 +100,8 @@ def diff(
     return report
 
 
+#: ``numtrace.sketch.SKETCH_KEY``: the metadata key of a stats-only trace.
+_SKETCH_KEY = "numtrace.sketch"
 #: Earlier stages a stage where the error is born is compared with (``proportional``).
 LOOKBACK = 8
 #: ... unless its own findings already explain all but this share of its error.
@@ -99,19 +112,27 @@ def _born_unexplained(result: StageResult, r: float, largest: float, diagnose_ma
     """A stage where the error is born (rootcause's jump), same shapes, not yet explained."""
     if result.verdict not in (Verdict.SMALL, Verdict.LARGE) or result.diff is None or math.isinf(r):
         return False
-    if tuple(result.a.shape) != tuple(result.b.shape) or result.a.count > diagnose_max:
+    if tuple(result.a.shape) != tuple(result.b.shape) or diagnose_max <= 0:
         return False
+    if any(f["kind"] == "precision" for f in result.diagnosis):
+        return False  # rounding: no fit runs, earlier stages would change nothing
     floor = rootcause.rounding_floor(result)
     if max(r, floor) < rootcause.JUMP_RATIO * max(largest, floor):
         return False
     return max((f.get("explained", 0.0) for f in result.diagnosis), default=0.0) < CONTEXT_BELOW
 
 
-def _diagnose_with_context(reference: Trace, candidate: Trace, pair: Pair, result: StageResult, recent) -> None:
+def _diagnose_with_context(reference: Trace, candidate: Trace, pair: Pair, result: StageResult, recent,
+                           window: sample.Window | None, diagnose_max: int) -> None:
     shape = tuple(result.a.shape)
-    related = {name: reference.read(name) for name, other in recent if other == shape}
-    if related:
+    names = [name for name, other in recent if other == shape]
+    if not names:
+        return
+    if window is not None:  # a large stage: the same window of each earlier stage
+        result.diagnosis = window.diagnose(sample.related_values(reference, names, window))
+    elif math.prod(shape) <= diagnose_max:  # read whole
         info_a, info_b = reference.info(pair.name_a), candidate.info(pair.name_b)
+        related = {name: reference.read(name) for name in names}
         result.diagnosis = diagnose(reference.read(pair.name_a), candidate.read(pair.name_b),
                                     info_a.dtype, info_b.dtype, related)
 
@@ -141,27 +162,43 @@ def _verdict_note(d, overlap: bool = False) -> str:
 def compare_pair(reference: Trace, candidate: Trace, pair: Pair, table: ToleranceTable,
                  chunk_elements: int = 1 << 20, diagnose_max_elements: int = DIAGNOSE_MAX_ELEMENTS) -> StageResult:
     """The :class:`StageResult` of one paired stage (plain or aligned path, module docstring)."""
+    return _compare(reference, candidate, pair, table, chunk_elements, diagnose_max_elements)[0]
+
+
+def _compare(reference: Trace, candidate: Trace, pair: Pair, table: ToleranceTable, chunk_elements: int,
+             diagnose_max_elements: int) -> tuple[StageResult, sample.Window | None]:
+    """:func:`compare_pair`, and the window a large stage was diagnosed from (None if none)."""
     name_a, name_b = pair.name_a, pair.name_b
     info_a, info_b = reference.info(name_a), candidate.info(name_b)
     tolerance = table.lookup(name_a, info_a.dtype, info_b.dtype)
     name_b_out = None if name_b == name_a else name_b
     if tuple(info_a.shape) != tuple(info_b.shape):
-        return _compare_aligned(reference, candidate, pair, tolerance, chunk_elements, diagnose_max_elements)
+        return _compare_aligned(reference, candidate, pair, tolerance, chunk_elements, diagnose_max_elements), None
     stats_a, stats_b, d = compare_stage(reference, name_a, candidate, name_b, tolerance, chunk_elements)
     verdict = classify(d.max_ratio)
+    window = None
     if verdict is Verdict.MATCH:
         findings, note = _dtype_finding(info_a.dtype, info_b.dtype), ""
     elif info_a.size <= diagnose_max_elements:
         findings = diagnose(reference.read(name_a), candidate.read(name_b), info_a.dtype, info_b.dtype)
         note = _verdict_note(d)
+    elif diagnose_max_elements > 0:
+        findings, sampled, window = sample.diagnose_stage(reference, name_a, candidate, name_b, stats_a, stats_b, d,
+                                                          diagnose_max_elements)
+        note = _join(_verdict_note(d), sampled)
     else:
-        findings = [{"kind": "nonfinite", "side": side, "count": count}
-                    for side, count in (("a", d.nonfinite_a), ("b", d.nonfinite_b)) if count]
-        findings += _dtype_finding(info_a.dtype, info_b.dtype)
+        findings = _undiagnosed(d, info_a.dtype, info_b.dtype)
         note = _join(_verdict_note(d), f"not diagnosed: {info_a.size} elements > {diagnose_max_elements}")
     result = StageResult(name_a, name_b_out, verdict, stats_a, stats_b, d, tolerance, findings, _join(pair.note, note))
     result.pairing, result.alignment_note = pair.how, pair.note
-    return result
+    return result, window
+
+
+def _undiagnosed(d, dtype_a: str, dtype_b: str) -> list[dict]:
+    """The findings of a stage that is not diagnosed: non-finite values and dtypes."""
+    findings = [{"kind": "nonfinite", "side": side, "count": count}
+                for side, count in (("a", d.nonfinite_a), ("b", d.nonfinite_b)) if count]
+    return findings + _dtype_finding(dtype_a, dtype_b)
 
 
 def aligned_arrays(reference: Trace, candidate: Trace, pair: Pair):
@@ -218,6 +255,11 @@ def _compare_aligned(reference, candidate, pair, tolerance: Tolerance, chunk_ele
     elif av.size <= diagnose_max_elements:
         findings = align_findings + diagnose(av, bv, info_a.dtype, info_b.dtype)
         note = _verdict_note(d, overlap=lengths_differ)
+    elif diagnose_max_elements > 0:  # the aligned values are in memory: a window of them, and their sums
+        sampled = sample.diagnose_stage(view_a, "x", view_b, "x", summarize(view_a, "x", chunk_elements),
+                                        summarize(view_b, "x", chunk_elements), d, diagnose_max_elements)
+        findings = align_findings + sampled[0]
+        note = _join(_verdict_note(d, overlap=lengths_differ), sampled[1])
     else:
         findings = align_findings + _dtype_finding(info_a.dtype, info_b.dtype)
         note = _join(_verdict_note(d, overlap=lengths_differ), "not diagnosed: too large")

@@ -136,22 +136,23 @@ def _keep(best, kind, axis, values, energy, left, a2, n, length, defined) -> Non
         best[kind] = entry
 
 
-def fit_elementwise(x: np.ndarray, e: np.ndarray, a2: float) -> dict | None:
+def fit_elementwise(x: np.ndarray, e: np.ndarray, a2: float, max_elements: int = ELEMENTWISE_MAX) -> dict | None:
     """How much of the error is a function of the reference value (a different formula).
 
     The values are sorted by reference value and cut into equal-count groups;
     the error's group means are the fitted function. Returns the fit with
     ``peak_at`` (reference value where the mean error is largest) and
-    ``peak_error``, or None when there are too few values.
+    ``peak_error``, or None when there are too few values. Beyond
+    ``max_elements`` values, a fixed random subsample of that many is used.
     """
     n = x.size
     if n < ELEMENTWISE_GROUP * 4:
         return None
-    if n > ELEMENTWISE_MAX:
-        pick = np.random.default_rng(0).choice(n, ELEMENTWISE_MAX, replace=False)
+    if n > max_elements:
+        pick = np.random.default_rng(0).choice(n, max_elements, replace=False)
         x, e = x[pick], e[pick]
-        a2 = a2 * ELEMENTWISE_MAX / n
-        n = ELEMENTWISE_MAX
+        a2 = a2 * max_elements / n
+        n = max_elements
     energy = float(dot_sum(e, e))
     if energy <= 0:
         return None

@@ -74,6 +74,14 @@ def _rows(x: np.ndarray, axis: int) -> np.ndarray:
     return np.moveaxis(x, axis, 0).reshape(x.shape[axis], -1)
 
 
+def _columns(x: np.ndarray, axis: int, keep: np.ndarray) -> np.ndarray:
+    """``_rows(x, axis)[:, keep]``, gathering only those columns."""
+    if x.ndim == 1:
+        return x.reshape(-1, 1)[:, keep]
+    moved = np.moveaxis(x, axis, 0)
+    return moved[(slice(None),) + np.unravel_index(keep, moved.shape[1:])]
+
+
 def _residual(left: float, a2: float) -> float:
     return math.sqrt(max(left, 0.0) / a2) if a2 > 0 else math.inf
 
@@ -257,10 +265,11 @@ def find_shift(a, b, mask, energy: float, a2: float) -> list[dict]:
         length = a.shape[axis]
         if length < SHIFT_MIN_LEN:
             continue
-        ra, rb, rm = _rows(a, axis), _rows(b, axis), _rows(mask, axis)
-        if ra.size > SHIFT_MAX_ELEMENTS:
-            keep = np.sort(rng.choice(ra.shape[1], max(1, SHIFT_MAX_ELEMENTS // length), replace=False))
-            ra, rb, rm = ra[:, keep], rb[:, keep], rm[:, keep]
+        if a.size > SHIFT_MAX_ELEMENTS:  # the columns of _rows(x, axis) picked without building it
+            keep = np.sort(rng.choice(a.size // length, max(1, SHIFT_MAX_ELEMENTS // length), replace=False))
+            ra, rb, rm = (_columns(x, axis, keep) for x in (a, b, mask))
+        else:
+            ra, rb, rm = _rows(a, axis), _rows(b, axis), _rows(mask, axis)
         err2 = (rb - ra) ** 2 * rm
         total = float(err2.sum())
         if total <= 0:
