@@ -104,13 +104,14 @@ def _max(values: list):
 
 def _profile_table(profile: dict) -> Table:
     """The per-index table of one axis: a row per index on a short axis; on a long one, runs of
-    indices with the same verdict and a mean |Δ| within a factor 2 share a row, and when there
+    indices with the same verdict (and, unless MATCH, a mean |Δ| within a factor 2) share a row, and when there
     are still many, only the first, last and worst rows are kept (:mod:`numtrace.report.rows`)."""
     table = Table(header_style="bold", pad_edge=False)
     for header in ("index", "verdict", "mean Δ", "mean |Δ|", "max |Δ|", "at", "reference rms"):
         table.add_column(header, justify="left" if header == "verdict" else "right", no_wrap=True)
     verdicts = profile.get("verdict") or [""] * profile["length"]
-    labels = list(zip(verdicts, _octaves(profile["mean_abs"])))
+    # within tolerance the size of the error says nothing: MATCH indices share a run whatever it is
+    labels = [(v, None if v == "MATCH" else o) for v, o in zip(verdicts, _octaves(profile["mean_abs"]))]
     peak = _max(profile["mean_abs"]) or 0.0
     rows = summarize_rows(labels, profile["max_abs"])
     for row in rows:
@@ -130,8 +131,8 @@ def _profile_table(profile: dict) -> Table:
     if len(rows) < profile["length"]:
         hidden = sum(row.rows for row in rows if isinstance(row, Hidden))
         count = len(runs(labels))
-        table.caption = (f"{profile['length']} indices in {count} run{'s' * (count > 1)} (same verdict, mean |Δ| "
-                         f"within 2x)" + (f"; {hidden} runs hidden" if hidden else ""))
+        table.caption = (f"{profile['length']} indices in {count} run{'s' * (count > 1)} (same verdict; mean |Δ| "
+                         f"within 2x unless MATCH)" + (f"; {hidden} runs hidden" if hidden else ""))
     return table
 
 

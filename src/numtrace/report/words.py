@@ -68,13 +68,20 @@ _SIDE = {"a": "reference", "b": "candidate"}
 
 
 def fmt_explained(finding: dict) -> str:
-    """``explains 99.9%`` from a finding's ``explained`` share ('' when it has none)."""
+    """``explains 99.9%`` from a finding's ``explained`` share ('' when it has none).
+
+    A finding made on the window of a large stage (``"source": "sample"``) says so.
+
+    Example:
+        >>> fmt_explained({"explained": 0.9991}), fmt_explained({"explained": 1.0, "source": "sample"})
+        ('explains 99.9%', 'explains 100% of the sampled window')
+    """
     share = finding.get("explained")
     if share is None:
         return ""
     percent = 100.0 * share
     text = "100" if percent >= 99.95 else f"{percent:.3g}" if percent >= 10 else f"{percent:.2g}"
-    return f"explains {text}%"
+    return f"explains {text}%" + (" of the sampled window" if finding.get("source") == "sample" else "")
 
 
 def fmt_range(start: int, stop: int, axis: int, length: int | None = None, extra: str = "") -> str:
