@@ -13,8 +13,8 @@ forward of a 1x3x224x224 batch through benchmarks/resnet50.py:
 - capture in memory: as "capture to disk", recording in memory;
 - floors, the least any tool must do to keep every module output: plain
   ``register_forward_hook`` hooks that copy each tensor output (copy floor),
-  or write its bytes to a file with ``os.write`` (write floor, no header,
-  no names, no atomic publish).
+  or write its bytes to a new file with ``os.write`` (write floor: no header,
+  no names, no atomic publish, no older file to replace).
 
 It also prints the CPU cost of the hooks alone per module call, measured on a
 chain of 200 ``nn.Identity`` modules.
@@ -43,13 +43,15 @@ def timed(cases: list, repeat: int) -> dict[str, tuple[list[float], list[float]]
     """Wall and CPU seconds per run, round-robin over the cases so that a busy machine slows all alike.
 
     CPU time (this process, all threads) is the steadier figure on a shared machine; it leaves out
-    waiting for the disk, which wall time includes.
+    waiting for the disk, which wall time includes. Before each run the kernel writes back what
+    earlier runs left dirty (``os.sync``, not timed), so a case does not pay for the one before.
     """
     times: dict[str, tuple[list[float], list[float]]] = {label: ([], []) for label, _ in cases}
     for label, run in cases:
         run()  # warm-up (allocators, oneDNN primitives, file system)
     for _ in range(repeat):
         for label, run in cases:
+            os.sync()  # the previous case's dirty pages are written back now, not during this case
             wall, cpu = time.perf_counter(), time.process_time()
             run()
             times[label][0].append(time.perf_counter() - wall)
@@ -115,9 +117,13 @@ def main() -> None:
             trace.close()
         return run
 
+    floor_files: list[str] = []
+
     def floor(how: str):
         def run() -> None:
-            fd = os.open(os.path.join(workdir, "floor.bin"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC) if how == "write" else None
+            # a new file each run: no truncation of the last one's blocks (deleted at the end, untimed)
+            floor_files.append(os.path.join(workdir, f"floor{len(floor_files)}.bin"))
+            fd = os.open(floor_files[-1], os.O_WRONLY | os.O_CREAT | os.O_EXCL) if how == "write" else None
             kept: list = []
 
             def hook(module, inputs, output) -> None:
@@ -161,7 +167,9 @@ def main() -> None:
     hook_us = hook_cost(args.repeat)
     print(f"hooks alone, per module call (a 200-module chain of nn.Identity): {hook_us:.1f} us CPU")
     os.remove(path)
-    os.remove(os.path.join(workdir, "floor.bin"))
+    for name in floor_files:
+        if os.path.exists(name):
+            os.remove(name)
     os.rmdir(workdir)
 
 

@@ -14,6 +14,7 @@ h5py = pytest.importorskip("h5py")
 
 from numtrace import dtypes  # noqa: E402
 from numtrace.errors import RecordingError, TapError, TraceFileError  # noqa: E402
+from numtrace.formats import writer as writer_module  # noqa: E402
 from numtrace.formats.hdf5 import CONTAINER, HDF5Trace, HDF5Writer, _slabs  # noqa: E402
 from numtrace.trace import FORMAT_KEY, ORDER_KEY, convert, load, open_writer, save  # noqa: E402
 
@@ -201,6 +202,7 @@ def test_writer_refusals_and_atomicity(tmp_path, monkeypatch):
     assert sorted(os.listdir(tmp_path)) == ["t.h5"] and target.read_bytes() == b"old"
 
     monkeypatch.setattr(os, "replace", lambda src, dst: (_ for _ in ()).throw(OSError(13, "Permission denied")))
+    monkeypatch.setattr(writer_module, "_exchange", lambda first, second: False)  # the rename is what fails
     writer = HDF5Writer(target)
     writer.add("x", np.ones(3))
     with pytest.raises(RecordingError, match="Permission denied"):

@@ -12,6 +12,7 @@ import pytest
 
 from numtrace import dtypes
 from numtrace.errors import RecordingError, TapError, TraceFileError
+from numtrace.formats import writer as writer_module
 from numtrace.formats.safetensors import NOT_IN_SAFETENSORS, SafetensorsTrace, SafetensorsWriter
 from numtrace.trace import FORMAT_KEY, ORDER_KEY, convert, load, open_writer, save
 
@@ -302,6 +303,7 @@ def test_write_is_atomic(tmp_path, monkeypatch):
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(os, "replace", broken_replace)
+    monkeypatch.setattr(writer_module, "_exchange", lambda first, second: False)  # the rename is what fails
     writer = SafetensorsWriter(target)
     writer.add("z", np.zeros(5))
     with pytest.raises(RecordingError, match="No space left"):

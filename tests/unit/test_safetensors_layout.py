@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import struct
+import sys
 
 import numpy as np
 import pytest
@@ -146,10 +147,55 @@ def test_replacing_a_trace_leaves_the_new_one(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["t.safetensors"]
 
 
+def _publish(temp, path) -> None:
+    cleaner = publish_file(str(temp), str(path), durable=False)
+    if cleaner is not None:
+        cleaner.join()
+
+
 def test_publish_file_onto_a_symlink_replaces_the_link(tmp_path):
     real, link, new = tmp_path / "real", tmp_path / "link", tmp_path / "new"
     real.write_text("real")
     link.symlink_to(real)
     new.write_text("new")
-    publish_file(str(new), str(link), durable=False)
+    _publish(new, link)
     assert link.read_text() == "new" and not link.is_symlink() and real.read_text() == "real"
+    assert sorted(os.listdir(tmp_path)) == ["link", "real"]
+
+
+@pytest.mark.parametrize("exchange_works", [True, False])
+def test_publish_file_replaces_atomically_with_or_without_the_swap(tmp_path, monkeypatch, exchange_works):
+    from numtrace.formats import writer
+
+    if not exchange_works:
+        monkeypatch.setattr(writer, "_exchange", lambda first, second: False)
+    monkeypatch.setattr(writer, "REMOVE_BESIDE_FROM", 1000)
+    target, temp = tmp_path / "t.st", tmp_path / ".t.st.1.tmp"
+    target.write_bytes(b"old" * 1000)
+    temp.write_bytes(b"new")
+    cleaner = publish_file(str(temp), str(target), durable=False)
+    assert target.read_bytes() == b"new"  # in place the moment publish_file returns
+    if not exchange_works:
+        assert cleaner is None
+    elif sys.platform.startswith("linux"):
+        assert cleaner is not None  # the 3000-byte older trace is deleted beside the program
+    if cleaner is not None:
+        cleaner.join()
+    assert sorted(os.listdir(tmp_path)) == ["t.st"]
+    temp.write_bytes(b"first")
+    target.unlink()
+    assert publish_file(str(temp), str(target), durable=False) is None  # nothing to replace: a rename
+    assert target.read_bytes() == b"first"
+
+
+def test_the_swap_is_used_on_linux(tmp_path):
+    from numtrace.formats import writer
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("renameat2 is Linux's")
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.write_text("A")
+    b.write_text("B")
+    assert writer._exchange(str(a), str(b)) is True
+    assert (a.read_text(), b.read_text()) == ("B", "A")
+    assert writer._exchange(str(a), str(tmp_path / "missing")) is False
