@@ -16,6 +16,7 @@ from hypothesis.extra import numpy as hnp
 from numtrace import dtypes
 from numtrace.compare import Tolerance, ToleranceTable, Verdict, diff
 from numtrace.compare.diagnose import diagnose
+from numtrace.testing.planted import find_finding as find
 from numtrace.trace import MemoryTrace
 
 SETTINGS = settings(max_examples=40, deadline=None)
@@ -39,13 +40,6 @@ def first(findings, kind):
     fitted = [f for f in findings if f["kind"] != "dtype"]
     assert fitted and fitted[0]["kind"] == kind, findings
     return fitted[0]
-
-
-def find(findings, kind, **fields):
-    for f in findings:
-        if f["kind"] == kind and all(f.get(k) == v for k, v in fields.items()):
-            return f
-    raise AssertionError(f"no {kind} {fields} in {findings}")
 
 
 @SETTINGS

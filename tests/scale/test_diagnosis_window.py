@@ -20,6 +20,7 @@ from hypothesis.extra import numpy as hnp
 from numtrace.compare import diff, sums
 from numtrace.compare.diagnose import diagnose
 from numtrace.compare.sample import choose_box
+from numtrace.testing.planted import find_finding as find
 from numtrace.trace import MemoryTrace
 
 SETTINGS = settings(max_examples=40, deadline=None)
@@ -30,13 +31,6 @@ seeds = st.integers(0, 2**32 - 1)
 def sampled(a, b, budget, dtype="float64"):
     report = diff(MemoryTrace({"x": (a, dtype)}), MemoryTrace({"x": (b, dtype)}), diagnose_max_elements=budget)
     return report.stages[0]
-
-
-def find(findings, kind, **fields):
-    for f in findings:
-        if f["kind"] == kind and all(f.get(k) == v for k, v in fields.items()):
-            return f
-    raise AssertionError(f"no {kind} {fields} in {findings}")
 
 
 # --- memory ---------------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from numtrace.compare import Tolerance, ToleranceTable, diff
 from numtrace.compare.diagnose import diagnose
 from numtrace.compare.sample import choose_box, mirror_box
 from numtrace.compare.sums import gather, scan
+from numtrace.testing.planted import find_finding as find
 from numtrace.trace import MemoryTrace, Trace
 
 BUDGET = 4096
@@ -24,13 +25,6 @@ BUDGET = 4096
 def stage(a, b, budget=BUDGET, **options):
     report = diff(MemoryTrace({"x": a}), MemoryTrace({"x": b}), diagnose_max_elements=budget, **options)
     return report.stages[0]
-
-
-def find(findings, kind, **fields):
-    for f in findings:
-        if f["kind"] == kind and all(f.get(k) == v for k, v in fields.items()):
-            return f
-    raise AssertionError(f"no {kind} {fields} in {findings}")
 
 
 def normal(shape, seed=0, dtype=np.float32):

@@ -162,12 +162,16 @@ class SideAccumulator:
         mean_c = float(scaled.mean())
         deviation = scaled - mean_c
         m2_c = float(np.square(deviation, out=deviation).sum())
+        self._merge(n_c, mean_c, m2_c)
+        return chunk_max
+
+    def _merge(self, n_c: int, mean_c: float, m2_c: float) -> None:
+        """Chan's parallel update of count, mean and sum of squared deviations (all in scaled units)."""
         total = self.n + n_c
         delta = mean_c - self.mean
         self.mean += delta * n_c / total
         self.m2 += m2_c + delta * delta * self.n * n_c / total
         self.n = total
-        return chunk_max
 
     def add_block(self, part: tuple[int, float, float, float, float]) -> float:
         """Add a fast-path block ``(n, min, max, sum, m2)`` (unscaled); returns its largest |value|."""
@@ -185,11 +189,7 @@ class SideAccumulator:
                 self.m2 = math.ldexp(self.m2, 2 * (self.exp - exp))
             self.exp, exp = exp, exp or 0
             mean_c, m2_c = math.ldexp(mean_c, -exp), math.ldexp(m2_c, -2 * exp)
-        total = self.n + n_c
-        delta = mean_c - self.mean
-        self.mean += delta * n_c / total
-        self.m2 += m2_c + delta * delta * self.n * n_c / total
-        self.n = total
+        self._merge(n_c, mean_c, m2_c)
         return chunk_max
 
     def result(self, shape: tuple, dtype: str) -> SideStats:

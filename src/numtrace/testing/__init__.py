@@ -37,6 +37,7 @@ __all__ = [
     "run_traced",
     "tolerance_table",
     "Planted",
+    "find_finding",
 ]
 
 _WHERE = {
@@ -47,6 +48,7 @@ _WHERE = {
     "run_traced": "parity",
     "tolerance_table": "tolerances",
     "Planted": "planted",
+    "find_finding": "planted",
 }
 
 

@@ -157,6 +157,25 @@ def plant(kind: str, a: np.ndarray, **params) -> Planted:
     return function(a, **params)
 
 
+def find_finding(findings: list[dict], kind: str, **fields) -> dict:
+    """The first finding of ``kind`` whose ``fields`` equal the given ones; AssertionError if none.
+
+    Example:
+        >>> found = [{"kind": "offset", "value": -1.5}, {"kind": "padding", "axis": 1, "start": 3}]
+        >>> find_finding(found, "padding", axis=1)["start"]
+        3
+        >>> find_finding(found, "padding", axis=0)
+        Traceback (most recent call last):
+        ...
+        AssertionError: no padding finding with {'axis': 0} among: offset, padding
+    """
+    for finding in findings:
+        if finding.get("kind") == kind and all(finding.get(k) == v for k, v in fields.items()):
+            return finding
+    kinds = ", ".join(str(f.get("kind")) for f in findings) or "(none)"
+    raise AssertionError(f"no {kind} finding with {fields} among: {kinds}")
+
+
 def max_abs_error(p: Planted) -> float:
     """``max |b - a|`` over elements finite on both sides (inf when the shapes differ)."""
     if p.reference.shape != p.candidate.shape:
