@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from numtrace.formats import safetensors as st
-from numtrace.formats import publish_file
+from numtrace.formats.writer import publish_file
 from numtrace.trace import ORDER_KEY, load
 
 

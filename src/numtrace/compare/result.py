@@ -122,6 +122,17 @@ class DiffReport:
         return rootcause.root_cause(self.stages)
 
     @property
+    def uniform_dtype_change(self) -> tuple[str, str] | None:
+        """(reference dtype, candidate dtype) when every compared stage changes dtype the same way
+        (a float64 reference against a float32 port, say), else None."""
+        pairs = {(s.a.dtype, s.b.dtype) for s in self.stages if s.a is not None and s.b is not None}
+        if len(pairs) == 1:
+            a, b = pairs.pop()
+            if a != b:
+                return a, b
+        return None
+
+    @property
     def counts(self) -> dict[str, int]:
         """Number of stages per verdict, every verdict present."""
         counts = {verdict.value: 0 for verdict in Verdict}

@@ -24,13 +24,9 @@ import numpy as np
 
 from ..errors import TapError, TraceFileError
 from ..trace import FORMAT_KEY, HDF5_SUFFIXES, ORDER_KEY, SAFETENSORS_SUFFIXES, Trace
-from .common import HDF5_SIGNATURE, brief, decode, one_line, remove_quietly
-from .writer import TraceWriter, durable_by_default, publish_file
+from .common import HDF5_SIGNATURE
 
-__all__ = [
-    "CONVERT_CHUNK", "HDF5_SIGNATURE", "TraceWriter", "brief", "convert", "decode", "durable_by_default",
-    "load", "one_line", "open_writer", "publish_file", "remove_quietly", "save",
-]
+__all__ = ["CONVERT_CHUNK", "convert", "load", "open_writer", "save"]
 
 #: elements per chunk when :func:`convert` streams a stage (4 MiB of float32)
 CONVERT_CHUNK = 1 << 20

@@ -38,16 +38,6 @@ def make_console(width: int | None = None, stderr: bool = False) -> Console:
     return Console(file=stream, width=width, highlight=False, soft_wrap=False)
 
 
-def uniform_dtype_change(report) -> tuple[str, str] | None:
-    """(reference dtype, candidate dtype) when every compared stage changes dtype the same way."""
-    pairs = {(s.a.dtype, s.b.dtype) for s in report.stages if s.a is not None and s.b is not None}
-    if len(pairs) == 1:
-        a, b = pairs.pop()
-        if a != b:
-            return a, b
-    return None
-
-
 def fmt_growth(stage) -> str:
     """``×340`` (growth over the previous compared stage), '—' when there is none."""
     growth = getattr(stage, "growth", None)
@@ -81,7 +71,7 @@ def diff_table(report) -> Table:
     table.add_column(Text("verdict\nout of tol"), no_wrap=True)
     table.add_column("diagnosis", overflow="fold", min_width=24)
     first, root = report.first_divergence, report.root_cause
-    hide_dtype = uniform_dtype_change(report) is not None
+    hide_dtype = report.uniform_dtype_change is not None
     for index, stage in enumerate(report.stages, 1):
         verdict = stage.verdict.value
         name = stage.name if not stage.name_b else f"{stage.name}\n↔ {stage.name_b}"
@@ -152,7 +142,7 @@ def summary_line(report) -> str:
 def print_diff(report, width: int | None = None) -> None:
     console = make_console(width)
     console.print(Text(f"reference: {report.a_label}\ncandidate: {report.b_label}"))
-    change = uniform_dtype_change(report)
+    change = report.uniform_dtype_change
     if change:
         console.print(Text(f"dtypes: reference {change[0]}, candidate {change[1]} at every stage "
                            "(tolerances follow the coarser one)"))

@@ -79,7 +79,7 @@ def trace_message(report: DiffReport, reference: Trace, candidate: Trace, rules:
         root = None
     else:
         lines.append(f"  root cause: {root} (where the error is born)")
-    change = _uniform_dtype_change(report)
+    change = report.uniform_dtype_change
     if change:
         lines.append(f"  dtypes: reference {change[0]}, candidate {change[1]} at every stage")
     shown, titles = [], []
@@ -241,15 +241,6 @@ def _summary(stage: StageResult, hide_dtype: bool) -> str:
 
 def _findings(stage: StageResult, hide_dtype: bool) -> list[dict]:
     return [f for f in stage.diagnosis if not (hide_dtype and f.get("kind") == "dtype")]
-
-
-def _uniform_dtype_change(report: DiffReport) -> tuple[str, str] | None:
-    pairs = {(s.a.dtype, s.b.dtype) for s in report.stages if s.a is not None and s.b is not None}
-    if len(pairs) == 1:
-        a, b = pairs.pop()
-        if a != b:
-            return a, b
-    return None
 
 
 def _delta(a: float | None, b: float | None) -> float | None:
