@@ -254,3 +254,78 @@ def test_inputs_and_weights_options_follow_the_torch_backend_names():
                                "output@1"]
     assert rec.trace.read("layers.0").tolist() == [[3.0, -4.0]]
     assert rec.trace.read("output").tolist() == [[3.0, 0.0]]
+
+
+# -- classes whose __call__ the script replaces ------------------------------------------------
+
+PATCHED = SCRIPT.replace('model = Model()\n', '''
+def patched(self, x):                    # monkeypatching the port after import
+    return nn.relu(self.lin(x)) * 2.0
+
+Block.__call__ = patched
+model = Model()
+''')
+
+
+def test_a_class_patched_after_capture_began_is_still_recorded_and_said(tmp_path):
+    """`Block.__call__ = patched` once made every block stage vanish without a word."""
+    result, out = trace_run(tmp_path, script=PATCHED)
+    assert result.returncode == 0, result.stderr
+    assert "y [[1.0, 0.0]]" in result.stdout
+    assert ("numtrace: __main__.Block.__call__ was replaced after capture began (by __main__.patched); "
+            "wrapped again: its calls are recorded from now on") in result.stderr
+    with numtrace.load(out) as trace:
+        assert trace.order == ["blocks.0.lin", "blocks.0", "blocks.1.lin", "blocks.1", "output"]
+        assert trace.read("blocks.0").tolist() == [[0.0, 0.0]]
+        assert trace.read("blocks.1.lin").tolist() == [[0.5, -0.5]]
+        assert trace.read("blocks.1").tolist() == [[1.0, 0.0]]
+
+
+def test_a_patch_between_two_forwards_is_recorded_from_the_next_one_and_kept_after_undo():
+    class Cell(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(2, 2)
+
+        def __call__(self, x):
+            return self.lin(x)
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.cell = Cell()
+
+        def __call__(self, x):
+            return self.cell(x) + 1.0
+
+    def doubled(self, x):
+        return self.lin(x) * 2.0
+
+    net = Net()
+    x = mx.ones((1, 2))
+
+    def script():
+        net(x)
+        Cell.__call__ = doubled
+        net(x)
+
+    _, trace = captured(script)
+    assert trace.order == ["cell.lin", "cell", "output", "cell.lin@1", "cell@1", "output@1"]
+    np.testing.assert_allclose(trace.read("cell@1"), 2.0 * trace.read("cell"), rtol=1e-6)
+    assert Cell.__dict__["__call__"] is doubled  # the script's patch stays after capture ends
+
+
+def test_a_patched_class_no_model_used_is_named_when_capture_ends(capfd):
+    class Spare(nn.Module):
+        def __call__(self, x):
+            return x
+
+    def other(self, x):
+        return x
+
+    def script():
+        Spare.__call__ = other
+
+    captured(script)
+    err = capfd.readouterr().err
+    assert "Spare.__call__ was replaced during the run (by" in err and "calls through it were not recorded" in err

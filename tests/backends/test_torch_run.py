@@ -204,3 +204,20 @@ def test_usage_errors_are_one_line_and_exit_2(project):
         assert message in result.stderr and "Traceback" not in result.stderr, (options, result.stderr)
         assert len(result.stderr.strip().splitlines()) == 1
         assert not (project / "x.safetensors").exists()
+
+
+def test_a_class_whose_call_is_replaced_is_named_on_stderr_not_dropped_silently(project):
+    """A port monkeypatched with `Layer.__call__ = patched` bypasses torch's hooks: say which modules."""
+    (project / "patched.py").write_text(SCRIPT.replace("model = thirdparty.Model().eval()", '''
+def patched(self, x):
+    return self.forward(x)
+
+thirdparty.Layer.__call__ = patched
+model = thirdparty.Model().eval()'''))
+    out = project / "patched.safetensors"
+    result = trace_cli("run", "--backend", "torch", "-o", out, project / "patched.py", cwd=project)
+    assert result.returncode == 0, result.stderr
+    assert ("numtrace: layers.0, layers.1 never recorded: Layer.__call__ is __main__.patched, not nn.Module's, "
+            "which bypasses torch's module hooks unless it calls super().__call__; patch forward instead") in result.stderr
+    with numtrace.load(out) as trace:
+        assert "layers.0.attn.qkv" in trace.order and "layers.0.0" not in trace.order  # its children still are

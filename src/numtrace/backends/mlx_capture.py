@@ -10,7 +10,10 @@ a forward opens a **batch**:
    explicit ``numtrace.tap`` calls made inside the forward. For that, the
    batch puts a small proxy on top of the tracer's stack of active
    recordings, so module captures and explicit taps keep their order. MLX
-   arrays are immutable, so holding a reference is as good as a copy; a tap
+   arrays are *not* immutable from Python (``x += y`` and ``x[0] = 5``
+   update the array object in place: mlx-whisper's blocks do it to the
+   previous block's output), so the batch never holds the program's array
+   but a snapshot of it (:func:`snapshot`: a new graph node, no copy); a tap
    of a mutable array of another framework (NumPy) first writes what is
    pending, then is recorded at once.
 2. When the outermost call returns, the whole batch is evaluated with **one**
@@ -193,6 +196,25 @@ def recording() -> Any:
     return target
 
 
+def snapshot(leaves: list) -> tuple[Any, list]:
+    """``(value, leaves)`` holding each MLX array as it is now, whatever the program does to it later.
+
+    ``x += y`` rebinds the array object ``x`` to a new graph node, so a held
+    ``x`` would later read the sum; ``mx.stop_gradient(x)`` is a node of its
+    own that keeps the value at this moment and shares ``x``'s buffer when
+    evaluated (no copy). The value flattens to the same keys as the original.
+
+    Example:
+        >>> x = mx.array([1.0, 2.0])
+        >>> value, _ = snapshot([("", x)])
+        >>> x += 10
+        >>> value.tolist(), x.tolist()
+        ([1.0, 2.0], [11.0, 12.0])
+    """
+    held = [(key, mx.stop_gradient(leaf) if isinstance(leaf, mx.array) else leaf) for key, leaf in leaves]
+    return (held[0][1] if len(held) == 1 else dict(held)), held
+
+
 class Batch:
     """The captures of one outermost call, evaluated together with its output (module docstring)."""
 
@@ -203,7 +225,7 @@ class Batch:
 
     def add(self, scope: str, name: str, value: Any, leaves: list) -> None:
         if all(isinstance(leaf, (mx.array, bool, int, float, complex, np.generic)) for _, leaf in leaves):
-            self.items.append((scope, name, value, leaves))
+            self.items.append((scope, name, *snapshot(leaves)))
         else:
             self.flush([])
             replay(self.target, scope, name, value)

@@ -105,6 +105,7 @@ class TorchCapture:
         self._local = threading.local()
         self._lock = threading.RLock()  # a root forgotten by the garbage collector may come in while it is held
         self._handles: list[Any] = []
+        self._seen: set[int] = set()  # modules whose hooks fired
 
     def start(self) -> "TorchCapture":
         self._handles = [
@@ -119,6 +120,24 @@ class TorchCapture:
             # RemovableHandle forgets this table (torch 2.13): leave nothing behind
             torch_module._global_forward_hooks_with_kwargs.pop(handle.id, None)
         self._handles = []
+        self._say_unhooked()
+
+    def _say_unhooked(self) -> None:
+        """Name the modules of the models called whose hooks never fired because their class
+        replaces ``nn.Module.__call__`` (a monkeypatched port): nothing vanishes without a word."""
+        unseen: dict[type, list[str]] = {}
+        for root in self.roots:
+            for key, (ref, site, _) in root.sites.items():
+                module = ref()
+                if module is not None and key not in self._seen and type(module).__call__ is not nn.Module.__call__:
+                    unseen.setdefault(type(module), []).append(site.stage)
+        for cls, stages in unseen.items():
+            call = cls.__call__
+            shown = ", ".join(stages[:3]) + (f" and {len(stages) - 3} more" if len(stages) > 3 else "")
+            backend.warn_once(f"unhooked:{id(cls)}", f"numtrace: {shown} never recorded: {cls.__qualname__}.__call__ "
+                              f"is {getattr(call, '__module__', '?')}.{getattr(call, '__qualname__', call)}, not "
+                              "nn.Module's, which bypasses torch's module hooks unless it calls super().__call__; "
+                              "patch forward instead")
 
     def _stack(self) -> list[tuple[nn.Module, backend.Site | None, _Root | None]]:
         stack = getattr(self._local, "stack", None)
@@ -135,6 +154,7 @@ class TorchCapture:
         if site is None:
             root, site = self._resolve(module, root)
         stack.append((module, site, root))
+        self._seen.add(id(module))
         if self.inputs and site is not None:
             site.tap_inputs(args, _call_kwargs())
 
