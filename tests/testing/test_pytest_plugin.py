@@ -72,6 +72,30 @@ def test_update_writes_the_golden_then_the_test_passes(project, monkeypatch):
     result.stdout.fnmatch_lines(["golden traces in tests/golden: 1 written (0 new, 1 changed), 0 unchanged"])
 
 
+def test_update_keeps_a_golden_the_new_recording_still_matches_unless_forced(project, monkeypatch):
+    """Float32 results differ in the last bits between CPUs: an update on another machine must not
+    rewrite a committed golden that the new recording still matches within tolerance."""
+    run(project, "--numtrace-update").assert_outcomes(passed=1)
+    golden = project.path / GOLDEN
+    written = golden.read_bytes()
+    monkeypatch.setenv("BUG", "1e-13")  # another CPU's rounding: not bit-identical, well within tolerance
+    run(project).assert_outcomes(passed=1)
+    result = run(project, "--numtrace-update")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines([
+        "golden traces in tests/golden: 0 written (0 new, 0 changed), 0 unchanged, 1 kept: still matched within "
+        "tolerance (--numtrace-force-update rewrites them)",
+        f"  kept    {GOLDEN}",
+    ])
+    assert golden.read_bytes() == written
+    result = run(project, "--numtrace-force-update")
+    result.stdout.fnmatch_lines(["golden traces in tests/golden: 1 written (0 new, 1 changed), 0 unchanged"])
+    assert golden.read_bytes() != written
+    monkeypatch.setenv("BUG", "0.5")  # a real change is still written by a plain update
+    result = run(project, "--numtrace-update")
+    result.stdout.fnmatch_lines(["golden traces in tests/golden: 1 written (0 new, 1 changed), 0 unchanged"])
+
+
 def test_a_changed_stage_fails_with_the_report_and_no_numtrace_frames(project, monkeypatch):
     run(project, "--numtrace-update").assert_outcomes(passed=1)
     monkeypatch.setenv("BUG", "0.5")

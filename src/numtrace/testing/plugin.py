@@ -2,7 +2,9 @@
 
 Options:
 
-- ``--numtrace-update``: write (or rewrite) the golden traces instead of comparing.
+- ``--numtrace-update``: write (or rewrite) the golden traces instead of comparing; a golden
+  whose every stage the new recording still MATCHes is left as committed (say so).
+- ``--numtrace-force-update``: the same, rewriting every golden that is not bit-identical.
 - ``--numtrace-golden-dir DIR``: where golden traces live (default ``tests/golden``
   under the rootdir, or ``[tool.numtrace] golden_dir``, relative to the rootdir).
 - ``--numtrace-report DIR``: keep the traces, JSON report and message of every
@@ -60,6 +62,8 @@ class Settings:
     tolerances: object = None  # a ToleranceTable, or None for numtrace's defaults
     written: list = field(default_factory=list)  # (path, "new" | "changed")
     unchanged: list = field(default_factory=list)
+    within: list = field(default_factory=list)  # goldens kept: the new recording matches them within tolerance
+    force_update: bool = False
     kept: list = field(default_factory=list)  # report folders written
 
     def shown(self, path: Path) -> str:
@@ -77,7 +81,11 @@ REPORTS = pytest.StashKey[dict]()
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("numtrace", "numtrace golden traces")
     group.addoption("--numtrace-update", action="store_true", default=False,
-                    help="write or rewrite the golden traces of the tests that call numtrace.check_golden()")
+                    help="write or rewrite the golden traces of the tests that call numtrace.check_golden(); "
+                         "a golden the new recording still matches within tolerance is kept as it is")
+    group.addoption("--numtrace-force-update", action="store_true", default=False,
+                    help="as --numtrace-update, but rewrite every golden that is not bit-identical, even one "
+                         "still matched within tolerance")
     group.addoption("--numtrace-golden-dir", metavar="DIR", default=None,
                     help="directory of golden traces (default: [tool.numtrace] golden_dir, else tests/golden "
                          "under the rootdir)")
@@ -103,7 +111,8 @@ def pytest_configure(config: pytest.Config) -> None:
     settings = Settings(
         rootpath=config.rootpath,
         invocation_dir=invocation,
-        update=config.getoption("numtrace_update"),
+        update=config.getoption("numtrace_update") or config.getoption("numtrace_force_update"),
+        force_update=config.getoption("numtrace_force_update"),
         golden_dir=golden_dir.resolve(),
         report_dir=(invocation / report_option).resolve() if report_option else None,
         fail_on=section.get("fail_on", "any"),
@@ -189,16 +198,20 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config) -> None:
     settings = config.stash.get(SETTINGS, None)
-    if settings is None or not (settings.written or settings.unchanged or settings.kept):
+    if settings is None or not (settings.written or settings.unchanged or settings.within or settings.kept):
         return
     terminalreporter.section("numtrace")
-    if settings.written or settings.unchanged:
+    if settings.written or settings.unchanged or settings.within:
         new = sum(1 for _, how in settings.written if how == "new")
+        within = (f", {len(settings.within)} kept: still matched within tolerance "
+                  "(--numtrace-force-update rewrites them)") if settings.within else ""
         terminalreporter.write_line(
             f"golden traces in {settings.shown(settings.golden_dir)}: {len(settings.written)} written "
-            f"({new} new, {len(settings.written) - new} changed), {len(settings.unchanged)} unchanged")
+            f"({new} new, {len(settings.written) - new} changed), {len(settings.unchanged)} unchanged{within}")
         for path, how in settings.written:
             terminalreporter.write_line(f"  {how:<7} {settings.shown(path)}")
+        for path in settings.within:
+            terminalreporter.write_line(f"  kept    {settings.shown(path)}")
     if settings.kept:
         terminalreporter.write_line(
             f"traces and reports of {len(settings.kept)} failing check(s) kept in {settings.shown(settings.report_dir)}")
