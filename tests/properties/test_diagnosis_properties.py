@@ -9,7 +9,7 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import assume, given, settings
+from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
@@ -87,6 +87,7 @@ def test_circular_shift_is_recovered_with_axis_and_lag(shape, dtype, magnitude, 
 
 @SETTINGS
 @given(st.integers(40, 300), st.integers(1, 8), st.sampled_from([1, -1]), seeds)
+@example(40, 8, -1, 26570483)  # the 8 frames shifted in hold 31% of the error: once unreported (1 run in 30)
 def test_linear_frame_shift_is_recovered(frames, lag, sign, seed):
     """Frames one hop late: the candidate's frame i is the reference's i + 1 (the edge is new data)."""
     rng = np.random.default_rng(seed)
@@ -215,11 +216,12 @@ def test_float32_rounding_noise_finds_nothing(shape, dtype, magnitude, seed, ulp
 @settings(max_examples=20, deadline=None)
 @given(st.integers(50, 1000), seeds, st.sampled_from([1e-3, 1e-1]))
 def test_random_noise_well_above_rounding_earns_no_structured_finding(rows, seed, level):
-    """Large i.i.d. noise (another resampler, say) has no structure: no fit may claim it."""
+    """Large i.i.d. noise (another resampler, say) has no structure: no fit may claim it, and the
+    diagnosis says that no simple transform explains it."""
     rng = np.random.default_rng(seed)
     a = rng.standard_normal((rows, 20))
     b = a + level * rng.standard_normal((rows, 20))
-    assert diagnose(a, b) == []
+    assert diagnose(a, b) == [{"kind": "unexplained", "partial": []}]
 
 
 @SETTINGS

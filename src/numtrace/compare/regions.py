@@ -254,8 +254,12 @@ def _band_fit(a, b) -> dict:
 def find_shift(a, b, mask, energy: float, a2: float) -> list[dict]:
     """The best small lag along one axis: ``b[i] ~ a[i - lag]`` (positive lag: b is later).
 
-    Both a linear shift (the shifted-in edge stays unexplained) and a circular
-    one (``np.roll``) are tried; a circular lag is reported in (-length/2, length/2].
+    Both a linear shift and a circular one (``np.roll``) are tried; a circular
+    lag is reported in (-length/2, length/2]. A linear shift is judged inside
+    the overlap: the ``lag`` indices shifted in at the edge are data the
+    candidate cannot match, so it must explain :data:`SHIFT_MIN_EXPLAINED` of
+    the overlap's error (``overlap_explained``), whatever the edge holds;
+    ``explained`` and ``residual`` are still over the whole stage.
     """
     if energy <= 0:
         return []
@@ -281,21 +285,24 @@ def find_shift(a, b, mask, energy: float, a2: float) -> list[dict]:
                 misfit = (rb - rolled) ** 2 * (rm & np.roll(rm, signed, axis=0))
                 inner = slice(signed, None) if signed > 0 else slice(None, signed)
                 edge = slice(None, signed) if signed > 0 else slice(signed, None)
-                options = []
+                options = []  # (share judged, share of the whole stage, linear?)
                 if float(misfit.sum()) <= SHIFT_MAX_MISFIT * float(b2.sum()):
-                    options.append(float(misfit.sum()))  # circular
-                inner_misfit = float(misfit[inner].sum())
-                if inner_misfit <= SHIFT_MAX_MISFIT * float(b2[inner].sum()):
-                    options.append(inner_misfit + float(err2[edge].sum()))  # linear
+                    share = 1.0 - float(misfit.sum()) / total
+                    options.append((share, share, False))  # circular
+                inner_misfit, inner_error = float(misfit[inner].sum()), float(err2[inner].sum())
+                if inner_error > 0 and inner_misfit <= SHIFT_MAX_MISFIT * float(b2[inner].sum()):
+                    whole = 1.0 - (inner_misfit + float(err2[edge].sum())) / total
+                    options.append((1.0 - inner_misfit / inner_error, whole, True))  # linear: in the overlap
                 if not options:
                     continue
-                explained = 1.0 - min(options) / total
-                if best is None or explained > best[0] + 1e-12:
-                    best = (explained, axis, signed, min(options) / total)
-    if best is None or best[0] < SHIFT_MIN_EXPLAINED:
+                judged = max(options)
+                if best is None or judged[:2] > best[0][:2]:
+                    best = (judged, axis, signed)
+    if best is None or best[0][0] < SHIFT_MIN_EXPLAINED:
         return []
-    explained, axis, lag, left_share = best
-    return [{
-        "kind": "shift", "axis": axis, "lag": lag, "explained": explained,
-        "residual": _residual(left_share * energy, a2),
-    }]
+    (judged, explained, linear), axis, lag = best
+    finding = {"kind": "shift", "axis": axis, "lag": lag, "explained": explained,
+               "residual": _residual((1.0 - explained) * energy, a2)}
+    if linear and judged > explained:
+        finding["overlap_explained"] = judged
+    return [finding]
