@@ -57,7 +57,19 @@ def _user_errors() -> Iterator[None]:
         raise typer.Exit(130) from None
 
 
-@app.command(help=f"Compare two traces stage by stage, reference first.\n\n{VERDICT_HELP}")
+EXIT_HELP = """\
+Exit status:
+  0  no stage fails (--fail-on; by default a LARGE stage fails) and the
+     comparison is complete.
+  1  a stage fails, or the comparison is incomplete: nothing was
+     compared (no stage in common), or a recording did not complete
+     (its run crashed or exited non-zero). --allow-incomplete judges
+     only the stages compared; --fail-on never always exits 0.
+  2  unusable input: a missing, unreadable or corrupt trace, a bad
+     option, or an --only, --tol or --map entry that matches no stage."""
+
+
+@app.command(help=f"Compare two traces stage by stage, reference first.\n\n{VERDICT_HELP}\n\n{EXIT_HELP}")
 def diff(
     reference: str = typer.Argument(..., help="Reference trace (.safetensors/.st/.h5)."),
     candidate: str = typer.Argument(..., help="Candidate trace, compared against the reference."),
@@ -65,30 +77,39 @@ def diff(
     only: Optional[List[str]] = typer.Option(None, "--only", metavar="GLOB", help="Compare only stages matching GLOB (repeatable)."),
     tol: Optional[List[str]] = typer.Option(None, "--tol", metavar="[GLOB=]RTOL|rtol=..,atol=..", help="Tolerance override, e.g. 1e-3 or 'decoder.*=1e-3' or 'mel=rtol=1e-2,atol=1e-4' (repeatable; last match wins)."),
     tol_file: Optional[str] = typer.Option(None, "--tol-file", metavar="TOML", help="Per-stage tolerances from a TOML file (\\[tolerance] table: glob = rtol or {rtol, atol})."),
-    fail_on: FailOn = typer.Option(FailOn.large, "--fail-on", help="Which verdict makes the exit status 1: large (default), small (SMALL or LARGE), missing (LARGE or MISSING), never."),
+    fail_on: FailOn = typer.Option(FailOn.large, "--fail-on", help="Which verdict makes the exit status 1: large (default), small (SMALL or LARGE), missing (LARGE or MISSING), never (always exit 0)."),
+    allow_incomplete: bool = typer.Option(False, "--allow-incomplete", help="Judge only the stages compared: do not fail because a recording did not complete or nothing was compared."),
     width: Optional[int] = typer.Option(None, "--width", help="Table width in characters (default: the terminal's, at least 160 when not a terminal)."),
     name_map: Optional[str] = typer.Option(None, "--map", metavar="TOML", help="Stage-name map: renames (globs or re:REGEX), prefixes to strip, stages to ignore (docs/diagnosis.md)."),
     stage: Optional[str] = typer.Option(None, "--stage", metavar="NAME", help="Drill into one stage: both sides' statistics, the error profile along each axis, the worst locations, the findings."),
 ) -> None:
     from . import diff as run_diff
+    from .compare.names import as_name_map
+    from .compare.options import unused_options
     from .compare.verdict import ToleranceTable
     from .report.table import print_diff
+    from .trace import load
 
     with _user_errors():
         tolerances = ToleranceTable.from_options(tol or [], tol_file)
-        if stage is not None:
-            from .report.stage import run_stage
+        names = as_name_map(name_map)
+        with load(reference, role="reference trace") as ref, load(candidate, role="candidate trace") as cand:
+            problems = unused_options(ref, cand, tolerances, names)
+            if problems:
+                raise NumtraceError("; ".join(problems))
+            if stage is not None:
+                from .report.stage import run_stage
 
-            raise typer.Exit(run_stage(reference, candidate, stage, tolerances=tolerances, map=name_map,
-                                       as_json=as_json, width=width, fail_on=fail_on.value))
-        report = run_diff(reference, candidate, tolerances=tolerances, only=only or None, map=name_map)
-        if only and not report.stages:
-            raise NumtraceError(f"no stage matches --only {' '.join(only)}")
-        if as_json:
-            typer.echo(json.dumps(report.to_dict(), indent=2, allow_nan=False))
-        else:
-            print_diff(report, width=width)
-    raise typer.Exit(1 if report.failed(fail_on.value) else 0)
+                raise typer.Exit(run_stage(ref, cand, stage, tolerances=tolerances, map=names,
+                                           as_json=as_json, width=width, fail_on=fail_on.value))
+            report = run_diff(ref, cand, tolerances=tolerances, only=only or None, map=names)
+            if only and not report.stages:
+                raise NumtraceError(f"no stage matches --only {' '.join(only)}")
+            if as_json:
+                typer.echo(json.dumps(report.to_dict(), indent=2, allow_nan=False))
+            else:
+                print_diff(report, width=width)
+    raise typer.Exit(1 if report.failed(fail_on.value, allow_incomplete) else 0)
 
 
 @app.command(help="Plot a diff to a PNG: the relative error of every stage in order (first divergence and "

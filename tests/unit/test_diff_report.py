@@ -72,8 +72,10 @@ def test_to_dict_follows_spec_section_3(ref):
     out = diff(a, b).to_dict()
     text = json.dumps(out, allow_nan=False)  # JSON-safe: no NaN/inf anywhere
     assert json.loads(text) == out
-    assert list(out) == ["a", "b", "first_divergence", "root_cause", "summary", "ignored", "stages"]
+    assert list(out) == ["a", "b", "first_divergence", "root_cause", "largest_jump", "summary", "compared",
+                         "status", "incomplete", "ignored", "stages"]
     assert out["root_cause"] == "decoder.final_proj" and out["ignored"] == {"a": [], "b": []}
+    assert out["largest_jump"] is None and out["compared"] == 3 and out["incomplete"] == []
     assert (out["a"], out["b"], out["first_divergence"]) == ("a.st", "b.st", "decoder.final_proj")
     assert out["summary"] == {"MATCH": 2, "SMALL": 0, "LARGE": 1, "MISSING": 2}
     names = [(s["name"], s["verdict"]) for s in out["stages"]]
@@ -82,7 +84,7 @@ def test_to_dict_follows_spec_section_3(ref):
     large = out["stages"][2]
     assert "name_b" not in large and "only_in" not in large
     assert set(large) == {"name", "verdict", "a", "b", "diff", "diagnosis", "note", "tolerance",
-                          "pairing", "rel_err", "growth"}
+                          "pairing", "rel_err", "growth", "born_here"}
     assert large["pairing"] == "exact" and large["rel_err"] > 0.1 and large["growth"] > 1e3
     assert large["a"] == {
         "shape": [1, 80, 312], "dtype": "float32", "min": pytest.approx(-10.38), "max": 0.0,
@@ -124,8 +126,11 @@ def test_failed_modes():
     only_small = diff(a, small, only=["s"], tolerances=ToleranceTable(default=Tolerance(0.0, 1e-8)))
     assert not only_small.failed() and only_small.failed("small") and not only_small.failed("missing")
     assert bool(only_small) and only_small.first_divergence == "s"
-    only_missing = diff(a, small, only=["m"])
-    assert not only_missing.failed() and only_missing.failed("missing") and only_missing.first_divergence is None
+    only_missing = diff(a, small, only=["m"])  # nothing compared: never a pass, unless asked
+    assert only_missing.incomplete == ["nothing was compared: the two traces have no stage in common"]
+    assert only_missing.failed() and only_missing.failed("missing") and only_missing.first_divergence is None
+    assert not only_missing.failed(allow_incomplete=True) and not only_missing.failed("never")
+    assert only_missing.failed("missing", allow_incomplete=True)
     with pytest.raises(UsageError, match="'sometimes'"):
         report.failed("sometimes")
 

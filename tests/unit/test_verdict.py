@@ -107,7 +107,7 @@ def test_tolerance_ints_become_floats_and_to_dict():
         ("atol=1e-6", (None, Tolerance(0.0, 1e-6))),
         ("rtol=1e-4", (None, Tolerance(1e-4))),
         ("rtol=1e-4, atol=1e-8", (None, Tolerance(1e-4, 1e-8))),
-        ("weird=name=1e-3", ("weird=name", Tolerance(1e-3))),
+        ("weird=na.me=1e-3", ("weird=na.me", Tolerance(1e-3))),
         ("btol=1e-3", ("btol", Tolerance(1e-3))),
         ("layers.[0-3].*=5e-4", ("layers.[0-3].*", Tolerance(5e-4))),
     ],
@@ -120,7 +120,7 @@ def test_parse_tol_option_forms(text, expected):
     "text",
     ["", "banana", "decoder.*=banana", "decoder.*=", "=1e-3", "-1e-3", "nan", "inf", "x=-1",
      "rtol=1e-3,rtol=1e-4", "rtol=1e-3,btol=1", "atol=x", "x=rtol=", "x=rtol=1e-3,", "atol",
-     "x=rtol=1e-3,btol=1"],
+     "x=rtol=1e-3,btol=1", "weird=name=1e-3", "model.out=atl=0.1"],
 )
 def test_parse_tol_option_errors_quote_the_text_and_the_forms(text):
     with pytest.raises(ToleranceError) as info:
@@ -130,6 +130,20 @@ def test_parse_tol_option_errors_quote_the_text_and_the_forms(text):
     assert "GLOB=RTOL" in message and "atol=1e-6" in message
     assert "\n" not in message
     assert isinstance(info.value, NumtraceError)
+
+
+def test_a_misspelt_key_after_a_glob_is_named_with_the_closest_key():
+    """'model.out=atl=0.1' once became the glob 'model.out=atl' with rtol 0.1, matching nothing."""
+    with pytest.raises(ToleranceError, match=r"unknown key 'atl' \(did you mean 'atol'\?\)"):
+        parse_tol_option("model.out=atl=0.1")
+    with pytest.raises(ToleranceError, match=r"unknown key 'tolerance'; expected"):
+        parse_tol_option("mel=tolerance=0.1")
+
+
+def test_unmatched_rules_are_listed_in_order():
+    table = ToleranceTable.from_options(["decoder.*=atol=1", "enc*=1e-3", "x=1e-2", "1e-4"])
+    assert table.unmatched(["encoder.conv", "encoder.out"]) == ["decoder.*", "x"]
+    assert table.unmatched([]) == ["decoder.*", "enc*", "x"]
 
 
 # --- the table ------------------------------------------------------------------

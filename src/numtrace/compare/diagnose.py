@@ -67,6 +67,7 @@ from .fits import (
 from . import sums
 from .layout import _score, candidate_perms, canonical_perm
 from .ordering import COMPLETE, PRIORITY, RICH_KINDS, SIMPLE_KINDS, TIE  # noqa: F401 (documented here too)
+from .ordering import as_causes
 from .ordering import ordered as _ordered
 from .ordering import pruned as _pruned
 from .regions import find_localized, find_padding, find_shift
@@ -142,10 +143,12 @@ def diagnose(a, b, dtype_a: str = "float64", dtype_b: str = "float64", related: 
             fitted = fitted + extra
         elif extra:
             fitted = _pruned(_ordered(fitted + extra))
+    has_error = bool(np.any(a != b))
     if raw:
-        findings = list(window.nonfinite) + _pruned(_ordered(window.adjust([unscaled(f, unit) for f in fitted])))
+        causes = _pruned(_ordered(window.adjust([unscaled(f, unit) for f in fitted])))
+        findings = list(window.nonfinite) + as_causes(causes, has_error)
     else:
-        findings += [unscaled(f, unit) for f in fitted]
+        findings += as_causes([unscaled(f, unit) for f in fitted], has_error)
     if dtype_a != dtype_b:
         findings.append({"kind": "dtype", "a": dtype_a, "b": dtype_b})
     return findings

@@ -41,7 +41,8 @@ from .align import Pair, align, find_pair, ignored
 from .diagnose import DIAGNOSE_MAX_ELEMENTS, diagnose
 from .layout import ALIGN_MAX_ELEMENTS, align_arrays
 from .names import as_name_map
-from .result import DiffReport, StageResult
+from .precision import Inherited, Precisions, tolerance_for
+from .result import DiffReport, StageResult, recording_status
 from .stats import compare_stage, summarize
 from .verdict import Tolerance, ToleranceTable, Verdict, classify
 
@@ -78,6 +79,7 @@ def diff(
                            map=map, diagnose_max_elements=diagnose_max_elements)
     table = tolerances if tolerances is not None else ToleranceTable()
     names = as_name_map(map)
+    precisions = Precisions(reference, candidate)
     stages = []
     recent: list[tuple[str, tuple]] = []  # the last compared reference stages and their shapes
     largest = 0.0
@@ -85,7 +87,8 @@ def diff(
         if pair.name_a is None or pair.name_b is None:
             stages.append(_missing(reference, candidate, pair, chunk_elements))
             continue
-        result, window = _compare(reference, candidate, pair, table, chunk_elements, diagnose_max_elements)
+        result, window = _compare(reference, candidate, pair, table, chunk_elements, diagnose_max_elements,
+                                  precisions.at(pair))
         stages.append(result)
         r = rootcause.relative_error(result)
         if r is None:
@@ -95,8 +98,8 @@ def diff(
         largest = max(largest, r)
         recent = (recent + [(pair.name_a, tuple(reference.info(pair.name_a).shape))])[-LOOKBACK:]
     rootcause.annotate(stages)
-    report = DiffReport(reference.label, candidate.label, stages)
-    report.ignored = ignored(reference, candidate, names)
+    report = DiffReport(reference.label, candidate.label, stages, ignored(reference, candidate, names),
+                        recording_status(reference, candidate))
     return report
 
 
@@ -161,19 +164,23 @@ def _verdict_note(d, overlap: bool = False) -> str:
 
 def compare_pair(reference: Trace, candidate: Trace, pair: Pair, table: ToleranceTable,
                  chunk_elements: int = 1 << 20, diagnose_max_elements: int = DIAGNOSE_MAX_ELEMENTS) -> StageResult:
-    """The :class:`StageResult` of one paired stage (plain or aligned path, module docstring)."""
-    return _compare(reference, candidate, pair, table, chunk_elements, diagnose_max_elements)[0]
+    """The :class:`StageResult` of one paired stage (plain or aligned path, module docstring), with
+    the tolerance the full diff gives it (its inherited precision included)."""
+    precision = Precisions(reference, candidate).at(pair)
+    return _compare(reference, candidate, pair, table, chunk_elements, diagnose_max_elements, precision)[0]
 
 
 def _compare(reference: Trace, candidate: Trace, pair: Pair, table: ToleranceTable, chunk_elements: int,
-             diagnose_max_elements: int) -> tuple[StageResult, sample.Window | None]:
+             diagnose_max_elements: int, precision: Inherited | None = None) -> tuple[StageResult, sample.Window | None]:
     """:func:`compare_pair`, and the window a large stage was diagnosed from (None if none)."""
     name_a, name_b = pair.name_a, pair.name_b
     info_a, info_b = reference.info(name_a), candidate.info(name_b)
-    tolerance = table.lookup(name_a, info_a.dtype, info_b.dtype)
+    tolerance, precision = tolerance_for(table, name_a, info_a.dtype, info_b.dtype, precision)
     name_b_out = None if name_b == name_a else name_b
     if tuple(info_a.shape) != tuple(info_b.shape):
-        return _compare_aligned(reference, candidate, pair, tolerance, chunk_elements, diagnose_max_elements), None
+        result = _compare_aligned(reference, candidate, pair, tolerance, chunk_elements, diagnose_max_elements)
+        result.precision = precision
+        return result, None
     stats_a, stats_b, d = compare_stage(reference, name_a, candidate, name_b, tolerance, chunk_elements)
     verdict = classify(d.max_ratio)
     window = None
@@ -190,7 +197,7 @@ def _compare(reference: Trace, candidate: Trace, pair: Pair, table: ToleranceTab
         findings = _undiagnosed(d, info_a.dtype, info_b.dtype)
         note = _join(_verdict_note(d), f"not diagnosed: {info_a.size} elements > {diagnose_max_elements}")
     result = StageResult(name_a, name_b_out, verdict, stats_a, stats_b, d, tolerance, findings, _join(pair.note, note))
-    result.pairing, result.alignment_note = pair.how, pair.note
+    result.pairing, result.alignment_note, result.precision = pair.how, pair.note, precision
     return result, window
 
 

@@ -21,6 +21,7 @@ Example:
 
 from __future__ import annotations
 
+import difflib
 import re
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
@@ -111,6 +112,8 @@ class NameMap:
     ignore_b: list[str] = field(default_factory=list)
     renames: list[Rename] = field(default_factory=list)
     source: str = ""
+    #: the file's lists as written (``strip_prefix``, ``ignore_b``...), to tell which entries are unused
+    lists: dict = field(default_factory=dict)
 
     @property
     def is_empty(self) -> bool:
@@ -151,13 +154,61 @@ class NameMap:
             ignore_b=lists["ignore_b"] + lists["ignore"],
             renames=renames,
             source=where,
+            lists=lists,
         )
+
+    def unused(self, names_a, names_b) -> list[tuple[str, str, list[str]]]:
+        """The entries that apply to no stage: ``(entry as written, its side's role, closest names)``.
+
+        Example:
+            >>> m = NameMap.from_dict({"ignore_b": ["cache.*"], "rename": {"ode.v*": "ode.velocity*"}})
+            >>> [entry for entry, _, _ in m.unused(["ode.velocity"], ["ode.v", "caches.k"])]
+            ["ignore_b 'cache.*'"]
+        """
+        names_a, names_b = list(names_a), list(names_b)
+        pools = {"_a": ("reference", names_a), "_b": ("candidate", names_b), "": ("either", names_a + names_b)}
+        out = []
+        for key in _LIST_KEYS:
+            prefix = key.startswith("strip_prefix")
+            role, pool = pools[key[len("strip_prefix" if prefix else "ignore"):]]
+            for entry in self.lists.get(key, []):
+                if prefix:
+                    used = any(name.startswith(entry) and len(name) > len(entry) for name in pool)
+                else:
+                    used = any(fnmatchcase(name, entry) for name in pool)
+                if not used:
+                    out.append((f"{key} {entry!r}", role, closest(entry + ("*" if prefix else ""), pool)))
+        stripped = [_strip(name, self.strip_b) for name in names_b]
+        for rule in self.renames:
+            if not any(rule.apply(name) is not None for name in stripped):
+                out.append((f"rename {rule.pattern!r}", "candidate", closest(rule.pattern, stripped)))
+        return out
 
     @classmethod
     def load(cls, path) -> "NameMap":
         """Read a map file (TOML); any problem is a :class:`UsageError` naming the file."""
         data = read_toml(path, "map file", UsageError)
         return cls.from_dict(data, f"map file {str(path)!r}")
+
+
+def closest(pattern: str, names, n: int = 3) -> list[str]:
+    """The names most like a glob that matched none of them (for "did you mean" messages).
+
+    Names matching the glob with a leading or trailing ``*`` (a missing scope prefix, say),
+    else the closest spellings.
+
+    Example:
+        >>> closest("decoder.*", ["model.decoder.out", "model.encoder.out"])
+        ['model.decoder.out']
+        >>> closest("model.otu", ["model.out", "encoder.in"])
+        ['model.out']
+    """
+    names = list(dict.fromkeys(names))
+    widened = [name for name in names if fnmatchcase(name, "*" + pattern) or fnmatchcase(name, pattern + "*")]
+    if widened:
+        return widened[:n]
+    literal = re.sub(r"[*?\[\]]", "", pattern)
+    return difflib.get_close_matches(literal, names, n=n, cutoff=0.6) if literal else []
 
 
 def as_name_map(value) -> NameMap:

@@ -3,7 +3,9 @@
 Findings are sorted by ``explained``; exact ties (within :data:`TIE`) by
 specificity (:data:`PRIORITY`). Once a finding explains :data:`COMPLETE` of
 the error, the richer models after it are dropped, and the one-parameter ones
-kept only when they tie. Used by :func:`numtrace.compare.diagnose.diagnose`.
+kept only when they tie. A transform that explains less than :data:`CAUSE_MIN`
+is not a cause: :func:`as_causes` moves it into an ``unexplained`` finding.
+Used by :func:`numtrace.compare.diagnose.diagnose`.
 
 Example:
     >>> found = [{"kind": "scale", "explained": 1.0}, {"kind": "offset", "explained": 1.0},
@@ -25,6 +27,45 @@ RICH_KINDS = frozenset({"affine", "channel_offset", "channel_scale", "elementwis
 TIE = 1e-6
 PRIORITY = ("padding", "shift", "sign", "offset", "scale", "localized", "constant", "layout", "proportional",
             "affine", "channel_offset", "channel_scale", "elementwise")
+
+
+#: A transform (offset, scale, layout, shift...) is offered as the cause of a stage's error only
+#: when it explains at least this share of it (a linear shift: of the overlap's error).
+CAUSE_MIN = 0.8
+#: Findings that say *where* the error is, not what transform it is: each earns its place by its
+#: own test, and two of them may share a stage (two bugs), so they are never demoted.
+WHERE_KINDS = frozenset({"padding", "localized"})
+
+
+def cause_share(finding: dict) -> float:
+    """The share of the error a fitted finding accounts for, as a cause (0 when it has none)."""
+    return float(finding.get("overlap_explained", finding.get("explained", 0.0)))
+
+
+def as_causes(fitted: list[dict], has_error: bool) -> list[dict]:
+    """``fitted`` (ordered findings) with the transforms that explain less than :data:`CAUSE_MIN`
+    of the error taken out: a transform that explains half the error is not its cause. When no
+    transform remains, they are kept as ``partial`` in one ``unexplained`` finding (also when
+    nothing was fitted to an error at all): saying so is the finding. Findings of *where* the
+    error is (:data:`WHERE_KINDS`) stay; rounding (``precision``) is left as it is.
+
+    Example:
+        >>> as_causes([{"kind": "scale", "factor": -0.058, "explained": 0.519}], True)
+        [{'kind': 'unexplained', 'partial': [{'kind': 'scale', 'factor': -0.058, 'explained': 0.519}]}]
+        >>> [f["kind"] for f in as_causes([{"kind": "offset", "explained": 0.97}], True)]
+        ['offset']
+        >>> [f["kind"] for f in as_causes([{"kind": "localized", "explained": 0.6},
+        ...                                {"kind": "localized", "explained": 0.4}], True)]
+        ['localized', 'localized']
+    """
+    if any(f["kind"] == "precision" for f in fitted):
+        return fitted
+    weak = [f for f in fitted if f["kind"] not in WHERE_KINDS and cause_share(f) < CAUSE_MIN]
+    kept = [f for f in fitted if not any(f is w for w in weak)]
+    causes = [f for f in kept if f["kind"] not in WHERE_KINDS]
+    if causes or not (weak or (has_error and not kept)):
+        return kept
+    return kept + [{"kind": "unexplained", "partial": weak}]
 
 
 def pruned(found: list[dict]) -> list[dict]:

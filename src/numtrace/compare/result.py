@@ -4,7 +4,14 @@
 beyond SPEC §3's example, per stage: ``pairing`` (how the names were paired:
 exact, mapped, normalized, tuple, missing), ``rel_err`` (the relative error
 the root-cause analysis uses) and ``growth`` (its ratio to the previous
-compared stage's); at the top: ``root_cause`` (a stage name or null) and
+compared stage's), ``born_here`` (true on a MATCH stage whose error jumps far
+above everything before it) and, in ``tolerance``, ``inherited`` (the coarser
+precision the tolerance follows, :mod:`numtrace.compare.precision`); at the
+top: ``root_cause`` (a stage name or null), ``largest_jump`` (the stage whose
+error jumps most over everything before it, or null), ``compared`` (stages on
+both sides), ``status`` (each recording's ``numtrace.status``, null when
+unknown), ``incomplete`` (why the diff cannot vouch for the candidate: a
+recording that did not complete, nothing compared; empty when complete) and
 ``ignored`` (stages the map file dropped, per side). See
 :mod:`numtrace.compare.rootcause` for the definitions.
 
@@ -25,10 +32,12 @@ from dataclasses import dataclass, field
 
 from ..errors import UsageError
 from . import rootcause
+from .precision import Inherited
 from .stats import DiffStats, SideStats
 from .verdict import Tolerance, Verdict
 
 FAIL_ON = ("large", "small", "missing", "never")
+_SIDE_NAMES = {"a": "reference", "b": "candidate"}
 _FAILING = {
     "large": {Verdict.LARGE},
     "small": {Verdict.SMALL, Verdict.LARGE},
@@ -64,6 +73,12 @@ class StageResult:
     rel_err: float | None = None
     growth: float | None = None
     jump: float | None = None
+    precision: Inherited | None = None
+
+    @property
+    def born_here(self) -> bool:
+        """A MATCH stage where an error is born under the tolerance (:func:`~numtrace.compare.rootcause.born_here`)."""
+        return rootcause.born_here(self)
 
     @property
     def only_in(self) -> str | None:
@@ -90,9 +105,13 @@ class StageResult:
         out["pairing"] = "missing" if self.verdict is Verdict.MISSING else self.pairing
         out["rel_err"] = _json_float(self.rel_err)
         out["growth"] = _json_float(self.growth)
+        out["born_here"] = self.born_here
         out["diagnosis"] = [_json_safe(finding) for finding in self.diagnosis]
         out["note"] = self.note
         out["tolerance"] = None if self.tolerance is None else _json_safe(self.tolerance.to_dict())
+        if out["tolerance"] is not None and self.precision is not None:
+            out["tolerance"]["inherited"] = {"dtype": self.precision.dtype, "from": self.precision.stage,
+                                             "side": _SIDE_NAMES[self.precision.side]}
         return out
 
 
@@ -104,6 +123,39 @@ class DiffReport:
     b_label: str
     stages: list[StageResult]
     ignored: dict = field(default_factory=lambda: {"a": [], "b": []})
+    #: each side's recording status (``numtrace.status``: ``complete``, ``error: ...``), None when unknown
+    status: dict = field(default_factory=lambda: {"a": None, "b": None})
+
+    @property
+    def compared(self) -> int:
+        """Number of stages present on both sides (compared, whatever their verdict)."""
+        return sum(1 for stage in self.stages if stage.verdict is not Verdict.MISSING)
+
+    @property
+    def incomplete(self) -> list[str]:
+        """Why this diff cannot vouch for the candidate, whatever its verdicts: a recording that did
+        not complete (its run crashed or exited non-zero), or no stage compared at all. Empty when
+        the comparison is complete.
+
+        Example:
+            >>> DiffReport("a", "b", []).incomplete
+            ['nothing was compared: neither trace has a stage']
+        """
+        reasons = []
+        for side, other in (("a", "b"), ("b", "a")):
+            status = self.status.get(side)
+            if status is None or status == "complete":
+                continue
+            text = f"the {_SIDE_NAMES[side]}'s recording did not complete ({status})"
+            lacking = [stage.name for stage in self.stages if stage.only_in == other]
+            if lacking:
+                text += (f": {len(lacking)} stage{'s' if len(lacking) != 1 else ''} of the {_SIDE_NAMES[other]} "
+                         f"{'are' if len(lacking) != 1 else 'is'} not in it, the first {lacking[0]}")
+            reasons.append(text)
+        if not self.compared:
+            reasons.append("nothing was compared: " + ("the two traces have no stage in common" if self.stages
+                                                       else "neither trace has a stage"))
+        return reasons
 
     @property
     def first_divergence(self) -> str | None:
@@ -120,6 +172,12 @@ class DiffReport:
     def root_cause(self) -> str | None:
         """The stage where the error is born (see :mod:`numtrace.compare.rootcause`), or None."""
         return rootcause.root_cause(self.stages)
+
+    @property
+    def largest_jump(self) -> str | None:
+        """The MATCH stage where the largest error is born under the tolerance, or None
+        (:func:`~numtrace.compare.rootcause.largest_jump`)."""
+        return rootcause.largest_jump(self.stages)
 
     @property
     def uniform_dtype_change(self) -> tuple[str, str] | None:
@@ -140,16 +198,17 @@ class DiffReport:
             counts[stage.verdict.value] += 1
         return counts
 
-    def failed(self, fail_on: str = "large") -> bool:
+    def failed(self, fail_on: str = "large", allow_incomplete: bool = False) -> bool:
         """Whether the diff fails: ``large`` (a LARGE stage), ``small`` (SMALL or LARGE),
-        ``missing`` (LARGE or MISSING) or ``never``."""
-        try:
-            failing = _FAILING[fail_on]
-        except KeyError:
-            raise UsageError(f"bad fail-on value {fail_on!r}; expected one of {', '.join(FAIL_ON)}") from None
+        ``missing`` (LARGE or MISSING) or ``never``; and, unless ``allow_incomplete`` or
+        ``never``, when it is :attr:`incomplete` (a diff never passes what it did not compare)."""
+        failing = failing_verdicts(fail_on)
+        if fail_on != "never" and not allow_incomplete and self.incomplete:
+            return True
         return any(stage.verdict in failing for stage in self.stages)
 
     def __bool__(self) -> bool:
+        """True when the diff passes: no LARGE stage, and a complete comparison."""
         return not self.failed()
 
     def __getitem__(self, name: str) -> StageResult:
@@ -166,10 +225,39 @@ class DiffReport:
             "b": self.b_label,
             "first_divergence": self.first_divergence,
             "root_cause": self.root_cause,
+            "largest_jump": self.largest_jump,
             "summary": self.counts,
+            "compared": self.compared,
+            "status": {"a": self.status.get("a"), "b": self.status.get("b")},
+            "incomplete": self.incomplete,
             "ignored": {"a": list(self.ignored.get("a", [])), "b": list(self.ignored.get("b", []))},
             "stages": [stage.to_dict() for stage in self.stages],
         }
+
+
+def failing_verdicts(fail_on: str) -> set[Verdict]:
+    """The verdicts that fail a stage under ``fail_on`` (``large``, ``small``, ``missing``, ``never``).
+
+    Example:
+        >>> sorted(v.value for v in failing_verdicts("missing"))
+        ['LARGE', 'MISSING']
+    """
+    try:
+        return set(_FAILING[fail_on])
+    except KeyError:
+        raise UsageError(f"bad fail-on value {fail_on!r}; expected one of {', '.join(FAIL_ON)}") from None
+
+
+def recording_status(reference, candidate) -> dict:
+    """Each trace's recording status (``numtrace.status`` in its metadata), None when it has none.
+
+    Example:
+        >>> from numtrace.trace import MemoryTrace
+        >>> recording_status(MemoryTrace({}), MemoryTrace({}, metadata={"numtrace.status": "complete"}))
+        {'a': None, 'b': 'complete'}
+    """
+    return {side: (getattr(trace, "metadata", None) or {}).get("numtrace.status")
+            for side, trace in (("a", reference), ("b", candidate))}
 
 
 def _json_float(value) -> float | None:

@@ -19,6 +19,11 @@ stages that could not be aligned are skipped):
 - ``root_cause``: the first LARGE stage that introduces error; else the first
   SMALL one; else the diverging stage with the largest ``jump``; None when
   every stage matches.
+- ``born_here``: a MATCH stage whose ``jump`` is at least
+  :data:`BORN_HERE_RATIO` (x100): an error born under the tolerance (a
+  tanh-approximate GELU for the exact one, another LayerNorm eps), which
+  the verdicts cannot show. The verdict stays MATCH; the report marks it,
+  and ``largest_jump`` names the one with the largest jump.
 
 Example:
     >>> import numpy as np
@@ -41,6 +46,9 @@ from .. import dtypes
 #: A stage introduces error when its relative error is at least this many times the
 #: largest relative error of every stage before it (an order of magnitude).
 JUMP_RATIO = 10.0
+#: A MATCH stage whose relative error is at least this many times the largest before it
+#: (both floored at rounding) is marked: an error born under the tolerance.
+BORN_HERE_RATIO = 100.0
 _FLOAT64_EPS = 2.220446049250313e-16
 
 
@@ -57,10 +65,15 @@ def relative_error(stage) -> float | None:
 
 
 def rounding_floor(stage) -> float:
-    """eps of the stage's coarser dtype (float64's for exact dtypes)."""
+    """eps of the stage's coarser dtype, or of the coarser precision it inherited
+    (:mod:`numtrace.compare.precision`); float64's for exact dtypes."""
     if stage.a is None or stage.b is None:
         return _FLOAT64_EPS
-    return dtypes.eps(dtypes.coarser(stage.a.dtype, stage.b.dtype)) or _FLOAT64_EPS
+    coarse = dtypes.coarser(stage.a.dtype, stage.b.dtype)
+    inherited = getattr(stage, "precision", None)
+    if inherited is not None:
+        coarse = dtypes.coarser(coarse, inherited.dtype)
+    return dtypes.eps(coarse) or _FLOAT64_EPS
 
 
 def annotate(stages) -> None:
@@ -91,6 +104,18 @@ def introduces_error(stage) -> bool:
     """SMALL or LARGE with a jump of at least :data:`JUMP_RATIO` (see the module docstring)."""
     jump = getattr(stage, "jump", None)
     return stage.verdict.value in ("SMALL", "LARGE") and jump is not None and jump >= JUMP_RATIO
+
+
+def born_here(stage) -> bool:
+    """A MATCH stage whose jump is at least :data:`BORN_HERE_RATIO` (module docstring)."""
+    jump = getattr(stage, "jump", None)
+    return stage.verdict.value == "MATCH" and jump is not None and jump >= BORN_HERE_RATIO
+
+
+def largest_jump(stages) -> str | None:
+    """The :func:`born_here` stage with the largest jump (the first of equals), None when none is."""
+    marked = [stage for stage in stages if born_here(stage)]
+    return max(marked, key=lambda stage: stage.jump).name if marked else None
 
 
 def root_cause(stages) -> str | None:

@@ -57,7 +57,7 @@ from .diagnose import (
 )
 from .fits import significant
 from .layout import _score, candidate_perms, canonical_perm
-from .ordering import ordered, pruned
+from .ordering import as_causes, ordered, pruned
 from .regions import NOISE_EPS
 
 #: Cut axes up to this long get per-index sums (exact bands and per-channel fits along them).
@@ -276,7 +276,7 @@ def diagnose_stage(reference: Trace, name_a: str, candidate: Trace, name_b: str,
     a, b, stage_sums = sums.scan(reference, name_a, candidate, name_b, shape, box, unit, finite, axes)
     window = Window(shape, box, a, b, stage_sums, unit, stats_a, stats_b, d, dtype_a, dtype_b)
     if window.complete():
-        return nonfinite + pruned(ordered(window.exact)) + dtype, SUMS_NOTE, None
+        return nonfinite + as_causes(pruned(ordered(window.exact)), True) + dtype, SUMS_NOTE, None
     mirrored = mirror_box(shape, box)
     if mirrored is not None:
         window.mirror = (mirrored, sums.gather(reference, name_a, shape, mirrored))

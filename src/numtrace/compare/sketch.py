@@ -46,7 +46,8 @@ from ..trace import Trace
 from . import rootcause
 from .align import align, ignored
 from .names import as_name_map
-from .result import DiffReport, StageResult
+from .precision import Precisions, tolerance_for
+from .result import DiffReport, StageResult, recording_status
 from .stats import DiffStats, SideStats
 from .verdict import ToleranceTable, Verdict, classify
 
@@ -64,6 +65,7 @@ def diff(reference: Trace, candidate: Trace, *, tolerances: ToleranceTable | Non
     """Compare two traces, at least one of them a sketch trace, stage by stage (module docstring)."""
     table = tolerances if tolerances is not None else ToleranceTable()
     names = as_name_map(map)
+    precisions = Precisions(reference, candidate)
     stages = []
     for pair in align(reference, candidate, only, names):
         if pair.name_a is None or pair.name_b is None:
@@ -77,16 +79,16 @@ def diff(reference: Trace, candidate: Trace, *, tolerances: ToleranceTable | Non
         means_b, info_b = _sketch(candidate, pair.name_b, info_a["axis"])
         if not is_sketch_trace(reference) and info_b["axis"] != info_a["axis"]:  # follow the sketch's axis
             means_a, info_a = _sketch(reference, pair.name_a, info_b["axis"])
-        tolerance = table.lookup(pair.name_a, info_a["dtype"], info_b["dtype"])
+        tolerance, precision = tolerance_for(table, pair.name_a, info_a["dtype"], info_b["dtype"], precisions.at(pair))
         verdict, d, findings, note = compare_sketches(means_a, info_a, means_b, info_b, tolerance)
         name_b = None if pair.name_b == pair.name_a else pair.name_b
         result = StageResult(pair.name_a, name_b, verdict, _side(means_a, info_a), _side(means_b, info_b), d,
                              tolerance, findings, "; ".join(n for n in (pair.note, note) if n))
-        result.pairing, result.alignment_note = pair.how, pair.note
+        result.pairing, result.alignment_note, result.precision = pair.how, pair.note, precision
         stages.append(result)
     rootcause.annotate(stages)
-    report = DiffReport(reference.label, candidate.label, stages)
-    report.ignored = ignored(reference, candidate, names)
+    report = DiffReport(reference.label, candidate.label, stages, ignored(reference, candidate, names),
+                        recording_status(reference, candidate))
     return report
 
 

@@ -23,7 +23,9 @@ one axis are compared on their overlap, with a verdict of at least SMALL (see
 
 Default tolerance: ``rtol = sqrt(eps)`` of the coarser of the two dtypes and
 ``atol = rtol * max|a| + tiny`` (relative to the reference's scale, ``max|a|``
-over its finite values); integer and bool stages must be equal.
+over its finite values); integer and bool stages must be equal. The coarser
+dtype includes the precision a stage inherits, a coarser floating dtype
+recorded upstream on either side (:mod:`numtrace.compare.precision`).
 
 Example:
     >>> default_tolerance("float32", "bfloat16")
@@ -36,8 +38,10 @@ Example:
 
 from __future__ import annotations
 
+import difflib
 import math
 import numbers
+import re
 from dataclasses import dataclass, field
 from enum import Enum
 from fnmatch import fnmatchcase
@@ -71,7 +75,10 @@ Shapes are lined up when they differ by length-1 axes or a permutation of
 Default tolerance: rtol = sqrt(eps) of the coarser dtype (float64 1.5e-8,
   float32 3.45e-4, float16 0.031, bfloat16 0.088) and
   atol = rtol*max|a| + tiny, i.e. relative to the reference's scale;
-  integer and bool stages must be equal. Override with --tol."""
+  integer and bool stages must be equal. Precision is inherited: a
+  coarser floating dtype recorded at or before a stage, on either side
+  (a float32 front end, a bfloat16 body), sets that stage's tolerance
+  ("tolerance float32, inherited from ..."). Override with --tol."""
 
 _FORMS = (
     "expected RTOL, GLOB=RTOL, GLOB=rtol=R,atol=A or atol=A "
@@ -142,18 +149,26 @@ class Tolerance:
         return f"rtol={self.rtol:g}" + ("" if self.atol is None else f",atol={self.atol:g}")
 
 
-def default_tolerance(dtype_a: str, dtype_b: str) -> Tolerance:
+def default_tolerance(dtype_a: str, dtype_b: str, precision: str | None = None) -> Tolerance:
     """``rtol = sqrt(eps)`` of the coarser dtype, atol relative; exact dtypes need equality.
+
+    ``precision``: a coarser dtype the stage's data went through upstream
+    (:mod:`numtrace.compare.precision`); it applies to floating stages only.
 
     Example:
         >>> round(default_tolerance("float32", "float64").rtol, 7)
         0.0003453
-        >>> default_tolerance("int64", "int32")
+        >>> round(default_tolerance("float64", "float64", precision="float32").rtol, 7)
+        0.0003453
+        >>> default_tolerance("int64", "int32", precision="bfloat16")
         Tolerance(rtol=0.0, atol=0.0)
     """
     if not dtypes.is_floating(dtype_a) and not dtypes.is_floating(dtype_b):
         return Tolerance(0.0, 0.0)
-    return Tolerance(math.sqrt(dtypes.eps(dtypes.coarser(dtype_a, dtype_b))))
+    coarse = dtypes.coarser(dtype_a, dtype_b)
+    if precision is not None:
+        coarse = dtypes.coarser(coarse, precision)
+    return Tolerance(math.sqrt(dtypes.eps(coarse)))
 
 
 @dataclass
@@ -184,14 +199,29 @@ class ToleranceTable:
         else:
             self.rules.append((glob, tolerance))
 
-    def lookup(self, name: str, dtype_a: str, dtype_b: str) -> Tolerance:
+    def lookup(self, name: str, dtype_a: str, dtype_b: str, precision: str | None = None) -> Tolerance:
+        """The stage's tolerance: :meth:`override`, else :func:`default_tolerance` (with ``precision``)."""
+        found = self.override(name, dtype_a, dtype_b)
+        return found if found is not None else default_tolerance(dtype_a, dtype_b, precision)
+
+    def override(self, name: str, dtype_a: str, dtype_b: str) -> Tolerance | None:
+        """The tolerance a rule or the default override sets for this stage, None when none does."""
         for glob, tolerance in reversed(self.rules):
             if fnmatchcase(name, glob):
                 return tolerance
         exact = not dtypes.is_floating(dtype_a) and not dtypes.is_floating(dtype_b)
-        if self.default is not None and not exact:
-            return self.default
-        return default_tolerance(dtype_a, dtype_b)
+        return self.default if not exact else None
+
+    def unmatched(self, names) -> list[str]:
+        """The globs of the rules that match none of ``names`` (tolerances are looked up by the
+        reference's stage names), in rule order.
+
+        Example:
+            >>> ToleranceTable.from_options(["enc.*=1e-3", "dec.*=1e-3"]).unmatched(["enc.out"])
+            ['dec.*']
+        """
+        names = list(names)
+        return [glob for glob, _ in self.rules if not any(fnmatchcase(name, glob) for name in names)]
 
     @classmethod
     def from_options(cls, tol_options: list[str] | None, toml_path: str | None = None) -> "ToleranceTable":
@@ -243,7 +273,8 @@ def parse_tol_option(text: str) -> tuple[str | None, Tolerance]:
         return None, spec
     if not _starts_with_key(text):
         # GLOB=SPEC: split at the first '=' after which a spec follows (globs may hold '=');
-        # a bad rtol=/atol= list after the glob is an error, not part of the glob.
+        # a bad rtol=/atol= list after the glob is an error, not part of the glob, and so is
+        # another KEY= there (a misspelt key, 'mel=atl=0.1', must not become the glob 'mel=atl').
         for pos, char in enumerate(text):
             if char == "=" and text[:pos].strip():
                 rest = text[pos + 1 :]
@@ -252,7 +283,25 @@ def parse_tol_option(text: str) -> tuple[str | None, Tolerance]:
                     return text[:pos].strip(), spec
                 if _starts_with_key(rest):
                     break
+                key = _KEY.match(rest)
+                if key and key.group(1) not in ("rtol", "atol"):
+                    raise ToleranceError(f"bad tolerance {text!r}: unknown key {key.group(1)!r}"
+                                         f"{did_you_mean(key.group(1), ['rtol', 'atol'])}; {_FORMS}")
     raise ToleranceError(f"bad tolerance {text!r}: {_FORMS}")
+
+
+_KEY = re.compile(r"\s*([A-Za-z_]\w*)\s*=")
+
+
+def did_you_mean(word: str, choices) -> str:
+    """`` (did you mean 'atol'?)`` for the closest of ``choices``, '' when none is close.
+
+    Example:
+        >>> did_you_mean("atl", ["rtol", "atol"]), did_you_mean("zzz", ["rtol", "atol"])
+        (" (did you mean 'atol'?)", '')
+    """
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def _starts_with_key(text: str) -> bool:

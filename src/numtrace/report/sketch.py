@@ -42,6 +42,7 @@ from rich.text import Text
 from ..compare import ToleranceTable
 from ..compare.result import StageResult, _json_safe
 from ..compare.rootcause import relative_error
+from ..compare.precision import Precisions, tolerance_for
 from ..compare.sketch import compare_sketches
 from ..compare.stats import SideStats
 from ..sketch import is_sketch_trace, read_sketch, sketch_of
@@ -98,12 +99,13 @@ def sketch_stage_detail(reference, candidate, name: str, *, tolerances: Toleranc
     means_b, info_b = stage_sketch(candidate, pair.name_b, info_a["axis"])
     if not is_sketch_trace(reference) and info_b["axis"] != info_a["axis"]:  # follow the sketch's axis
         means_a, info_a = stage_sketch(reference, pair.name_a, info_b["axis"])
-    tolerance = table.lookup(pair.name_a, info_a["dtype"], info_b["dtype"])
+    inherited = Precisions(reference, candidate).at(pair)
+    tolerance, precision = tolerance_for(table, pair.name_a, info_a["dtype"], info_b["dtype"], inherited)
     verdict, d, findings, note = compare_sketches(means_a, info_a, means_b, info_b, tolerance)
     result = StageResult(pair.name_a, None if pair.name_b == pair.name_a else pair.name_b, verdict,
                          side_stats(info_a), side_stats(info_b), d, tolerance, findings,
                          "; ".join(n for n in (pair.note, note) if n))
-    result.pairing, result.alignment_note = pair.how, pair.note
+    result.pairing, result.alignment_note, result.precision = pair.how, pair.note, precision
     result.rel_err = relative_error(result)
     detail = result.to_dict()
     detail.pop("growth", None)

@@ -183,21 +183,19 @@ class _Stats:
 
 def run_stage(reference, candidate, name: str, *, tolerances=None, map=None, as_json: bool = False,  # noqa: A002
               width: int | None = None, fail_on: str = "large") -> int:
-    """``trace diff A B --stage NAME``: open both traces, print the drill-down, return the exit status."""
+    """``trace diff A B --stage NAME`` on two open traces: print the drill-down, return the exit status."""
     import json
 
-    from ..compare.result import _FAILING
+    from ..compare.result import failing_verdicts
     from ..sketch import is_sketch_trace
-    from ..trace import load
 
-    with load(reference, role="reference trace") as ref, load(candidate, role="candidate trace") as cand:
-        by_sketch = is_sketch_trace(ref) or is_sketch_trace(cand)
-        if by_sketch:
-            from .sketch import sketch_stage_detail
+    by_sketch = is_sketch_trace(reference) or is_sketch_trace(candidate)
+    if by_sketch:
+        from .sketch import sketch_stage_detail
 
-            detail = sketch_stage_detail(ref, cand, name, tolerances=tolerances, map=map)
-        else:
-            detail = stage_detail(ref, cand, name, tolerances=tolerances, map=map)
+        detail = sketch_stage_detail(reference, candidate, name, tolerances=tolerances, map=map)
+    else:
+        detail = stage_detail(reference, candidate, name, tolerances=tolerances, map=map)
     if as_json:
         print(json.dumps(detail, indent=2, allow_nan=False))
     elif by_sketch:
@@ -206,5 +204,5 @@ def run_stage(reference, candidate, name: str, *, tolerances=None, map=None, as_
         print_sketch_stage(detail, width=width)
     else:
         print_stage(detail, width=width)
-    failing = {verdict.value for verdict in _FAILING.get(fail_on, set())}
+    failing = {verdict.value for verdict in failing_verdicts(fail_on)}
     return 1 if detail["verdict"] in failing else 0

@@ -11,8 +11,9 @@ Example:
     100% of elements out of tolerance). Root cause: mel, where the error is born (rel err 0.2521):
     candidate = reference - 1.46 (constant offset, explains 100%).'
 
-Markers in the first column: ``▶`` the first divergence, ``★`` the root cause
-(see :mod:`numtrace.compare.rootcause`).
+Markers in the first column: ``▶`` the first divergence, ``★`` the root cause,
+``↑`` a MATCH stage where an error is born under the tolerance (its relative
+error jumps x100 over everything before it; see :mod:`numtrace.compare.rootcause`).
 """
 
 from __future__ import annotations
@@ -54,7 +55,24 @@ def stage_diagnosis(stage, hide_dtype: bool = False, limit: int | None = 3, pair
     notes = getattr(stage, "alignment_note", "") if words else stage.note
     if not pairing:
         notes = "; ".join(n for n in notes.split("; ") if n and not n.startswith("paired by"))
-    return "; ".join(x for x in (notes, words) if x)
+    return "; ".join(x for x in (notes, words, born_note(stage), precision_note(stage)) if x)
+
+
+def born_note(stage) -> str:
+    """``error born here, under the tolerance (rel err ×1.5e+03 the largest before it)`` for a
+    MATCH stage marked ``born_here`` (:mod:`numtrace.compare.rootcause`), else ''."""
+    if not getattr(stage, "born_here", False):
+        return ""
+    return f"error born here, under the tolerance (rel err ×{fmt(stage.jump, 2)} the largest before it)"
+
+
+def precision_note(stage) -> str:
+    """``tolerance float32, inherited from frontend.mel`` when the stage's tolerance follows a
+    coarser precision recorded upstream (:mod:`numtrace.compare.precision`), else ''."""
+    inherited = getattr(stage, "precision", None)
+    if inherited is None:
+        return ""
+    return f"tolerance {inherited.dtype}, inherited from {inherited.stage}"
 
 
 def diff_table(report) -> Table:
@@ -81,6 +99,8 @@ def diff_table(report) -> Table:
         is_first = stage.name == first and verdict in ("SMALL", "LARGE")
         is_root = stage.name == root and verdict in ("SMALL", "LARGE")
         marker = Text("▶" if is_first else "", style="bold red") + Text("★" if is_root else "", style="bold magenta")
+        if getattr(stage, "born_here", False):
+            marker += Text("↑", style="bold yellow")
         table.add_row(
             marker,
             Text(str(index)),
@@ -123,9 +143,18 @@ def summary_line(report) -> str:
     total = len(report.stages)
     parts = ", ".join(f"{counts[v]} {v}" for v in ("MATCH", "SMALL", "LARGE", "MISSING"))
     line = f"{total} stage{'s' if total != 1 else ''}: {parts}."
+    incomplete = getattr(report, "incomplete", [])
+    unverified = f" Not verified: {'; '.join(incomplete)}." if incomplete else ""
     first = report.first_divergence
     if first is None:
-        return line + " No divergence: every stage present on both sides matches."
+        if not getattr(report, "compared", total):
+            return line + unverified
+        jump = getattr(report, "largest_jump", None)
+        if jump is not None:
+            stage = report[jump]
+            return (f"{line} No divergence beyond tolerance; the largest error jump is at {jump} (rel err "
+                    f"{fmt(stage.rel_err, 2)}, ×{fmt(stage.jump, 2)} the largest before it).{unverified}")
+        return line + " No divergence: every stage present on both sides matches." + unverified
     stage = next(s for s in report.stages if s.name == first)
     detail = stage.verdict.value
     if stage.diff is not None and stage.diff.total == 0 and "by sketch" in stage.note:  # no element compared
@@ -136,17 +165,22 @@ def summary_line(report) -> str:
         detail += f": {stage.note}"
     line += f" First divergence: {first} ({detail})."
     cause = root_cause_text(report)
-    return f"{line} {cause}" if cause else line
+    return (f"{line} {cause}" if cause else line) + unverified
 
 
 def print_diff(report, width: int | None = None) -> None:
     console = make_console(width)
-    console.print(Text(f"reference: {report.a_label}\ncandidate: {report.b_label}"))
+    for side, label in (("a", report.a_label), ("b", report.b_label)):
+        status = getattr(report, "status", {}).get(side)
+        line = Text(f"{'reference' if side == 'a' else 'candidate'}: {label}")
+        if status not in (None, "complete"):
+            line += Text(f"  (recording did not complete: {status})", style="bold red")
+        console.print(line)
     change = report.uniform_dtype_change
     if change:
         console.print(Text(f"dtypes: reference {change[0]}, candidate {change[1]} at every stage "
                            "(tolerances follow the coarser one)"))
     console.print(diff_table(report))
     first = report.first_divergence
-    style = "bold red" if report.failed("large") else ("yellow" if first else "green")
+    style = "bold red" if report.failed("large") else ("yellow" if first or report.largest_jump else "green")
     console.print(Text(summary_line(report), style=style))

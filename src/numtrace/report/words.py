@@ -159,8 +159,11 @@ def describe_finding(finding: dict, lengths: tuple | None = None) -> str:
                      "a step, residual or skip connection applied differently?")
     if kind == "shift":
         lag = f["lag"]
-        return _with(f"candidate = reference shifted by {lag:+d} along axis {f['axis']} "
-                     f"(b[i] = a[i{-lag:+d}])", f)
+        text = f"candidate = reference shifted by {lag:+d} along axis {f['axis']} (b[i] = a[i{-lag:+d}])"
+        if "overlap_explained" in f:  # a linear shift: the indices shifted in are new data
+            share = fmt_explained({"explained": f["overlap_explained"]})
+            return f"{text} ({share} of the overlap; the {abs(lag)} indices shifted in hold the rest)"
+        return _with(text, f)
     if kind == "padding":
         there = f"reference {_value(f['value_a'])} there" if f.get("value_a") is not None else ""
         text = f"{_value(f['value'])} padding in {fmt_range(f['start'], f['stop'], f['axis'], length(f['axis']), there)}"
@@ -172,6 +175,10 @@ def describe_finding(finding: dict, lengths: tuple | None = None) -> str:
         elif "factor" in f:
             text += f", candidate = {_factor(f['factor'])} × reference there"
         return text + (f", {fmt_explained(f)}" if "explained" in f else "")
+    if kind == "unexplained":
+        partial = f.get("partial") or []
+        best = f" (best: {describe_finding(partial[0], lengths)})" if partial else ""
+        return f"no simple transform explains this stage{best}"
     if kind == "precision":
         rel = f.get("residual")
         return f"rounding level of {f['dtype']}" + (f" (rel err {fmt(rel, 2)})" if rel is not None else "")

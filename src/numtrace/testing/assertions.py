@@ -157,6 +157,9 @@ def assert_close_diagnosed(reference, candidate, tolerance=None, *, name: str = 
 
 
 def _failed(report: DiffReport, rules: tuple[str, ...]) -> bool:
+    """A failing stage under ``rules``, or an incomplete comparison (unless every rule is ``never``)."""
+    if report.incomplete and any(rule != "never" for rule in rules):
+        return True
     verdicts = failing_verdicts(rules)
     return any(stage.verdict.value in verdicts for stage in report.stages)
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..compare import DiffReport, StageResult, Verdict
+from ..compare.result import failing_verdicts as engine_failing
 from ..report.words import describe_findings, fmt, fmt_percent, fmt_shape, fmt_side
 from ..trace import Trace
 
@@ -45,13 +46,9 @@ def fail_rules(fail_on) -> tuple[str, ...]:
 
 
 def failing_verdicts(rules: tuple[str, ...]) -> list[str]:
-    """The verdicts that fail a stage under ``rules``, asked of the engine's own rule."""
-    failing = []
-    for verdict in Verdict:
-        probe = DiffReport("", "", [StageResult("", None, verdict, None, None, None, None)])
-        if any(probe.failed(rule) for rule in rules):
-            failing.append(verdict.value)
-    return failing
+    """The verdicts that fail a stage under ``rules``, by the engine's own rule, in severity order."""
+    failing = set().union(*(engine_failing(rule) for rule in rules))
+    return [verdict.value for verdict in Verdict if verdict in failing]
 
 
 def rule_words(rules: tuple[str, ...]) -> str:
@@ -68,12 +65,17 @@ def trace_message(report: DiffReport, reference: Trace, candidate: Trace, rules:
     verdicts = failing_verdicts(rules)
     failing = [stage for stage in report.stages if stage.verdict.value in verdicts]
     total = len(report.stages)
+    reasons = report.incomplete
+    if failing or not reasons:
+        headline = (f"Traces differ: {len(failing)} / {total} stages ({fmt_percent(len(failing), total)}) fail "
+                    f"({rule_words(rules)})")
+    else:  # every compared stage passes, but the comparison cannot vouch for the candidate
+        headline, reasons = f"Traces not verified: {reasons[0]}", reasons[1:]
     lines = [
-        f"Traces differ: {len(failing)} / {total} stages ({fmt_percent(len(failing), total)}) fail "
-        f"({rule_words(rules)})",
+        headline,
         f"  reference: {report.a_label}",
         f"  candidate: {report.b_label}",
-    ]
+    ] + [f"  not verified: {reason}" for reason in reasons]
     root = getattr(report, "root_cause", None)  # shown when a LARGE stage after the first divergence is born there
     if root is None or root == report.first_divergence or report[root].verdict.value != "LARGE":
         root = None
