@@ -12,7 +12,7 @@ DEMO_DIR := build/demo
 # other imports, and numtrace never needs it: remove it.
 TEST_PACKAGES := "torch==2.13.0" "mlx[cpu]" fastai
 
-.PHONY: demo test clean
+.PHONY: demo test clean whisper-pair
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,10 @@ demo: $(CORE_STAMP)
 	@$(BIN)/trace diff $(DEMO_DIR)/reference.safetensors $(DEMO_DIR)/candidate.safetensors; \
 	  status=$$?; echo "(trace diff exited with status $$status: 1 means a stage is LARGE, which is what this demo plants)"; \
 	  test $$status -le 1
+
+# openai-whisper against mlx-whisper, both unmodified (examples/whisper_pair): its own venv
+whisper-pair:
+	examples/whisper_pair/run.sh
 
 clean:
 	rm -rf $(VENV) build .pytest_cache .hypothesis

@@ -85,7 +85,7 @@ def diff(
 ) -> None:
     from . import diff as run_diff
     from .compare.names import as_name_map
-    from .compare.options import unused_options
+    from .compare.options import check_options
     from .compare.verdict import ToleranceTable
     from .report.table import print_diff
     from .trace import load
@@ -94,9 +94,7 @@ def diff(
         tolerances = ToleranceTable.from_options(tol or [], tol_file)
         names = as_name_map(name_map)
         with load(reference, role="reference trace") as ref, load(candidate, role="candidate trace") as cand:
-            problems = unused_options(ref, cand, tolerances, names)
-            if problems:
-                raise NumtraceError("; ".join(problems))
+            check_options(ref, cand, tolerances, names)
             if stage is not None:
                 from .report.stage import run_stage
 

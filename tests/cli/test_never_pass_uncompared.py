@@ -104,3 +104,10 @@ def test_a_map_entry_that_matches_no_stage_is_bad_input(invoke, tmp_path):
     assert "ignore_b 'cache.*' matches no stage of the candidate" in err
     assert "rename 'decoder.finalProjection' matches no stage of the candidate (closest: decoder.finalProj)" in err
     assert invoke("diff", a, b, "--map", bad, "--stage", "decoder.final_proj")[0] == 2
+
+
+def test_plot_refuses_options_that_match_no_stage_too(invoke, tmp_path):
+    a = save(tmp_path / "a.safetensors", {"model.out": np.ones(3)})
+    code, _, err = invoke("plot", a, a, "-o", tmp_path / "x.png", "--tol", "mdl.*=1e-3")
+    assert code == 2 and "tolerance rule 'mdl.*' matches no stage of the reference" in err
+    assert not (tmp_path / "x.png").exists()

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from fnmatch import fnmatchcase
 
+from ..errors import UsageError
 from .names import NameMap, closest
 from .verdict import ToleranceTable, did_you_mean
 
@@ -42,3 +43,10 @@ def unused_options(reference, candidate, tolerances: ToleranceTable | None, name
         text = f"{where}{entry} matches no stage of " + ("either trace" if role == "either" else f"the {role}")
         problems.append(text + (f" (closest: {', '.join(hint)})" if hint else ""))
     return problems
+
+
+def check_options(reference, candidate, tolerances: ToleranceTable | None, names: NameMap | None) -> None:
+    """:func:`unused_options` as one :class:`~numtrace.errors.UsageError` (for ``trace diff``, ``trace plot``)."""
+    problems = unused_options(reference, candidate, tolerances, names)
+    if problems:
+        raise UsageError("; ".join(problems))

@@ -236,9 +236,13 @@ def run_plot(reference, candidate, out, *, stage: str | None = None, only=None, 
              map=None) -> str:  # noqa: A002
     """``trace plot``: open both traces and write the overview or the stage plot; returns ``out``."""
     from ..compare import diff
+    from ..compare.names import as_name_map
+    from ..compare.options import check_options
     from ..trace import load
 
+    map = as_name_map(map)  # noqa: A001
     with load(reference, role="reference trace") as ref, load(candidate, role="candidate trace") as cand:
+        check_options(ref, cand, tolerances, map)
         if stage is not None:
             return plot_stage(ref, cand, stage, out, tolerances=tolerances, map=map)
         report = diff(ref, cand, tolerances=tolerances, only=only, map=map)
