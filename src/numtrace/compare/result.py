@@ -56,7 +56,9 @@ class StageResult:
     the difference metrics (None when MISSING or when the shapes cannot be
     lined up). ``pairing`` says how the names were paired; ``rel_err``,
     ``growth`` and ``jump`` are set by :func:`numtrace.compare.rootcause.annotate`;
-    ``alignment_note`` is the part of ``note`` about pairing and alignment.
+    ``alignment_note`` is the part of ``note`` about pairing and alignment;
+    ``precision`` the coarser precision the tolerance inherited from upstream
+    (:mod:`numtrace.compare.precision`; None when the stage's own dtypes set it).
     """
 
     name: str
