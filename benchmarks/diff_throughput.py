@@ -61,7 +61,7 @@ print(len(out))
 def make_traces(directory: str, stages: int, seed: int = 0) -> tuple[str, str, str]:
     """Write the reference and both candidates (stage by stage, streaming); return their paths."""
     sys.path.insert(0, os.path.join(os.path.dirname(HERE), "src"))
-    from numtrace.trace import open_writer
+    from numtrace.formats import open_writer
 
     rng = np.random.default_rng(seed)
     paths = tuple(os.path.join(directory, f"{n}.safetensors") for n in ("reference", "rounding", "planted"))

@@ -34,8 +34,8 @@ import mlx.core as mx
 import mlx.nn as nn
 
 import numtrace
-from numtrace.backends import mlx_capture
-from numtrace.backends.mlx_run import capture
+from numtrace.backends import mlx_batch
+from numtrace.backends.mlx_capture import capture
 
 
 class Block(nn.Module):
@@ -113,17 +113,17 @@ def measure(model: nn.Module, x: mx.array, path: str, repeat: int) -> dict[str, 
         return run
 
     def one_by_one() -> None:
-        add = mlx_capture.Batch.add
+        add = mlx_batch.Batch.add
 
         def eager_add(self, *item):
             add(self, *item)
             self.flush([])
 
-        mlx_capture.Batch.add = eager_add
+        mlx_batch.Batch.add = eager_add
         try:
             recorded()()
         finally:
-            mlx_capture.Batch.add = add
+            mlx_batch.Batch.add = add
 
     return timed([
         (contextlib.nullcontext, [("bare", bare)]),
@@ -159,7 +159,7 @@ def main() -> None:
     with numtrace.record() as rec, numtrace.watch(model):
         model(tokens)
     megabytes = sum(rec.trace.info(n).nbytes for n in rec.trace.order) / 2**20
-    params = sum(p.size for _, p in mlx_capture.weights_of(model))
+    params = sum(p.size for _, p in mlx_batch.weights_of(model))
 
     times = measure(model, tokens, path, args.repeat)
     print(f"mlx {mx.__version__} on {mx.default_device()}; {args.layers} layers, width {args.dim}, "

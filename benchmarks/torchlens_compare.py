@@ -29,7 +29,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import numtrace  # noqa: E402
-from numtrace.backends.torch_capture import capture  # noqa: E402
+from numtrace.backends.torch_hooks import capture  # noqa: E402
 from resnet50 import resnet50  # noqa: E402
 
 

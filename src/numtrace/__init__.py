@@ -15,10 +15,10 @@ the compare engine loads on first use.
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
+from ._version import __version__
 from .errors import NumtraceError, RecordingError, TapError, ToleranceError, TraceFileError, UsageError
-from .trace import Trace, load, save
+from .trace import Trace
+from .formats import load, save
 from .tracer import Recording, current_scope, is_recording, record, scope, tap
 from .watch import Watch, watch
 

@@ -18,6 +18,7 @@ from typing import Iterator, List, Optional
 
 import typer
 
+from . import backends
 from .compare.verdict import VERDICT_HELP
 from .errors import NumtraceError
 
@@ -37,11 +38,8 @@ class FailOn(str, Enum):
     never = "never"
 
 
-class Backend(str, Enum):
-    numpy = "numpy"
-    torch = "torch"
-    mlx = "mlx"
-    fastai = "fastai"
+#: ``--backend``'s choices: the backend registry's names (numtrace.backends.REGISTRY)
+Backend = Enum("Backend", {name: name for name in backends.names()}, type=str)  # type: ignore[misc]
 
 
 @contextmanager
@@ -84,11 +82,11 @@ def diff(
     stage: Optional[str] = typer.Option(None, "--stage", metavar="NAME", help="Drill into one stage: both sides' statistics, the error profile along each axis, the worst locations, the findings."),
 ) -> None:
     from . import diff as run_diff
-    from .compare.names import as_name_map
-    from .compare.options import check_options
+    from .compare.pairing.names import as_name_map
+    from .compare.pairing.options import check_options
     from .compare.verdict import ToleranceTable
     from .report.table import print_diff
-    from .trace import load
+    from .formats import load
 
     with _user_errors():
         tolerances = ToleranceTable.from_options(tol or [], tol_file)
@@ -96,10 +94,17 @@ def diff(
         with load(reference, role="reference trace") as ref, load(candidate, role="candidate trace") as cand:
             check_options(ref, cand, tolerances, names)
             if stage is not None:
-                from .report.stage import run_stage
+                from .compare.detail import stage_detail
+                from .compare.result import failing_verdicts
+                from .report.stage import detail_json, print_detail
 
-                raise typer.Exit(run_stage(ref, cand, stage, tolerances=tolerances, map=names,
-                                           as_json=as_json, width=width, fail_on=fail_on.value))
+                detail = stage_detail(ref, cand, stage, tolerances=tolerances, map=names)
+                data = detail_json(detail)
+                if as_json:
+                    typer.echo(json.dumps(data, indent=2, allow_nan=False))
+                else:
+                    print_detail(data, width=width)
+                raise typer.Exit(1 if detail.result.verdict in failing_verdicts(fail_on.value) else 0)
             report = run_diff(ref, cand, tolerances=tolerances, only=only or None, map=names)
             if only and not report.stages:
                 raise NumtraceError(f"no stage matches --only {' '.join(only)}")
@@ -142,7 +147,7 @@ def show(
     width: Optional[int] = typer.Option(None, "--width", help="Table width in characters."),
 ) -> None:
     from .report.show import print_show, print_stage_show, show_dict, stage_dict
-    from .trace import load
+    from .formats import load
 
     with _user_errors():
         with load(trace_path) as trace:
@@ -161,7 +166,7 @@ def convert(
     source: str = typer.Argument(..., help="Trace to read."),
     destination: str = typer.Argument(..., help="Trace to write; its extension picks the format."),
 ) -> None:
-    from .trace import convert as convert_trace
+    from .formats import convert as convert_trace
 
     with _user_errors():
         written = convert_trace(source, destination)
@@ -176,7 +181,7 @@ def convert(
 def run(
     ctx: typer.Context,
     script: str = typer.Argument(..., help="The Python script to run; arguments after it go to the script."),
-    backend: Backend = typer.Option(Backend.numpy, "--backend", help="Framework whose arrays and modules are captured."),
+    backend: Backend = typer.Option(Backend("numpy"), "--backend", help="Framework whose arrays and modules are captured (numpy: the script's numtrace.tap calls only)."),
     out: Optional[str] = typer.Option(None, "-o", "--out", metavar="OUT", help="Trace to write (default: SCRIPT's name with .safetensors)."),
     probe: Optional[List[str]] = typer.Option(None, "--probe", "--only", metavar="GLOB", help="Record only stages matching GLOB (repeatable), e.g. --only 'decoder.ode.step@[2-4]'."),
     max_calls: Optional[int] = typer.Option(None, "--max-calls", min=1, help="Record at most N calls of each stage name."),
@@ -200,10 +205,10 @@ def run(
 def main() -> None:
     """Console-script entry point for ``trace`` and ``numtrace``."""
     try:
-        # issue 7, start-up: a plain `trace diff` skips typer's parser (numtrace/cli_fast.py)
+        # start-up: a plain `trace diff` skips typer's parser (numtrace/cli_fast.py)
         from .cli_fast import run as run_fast
 
-        code = run_fast(sys.argv[1:])
+        code = run_fast(sys.argv[1:], diff)
         if code is not None:
             sys.exit(code)
         app()

@@ -28,19 +28,18 @@ from enum import Enum
 _SCALARS = (str, int)
 
 
-def run(argv: list[str]) -> int | None:
-    """Run ``trace diff ...`` without typer's parser; its exit status, or None to let typer run it."""
+def run(argv: list[str], diff) -> int | None:
+    """Run ``trace diff ...`` (``diff``: the ``trace diff`` command's function) without typer's
+    parser; its exit status, or None to let typer run it."""
     if not argv or argv[0] != "diff" or os.environ.get("NUMTRACE_CLI_FAST", "1") == "0":
         return None
-    from . import cli
-
-    arguments = parse(cli.diff, argv[1:])
+    arguments = parse(diff, argv[1:])
     if arguments is None:
         return None
     import typer
 
     try:
-        cli.diff(**arguments)
+        diff(**arguments)
     except typer.Exit as done:
         return done.exit_code
     return 0

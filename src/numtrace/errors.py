@@ -36,3 +36,38 @@ class ToleranceError(NumtraceError):
 
 class UsageError(NumtraceError):
     """Arguments that cannot work together (an unknown stage, a bad glob...)."""
+
+
+class NumtraceWarning(UserWarning):
+    """Something numtrace could not record or observe (a stage, a part of a model); the run goes on.
+
+    ``trace run`` prints each as one line, ``numtrace: <message>``; in a library or a test suite
+    they are ordinary warnings (``pytest.warns(NumtraceWarning)``, ``warnings.filterwarnings``).
+    """
+
+
+_warned: set[str] = set()
+
+
+def warn_once(key: str, message: str, stacklevel: int = 3) -> None:
+    """Warn ``message`` (a :class:`NumtraceWarning`) once per ``key`` per process.
+
+    Example:
+        >>> import warnings
+        >>> with warnings.catch_warnings(record=True) as caught:
+        ...     warnings.simplefilter("always")
+        ...     for _ in range(2):
+        ...         warn_once("doctest:demo", "stage 'x' not recorded")
+        >>> [str(w.message) for w in caught]
+        ["stage 'x' not recorded"]
+    """
+    if key not in _warned:
+        _warned.add(key)
+        import warnings
+
+        warnings.warn(message, NumtraceWarning, stacklevel=stacklevel)
+
+
+def forget_warnings() -> None:
+    """Let every :func:`warn_once` key warn again (a new run in the same process, a test)."""
+    _warned.clear()

@@ -17,25 +17,18 @@ Example:
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import runpy
 import sys
+import warnings
+from contextlib import contextmanager
 import traceback
 from dataclasses import dataclass
 
-from . import probe_function
-from .errors import UsageError
+from . import backends, probe_function
+from .errors import NumtraceWarning, UsageError
 from .tracer import Recording
-
-#: backend name -> module whose ``capture(include=..., exclude=..., inputs=..., weights=...)``
-#: starts zero-edit capture of every model the script calls and returns a callable undoing it
-MODULE_CAPTURE: dict[str, str] = {
-    "mlx": "numtrace.backends.mlx",
-    "torch": "numtrace.backends.torch_capture",
-    "fastai": "numtrace.backends.fastai",
-}
 
 
 @dataclass
@@ -71,24 +64,20 @@ def run_script(
     ``inputs``/``weights`` also record module inputs and parameters (module
     backends); ``probe_functions`` are ``module:function[=STAGE]`` specs whose
     return values are recorded at every call (see ``numtrace.probe_function``);
-    ``stats`` records sketches instead of tensors (see ``numtrace.sketch``).
+    ``stats`` records sketches instead of tensors (see ``numtrace.compare.sketches.format``).
     """
     if not os.path.exists(script):
         raise UsageError(f"script {script!r} not found")
     if os.path.isdir(script):
         raise UsageError(f"{script!r} is a directory; give the path of a Python script")
-    if backend != "numpy" and backend not in MODULE_CAPTURE:
-        raise UsageError(
-            f"zero-edit module capture for --backend {backend} is not part of this numtrace version yet; "
-            "use --backend numpy with explicit numtrace.tap(...) calls in the script"
-        )
-    if (inputs or weights) and backend not in MODULE_CAPTURE:
-        raise UsageError("--inputs and --weights record module inputs and parameters: "
-                         f"use them with --backend {', '.join(MODULE_CAPTURE)}")
+    entry = backends.backend(backend)
+    if (inputs or weights) and not entry.models:
+        models = ", ".join(b.name for b in backends.REGISTRY if b.models)
+        raise UsageError(f"--inputs and --weights record module inputs and parameters: use them with --backend {models}")
     capture_module = None
-    if backend in MODULE_CAPTURE:
+    if entry.models:
         try:  # import now: a missing framework is a usage error, not the script's
-            capture_module = importlib.import_module(MODULE_CAPTURE[backend])
+            capture_module = backends.module_of(entry)
         except ImportError as err:
             raise UsageError(f"--backend {backend} needs {backend} installed ({err})") from None
     recording = Recording(out, backend=backend, include=probes or None, max_calls=max_calls,
@@ -108,35 +97,55 @@ def run_script(
         if saved_path0 is not None:
             sys.path[0] = saved_path0
         raise
-    recording.start()
-    exit_code, status, undo_capture = 0, "complete", None
-    try:
-        if capture_module is not None:
-            options = {"include": probes or None, **({"inputs": True} if inputs else {}),
-                       **({"weights": True} if weights else {})}
-            undo_capture = capture_module.capture(**options)
-        runpy.run_path(script, run_name="__main__")
-    except SystemExit as stop:
-        exit_code = _exit_code(stop.code)
-        status = "complete" if exit_code == 0 else f"exited with status {exit_code}"
-    except KeyboardInterrupt:
-        exit_code, status = 130, "interrupted: KeyboardInterrupt"
-        print("KeyboardInterrupt", file=sys.stderr)
-    except BaseException as error:  # the script's own failure: report it as Python would
-        exit_code, status = 1, f"error: {type(error).__name__}: {error}"
-        _print_script_traceback(error)
-    finally:
-        if undo_probes is not None:
-            undo_probes()
-        if undo_capture is not None:
-            undo_capture()
-        sys.argv = saved_argv
-        if saved_path0 is not None:
-            sys.path[0] = saved_path0
-        trace = recording.stop(status)
-        stages = len(trace)
-        trace.close()
+    with warnings_as_lines():
+        recording.start()
+        exit_code, status, undo_capture = 0, "complete", None
+        try:
+            if capture_module is not None:
+                options = {"include": probes or None, **({"inputs": True} if inputs else {}),
+                           **({"weights": True} if weights else {})}
+                undo_capture = capture_module.capture(**options)
+            runpy.run_path(script, run_name="__main__")
+        except SystemExit as stop:
+            exit_code = _exit_code(stop.code)
+            status = "complete" if exit_code == 0 else f"exited with status {exit_code}"
+        except KeyboardInterrupt:
+            exit_code, status = 130, "interrupted: KeyboardInterrupt"
+            print("KeyboardInterrupt", file=sys.stderr)
+        except BaseException as error:  # the script's own failure: report it as Python would
+            exit_code, status = 1, f"error: {type(error).__name__}: {error}"
+            _print_script_traceback(error)
+        finally:
+            if undo_probes is not None:
+                undo_probes()
+            if undo_capture is not None:
+                undo_capture()
+            sys.argv = saved_argv
+            if saved_path0 is not None:
+                sys.path[0] = saved_path0
+            trace = recording.stop(status)
+            stages = len(trace)
+            trace.close()
     return RunResult(exit_code, out, stages, status)
+
+
+@contextmanager
+def warnings_as_lines():
+    """While the script runs, numtrace's own warnings print as one line on stderr,
+    ``numtrace: <message>``, every time one is raised (the script's other warnings show as Python
+    shows them)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", NumtraceWarning)
+        shown = warnings.showwarning
+
+        def show(message, category, filename, lineno, file=None, line=None):  # noqa: ANN001
+            if issubclass(category, NumtraceWarning):
+                print(f"numtrace: {message}", file=sys.stderr, flush=True)
+            else:
+                shown(message, category, filename, lineno, file, line)
+
+        warnings.showwarning = show
+        yield
 
 
 def _exit_code(code: object) -> int:

@@ -5,8 +5,12 @@ A trace is a safetensors file (``.safetensors``/``.st``) or an HDF5 file
 trace reads only its header; :meth:`Trace.read` and :meth:`Trace.iter_chunks`
 read one stage at a time, so no command ever holds a whole trace in memory.
 
+Reading and writing files is :mod:`numtrace.formats` (``load``, ``save``,
+``open_writer``, ``convert``; ``numtrace.load`` and ``numtrace.save``).
+
 Example:
     >>> import numpy as np, tempfile, os
+    >>> from numtrace.formats import load, save
     >>> path = os.path.join(tempfile.mkdtemp(), "t.safetensors")
     >>> _ = save(path, {"step.10": np.ones(3), "step.2": np.zeros(2)})
     >>> with load(path) as t:
@@ -20,7 +24,7 @@ import json
 import math
 import re
 from dataclasses import dataclass
-from typing import Iterator, Mapping
+from typing import Iterator
 
 import numpy as np
 
@@ -200,34 +204,3 @@ class MemoryTrace(Trace):
             return self._stages[name]
         except KeyError:
             raise KeyError(f"{self.label} has no stage {name!r}") from None
-
-
-# Reading and writing files lives in numtrace.formats (which imports this module): re-exported lazily.
-
-
-def load(path, role: str = "trace") -> Trace:
-    """Open a trace file lazily; see :func:`numtrace.formats.load`."""
-    from .formats import load as _load
-
-    return _load(path, role)
-
-
-def open_writer(path):
-    """A streaming, atomic trace writer chosen by suffix; see :func:`numtrace.formats.open_writer`."""
-    from .formats import open_writer as _open_writer
-
-    return _open_writer(path)
-
-
-def save(path, stages: Mapping, metadata: Mapping[str, str] | None = None, order: list[str] | None = None) -> str:
-    """Write a mapping of stages to a trace file; see :func:`numtrace.formats.save`."""
-    from .formats import save as _save
-
-    return _save(path, stages, metadata=metadata, order=order)
-
-
-def convert(src, dst) -> str:
-    """Copy a trace between formats bit for bit; see :func:`numtrace.formats.convert`."""
-    from .formats import convert as _convert
-
-    return _convert(src, dst)

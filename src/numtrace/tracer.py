@@ -30,10 +30,12 @@ from typing import Any, Iterator, Mapping
 
 import numpy as np
 
-from . import __version__, backends
+from . import backends
+from ._version import __version__
 from .errors import RecordingError, TapError
 from .probes import StageFilter
-from .trace import MemoryTrace, Trace, load, open_writer
+from .trace import MemoryTrace, Trace
+from .formats import load, open_writer
 
 CALL_INDEX_SEPARATOR = "@"
 
@@ -163,7 +165,7 @@ class Recording:
 
     ``stats=True`` records a sketch of each stage instead of its values
     (statistics, per-channel means along ``stats_axis``, a hash of the bytes;
-    see :mod:`numtrace.sketch`): a whole long run traced cheaply, compared by
+    see :mod:`numtrace.compare.sketches.format`): a whole long run traced cheaply, compared by
     ``trace diff`` sketch against sketch (or against a full trace).
 
     Example:
@@ -186,8 +188,8 @@ class Recording:
         stats: bool = False,
         stats_axis: int | None = None,
     ) -> None:
-        if backend not in backends.BACKENDS:
-            raise RecordingError(f"unknown backend {backend!r}; choose one of {', '.join(backends.BACKENDS)}")
+        if backend not in backends.names():
+            raise RecordingError(f"unknown backend {backend!r}; choose one of {', '.join(backends.names())}")
         if max_calls is not None and max_calls < 1:
             raise RecordingError(f"max_calls must be at least 1, got {max_calls}")
         self.path = os.fspath(path) if path is not None else None
@@ -250,7 +252,7 @@ class Recording:
         metadata = {**self.metadata, **self._internal, "numtrace.status": self.status,
                     "numtrace.frameworks": json.dumps(backends.framework_versions())}
         if self.stats:
-            from .sketch import SKETCH_KEY, SKETCH_VERSION
+            from .compare.sketches.format import SKETCH_KEY, SKETCH_VERSION
 
             metadata.update({SKETCH_KEY: SKETCH_VERSION, **self._sketches})
         if self._writer is not None:
@@ -295,7 +297,7 @@ class Recording:
             raise TapError(f"stage {stage!r} was already recorded; give it another name")
         values, dtype = backends.to_numpy(leaf)
         if self.stats:  # a sketch instead of the values: channel means as the tensor, the rest as metadata
-            from .sketch import STAGE_PREFIX, encode_info, make_sketch
+            from .compare.sketches.format import STAGE_PREFIX, encode_info, make_sketch
 
             values, info = make_sketch(values, dtype, self.stats_axis)
             self._sketches[STAGE_PREFIX + stage], dtype = encode_info(info), "float64"

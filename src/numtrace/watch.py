@@ -1,8 +1,8 @@
 """Zero-edit module capture: ``numtrace.watch(model)`` records every module's output.
 
-``watch`` finds the backend for the model's framework through ``WATCHERS``
-(keyed, like the array adapters, by ``sys.modules``: a framework is consulted
-only when the program imported it) and attaches to the model. While attached,
+``watch`` finds the backend for the model's framework in the backend registry
+(:data:`numtrace.backends.REGISTRY`: a framework is consulted only when the
+program imported it) and attaches to the model. While attached,
 each call of a selected module taps its output under its dotted path (as the
 framework's ``named_modules()`` spells it), into whatever recording is active
 at that moment: no recording, no cost beyond the hook. Call indices,
@@ -21,17 +21,10 @@ Example:
 
 from __future__ import annotations
 
-import importlib
-import sys
 from typing import Any, Callable
 
+from . import backends
 from .errors import UsageError
-
-#: sys.modules key -> backend module that can watch that framework's models
-WATCHERS: dict[str, str] = {
-    "mlx.core": "numtrace.backends.mlx",
-    "torch": "numtrace.backends.torch",
-}
 
 
 class Watch:
@@ -67,13 +60,6 @@ class Watch:
         return f"<Watch {type(self.model).__name__} {state}, {len(self.stages)} modules>"
 
 
-def stage_name(prefix: str, path: str) -> str:
-    """The stage name of a module at ``path`` ('' for the root) under ``prefix``."""
-    if not path:
-        return prefix or "output"
-    return f"{prefix}.{path}" if prefix else path
-
-
 def watch(
     model: Any,
     *,
@@ -84,12 +70,11 @@ def watch(
     prefix: str = "",
 ) -> Watch:
     """Attach to ``model`` (a torch ``nn.Module`` or an ``mlx.nn.Module``); returns a :class:`Watch`."""
-    for key, module_name in WATCHERS.items():
-        if key in sys.modules:
-            backend = importlib.import_module(module_name)
-            if backend.watches(model):
-                return backend.watch(model, include=include, exclude=exclude, inputs=inputs, weights=weights, prefix=prefix)
+    for backend in backends.loaded(models=True):
+        if backend.watches(model):
+            return backend.watch(model, include=include, exclude=exclude, inputs=inputs, weights=weights, prefix=prefix)
+    frameworks = " or ".join(b.name for b in backends.REGISTRY if b.models)
     raise UsageError(
         f"numtrace cannot watch a {type(model).__module__}.{type(model).__qualname__}: "
-        "watch() takes a torch.nn.Module or an mlx.nn.Module (tap other values with numtrace.tap)"
+        f"watch() takes a model of {frameworks} (tap other values with numtrace.tap)"
     )

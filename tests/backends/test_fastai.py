@@ -17,7 +17,7 @@ from torch import nn  # noqa: E402
 import numtrace  # noqa: E402
 from numtrace.backends import fastai as fastai_backend  # noqa: E402
 from numtrace.backends.fastai import NumtraceCallback  # noqa: E402
-from numtrace.backends.torch import NumtraceWarning  # noqa: E402
+from numtrace.errors import NumtraceWarning  # noqa: E402
 from torch_models import global_hooks, module_hooks  # noqa: E402
 
 
@@ -146,7 +146,7 @@ def test_an_error_inside_get_preds_still_puts_everything_back():
 
 def test_with_workers_it_says_what_it_cannot_see_and_records_the_rest():
     learn = make_learner(num_workers=1)
-    fastai_backend.torch_backend._warned.discard("fastai-workers")
+    numtrace.errors.forget_warnings()
     with warnings.catch_warnings(record=True) as caught, numtrace.record() as rec:
         warnings.simplefilter("always")
         preds, _ = learn.get_preds(cbs=[NumtraceCallback()])

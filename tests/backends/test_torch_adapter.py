@@ -12,7 +12,7 @@ from numtrace.errors import TapError  # noqa: E402
 
 
 def test_the_torch_adapter_is_registered_under_its_sys_modules_key():
-    assert backends.ADAPTERS["torch"] == "numtrace.backends.torch"
+    assert backends.backend("torch").module == "numtrace.backends.torch"
     assert backends.adapter_for(torch.zeros(1)) is ADAPTER
     assert backends.framework_versions()["torch"] == torch.__version__
 

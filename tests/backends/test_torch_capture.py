@@ -7,9 +7,9 @@ torch = pytest.importorskip("torch")
 from torch import nn  # noqa: E402
 
 import numtrace  # noqa: E402
-from numtrace.backends.torch import NumtraceWarning  # noqa: E402
-from numtrace.backends.torch_capture import capture  # noqa: E402
-from numtrace.run import MODULE_CAPTURE  # noqa: E402
+from numtrace.errors import NumtraceWarning  # noqa: E402
+from numtrace.backends.torch_hooks import capture  # noqa: E402
+from numtrace.backends import REGISTRY, backend, module_of  # noqa: E402
 from torch_models import TinyResNet, global_hooks, module_hooks  # noqa: E402
 
 
@@ -33,8 +33,8 @@ class Vocoder(nn.Module):
 
 
 def test_trace_run_backends_are_registered():
-    assert MODULE_CAPTURE["torch"] == "numtrace.backends.torch_capture"
-    assert MODULE_CAPTURE["fastai"] == "numtrace.backends.fastai"
+    assert [b.name for b in REGISTRY if b.models] == ["torch", "mlx", "fastai"]
+    assert module_of(backend("torch")).capture.__module__ == "numtrace.backends.torch"
 
 
 def test_the_first_model_gets_no_prefix_and_later_ones_their_class_name():

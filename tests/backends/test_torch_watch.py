@@ -9,7 +9,7 @@ torch = pytest.importorskip("torch")
 from torch import nn  # noqa: E402
 
 import numtrace  # noqa: E402
-from numtrace.backends.torch import NumtraceWarning  # noqa: E402
+from numtrace.errors import NumtraceWarning  # noqa: E402
 from torch_models import Encoder, TinyResNet, TransformerBlock, global_hooks, module_hooks  # noqa: E402
 
 

@@ -78,13 +78,13 @@ def mlx():
 
 @pytest.mark.parametrize("dest", DEST)
 def test_mlx_zero_edit_capture_keeps_outputs_and_inputs_mutated_in_place(tmp_path, dest, mlx):
-    from numtrace.backends import mlx_run
+    from numtrace.backends import mlx_capture
 
     mx, _, Stack, Decoder = mlx
     model, decoder = Stack(), Decoder()
 
     def run():
-        undo = mlx_run.capture(inputs=True)
+        undo = mlx_capture.capture(inputs=True)
         try:
             mx.eval(model(mx.ones((3,))))
             mx.eval(decoder(mx.array([1.0, 2.0, 3.0, 4.0])))
@@ -189,14 +189,14 @@ def torch_models():
 @pytest.mark.parametrize("how", ["capture", "watch"])
 def test_torch_keeps_outputs_mutated_in_place(tmp_path, dest, how, torch_models):
     torch, Stack, Decoder = torch_models
-    from numtrace.backends import torch_capture
+    from numtrace.backends import torch_hooks
 
     model, decoder = Stack(), Decoder()
 
     def run():
         with torch.no_grad():
             if how == "capture":
-                undo = torch_capture.capture(inputs=True)
+                undo = torch_hooks.capture(inputs=True)
                 try:
                     model(torch.ones(3))
                     decoder(torch.tensor([1.0, 2.0, 3.0, 4.0]))

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fuzzing import assert_refused, check_bytes, check_file, examples, flip_bits, scratch_dir
-from numtrace.trace import save
+from numtrace.formats import save
 
 h5py = pytest.importorskip("h5py")
 SETTINGS = settings(max_examples=examples(12), deadline=None, suppress_health_check=list(HealthCheck))

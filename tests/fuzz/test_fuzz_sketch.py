@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 
 from fuzzing import assert_refused, check_bytes, check_file, examples, flip_bits, scratch_dir
 import numtrace
-from numtrace.sketch import SKETCH_KEY, STAGE_PREFIX
-from numtrace.trace import load, save
+from numtrace.compare.sketches.format import SKETCH_KEY, STAGE_PREFIX
+from numtrace.formats import load, save
 
 SETTINGS = settings(max_examples=examples(15), deadline=None, suppress_health_check=list(HealthCheck))
 try:

@@ -15,7 +15,7 @@ from hypothesis.extra import numpy as hnp
 
 from numtrace import dtypes
 from numtrace.compare import Tolerance, ToleranceTable, Verdict, diff
-from numtrace.compare.diagnose import diagnose
+from numtrace.compare.diagnosis.diagnose import diagnose
 from numtrace.testing.planted import find_finding as find
 from numtrace.trace import MemoryTrace
 

@@ -8,8 +8,8 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from numtrace.compare import diff
-from numtrace.compare.align import Pair
-from numtrace.compare.ordering import CAUSE_MIN, WHERE_KINDS, as_causes, cause_share
+from numtrace.compare.pairing.align import Pair
+from numtrace.compare.diagnosis.ordering import CAUSE_MIN, WHERE_KINDS, as_causes, cause_share
 from numtrace.compare.precision import Precisions
 from numtrace.compare.rootcause import BORN_HERE_RATIO
 from numtrace.compare.verdict import default_tolerance

@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from numtrace.compare import Tolerance, ToleranceTable, Verdict, diff
-from numtrace.compare.stats import compare_stage
+from numtrace.compare.statistics.stats import compare_stage
 from numtrace.compare.verdict import default_tolerance
 from numtrace.trace import MemoryTrace
 

@@ -17,9 +17,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from numtrace.compare import diff, sums
-from numtrace.compare.diagnose import diagnose
-from numtrace.compare.sample import choose_box
+from numtrace.compare import diff
+from numtrace.compare.diagnosis import sums
+from numtrace.compare.diagnosis.diagnose import diagnose
+from numtrace.compare.diagnosis.sample import choose_box
 from numtrace.testing.planted import find_finding as find
 from numtrace.trace import MemoryTrace
 

@@ -14,11 +14,12 @@ from hypothesis import strategies as st
 from scaling import trace_run  # noqa: F401 - a fixture
 import numtrace
 from numtrace.compare import diff
-from numtrace.compare.sketch import compare_sketches
-from numtrace.compare.stats import compare_stage
+from numtrace.compare.sketches.diff import compare_sketches
+from numtrace.compare.statistics.stats import compare_stage
 from numtrace.compare.verdict import Tolerance, default_tolerance
-from numtrace.sketch import SKETCH_KEY, STAGE_PREFIX, channel_axis, make_sketch
-from numtrace.trace import MemoryTrace, load
+from numtrace.compare.sketches.format import SKETCH_KEY, STAGE_PREFIX, channel_axis, make_sketch
+from numtrace.trace import MemoryTrace
+from numtrace.formats import load
 
 ODE = """
 import sys, numpy as np, numtrace

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from numtrace import dtypes
-from numtrace.compare import blocks
-from numtrace.compare.stats import compare_stage, summarize
+from numtrace.compare.statistics import blocks
+from numtrace.compare.statistics.stats import compare_stage, summarize
 from numtrace.compare.verdict import Tolerance, default_tolerance
 from numtrace.trace import MemoryTrace
 

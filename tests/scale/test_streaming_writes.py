@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from scaling import trace_run  # noqa: F401 - a fixture
-from numtrace.trace import load
+from numtrace.formats import load
 
 WRITER = """
 import os, sys, time, numpy as np, numtrace
@@ -79,7 +79,7 @@ def test_a_killed_run_leaves_the_previous_file_intact(tmp_path):
     """SIGKILL (no chance to clean up) mid-run: the target is the old complete trace, never half a file."""
     script, out = tmp_path / "sleeper.py", tmp_path / "out.safetensors"
     script.write_text(SLEEPER)
-    from numtrace.trace import save
+    from numtrace.formats import save
     save(out, {"old": np.ones(2)})
     trace = os.path.join(os.path.dirname(sys.executable), "trace")
     proc = subprocess.Popen([trace, "run", "-o", str(out), str(script)], stdout=subprocess.PIPE, text=True)

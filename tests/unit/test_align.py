@@ -1,6 +1,6 @@
 import numpy as np
 
-from numtrace.compare.align import Pair, align
+from numtrace.compare.pairing.align import Pair, align
 from numtrace.trace import MemoryTrace, natural_sorted
 
 

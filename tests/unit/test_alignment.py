@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from numtrace.compare import NameMap, Verdict, diff
-from numtrace.compare.align import align, match_names
-from numtrace.compare.layout import align_arrays, candidate_perms, squeeze_shape
-from numtrace.compare.names import Rename, normalize
+from numtrace.compare.pairing.align import align, match_names
+from numtrace.compare.pairing.layout import align_arrays, candidate_perms, squeeze_shape
+from numtrace.compare.pairing.names import Rename, normalize
 from numtrace.errors import UsageError
 from numtrace.trace import MemoryTrace
 

@@ -1,24 +1,145 @@
+"""The backend seam: one registry, the same four names in every framework module, and a framework
+added with one module and one registry line (the toy backend below)."""
+
+import importlib
 import sys
+import textwrap
 
 import numpy as np
 import pytest
 
+import numtrace
 from numtrace import backends
-from numtrace.errors import TapError
+from numtrace.errors import RecordingError, TapError, UsageError
+from numtrace.run import run_script
 
 
-def test_the_adapter_table_is_keyed_by_sys_modules_and_starts_with_numpy():
-    assert list(backends.ADAPTERS)[0] == "numpy"
-    assert all(isinstance(key, str) and isinstance(mod, str) for key, mod in backends.ADAPTERS.items())
+def test_the_registry_names_every_backend_once_numpy_first():
+    names = backends.names()
+    assert names[0] == "numpy" and len(set(names)) == len(names) == len(backends.REGISTRY)
+    assert [b.name for b in backends.REGISTRY if b.models] == ["torch", "mlx", "fastai"]
+    with pytest.raises(UsageError, match="unknown backend 'jax'; choose one of numpy, torch, mlx, fastai"):
+        backends.backend("jax")
+
+
+@pytest.mark.parametrize("entry", backends.REGISTRY, ids=lambda b: b.name)
+def test_every_framework_module_has_the_same_four_names(entry):
+    pytest.importorskip(entry.framework)
+    module = backends.module_of(entry)
+    assert (module.ADAPTER is not None) == entry.arrays
+    for name in ("watches", "watch", "capture"):
+        assert callable(getattr(module, name)), name
+    assert module.watches(object()) is False
 
 
 def test_an_adapter_is_used_only_when_its_framework_is_imported(monkeypatch):
-    monkeypatch.setitem(backends.ADAPTERS, "numtrace_fake_framework", "numtrace_fake_adapter_module")
+    fake = backends.Backend("fake", "numtrace_fake_adapter_module", "numtrace_fake_framework", True, False, "")
+    monkeypatch.setattr(backends, "REGISTRY", backends.REGISTRY + (fake,))
     monkeypatch.delitem(sys.modules, "numtrace_fake_framework", raising=False)
     # The fake adapter module does not exist: consulting it would raise ModuleNotFoundError.
     names = [a.name for a in backends.loaded_adapters()]
     assert names[0] == "numpy"
-    assert len(names) == sum(key in sys.modules for key in backends.ADAPTERS)
+    assert len(names) == sum(b.framework in sys.modules for b in backends.REGISTRY if b.arrays)
+
+
+TOY_FRAMEWORK = '''
+"""A framework numtrace has never heard of: arrays that wrap lists, and models of layers."""
+class Array:
+    def __init__(self, values):
+        self.values = list(values)
+
+class Layer:
+    def __init__(self, k):
+        self.k = k
+    def __call__(self, x):
+        return Array(v * self.k for v in x.values)
+
+class Model:
+    def __init__(self):
+        self.layers = [Layer(2.0), Layer(3.0)]
+    def __call__(self, x):
+        for layer in self.layers:
+            x = layer(x)
+        return x
+'''
+
+# The one module a new backend needs: the same four names as numtrace.backends.torch and .mlx.
+TOY_BACKEND = '''
+import numpy as np
+import toyframework
+from numtrace import tap
+from numtrace.backends.naming import stage_name
+from numtrace.watch import Watch
+
+class ToyAdapter:
+    name = "toy"
+    def handles(self, x):
+        return isinstance(x, toyframework.Array)
+    def to_numpy(self, x):
+        return np.asarray(x.values, dtype=np.float64), "float64"
+    def version(self):
+        return "0.0.1"
+
+ADAPTER = ToyAdapter()
+
+def watches(model):
+    return isinstance(model, toyframework.Model)
+
+def watch(model, *, prefix="", **options):
+    original = type(model).__call__
+    def call(self, x):
+        for i, layer in enumerate(self.layers):
+            x = tap(stage_name(prefix, f"layers.{i}"), layer(x))
+        return tap(stage_name(prefix, ""), x)
+    type(model).__call__ = call
+    def detach():
+        type(model).__call__ = original
+    return Watch(model, detach, [f"layers.{i}" for i in range(len(model.layers))])
+
+def capture(include=None, exclude=None, *, inputs=False, weights=False):
+    watched = watch(toyframework.Model())  # every Model from now on: the class is patched
+    return watched.detach
+'''
+
+
+@pytest.fixture
+def toy(tmp_path, monkeypatch):
+    (tmp_path / "toyframework.py").write_text(textwrap.dedent(TOY_FRAMEWORK))
+    (tmp_path / "toy_backend.py").write_text(textwrap.dedent(TOY_BACKEND))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for name in ("toyframework", "toy_backend"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    # ...and the one registry line
+    entry = backends.Backend("toy", "toy_backend", "toyframework", True, True, "the toy framework")
+    monkeypatch.setattr(backends, "REGISTRY", backends.REGISTRY + (entry,))
+    monkeypatch.setattr(backends, "_by_type", {})
+    return importlib.import_module("toyframework"), tmp_path
+
+
+def test_a_toy_backend_is_one_module_and_one_registry_line(toy):
+    toyframework, tmp_path = toy
+    with numtrace.record(backend="toy") as rec:  # taps of its arrays
+        numtrace.tap("x", toyframework.Array([1.0, 2.0]))
+    assert rec.trace.read("x").tolist() == [1.0, 2.0]
+    assert rec.trace.metadata["numtrace.backend"] == "toy"
+    model = toyframework.Model()
+    with numtrace.record() as rec, numtrace.watch(model, prefix="toy"):  # numtrace.watch of its models
+        model(toyframework.Array([1.0]))
+    assert rec.trace.order == ["toy.layers.0", "toy.layers.1", "toy"]
+    assert rec.trace.read("toy").tolist() == [6.0]
+    script = tmp_path / "predict.py"  # `trace run --backend toy`: zero-edit capture
+    script.write_text("import toyframework\ntoyframework.Model()(toyframework.Array([1.0, -1.0]))\n")
+    result = run_script(str(script), [], str(tmp_path / "toy.safetensors"), backend="toy")
+    assert result.exit_code == 0 and result.stages == 3
+    with numtrace.load(tmp_path / "toy.safetensors") as trace:
+        assert trace.order == ["layers.0", "layers.1", "output"]
+        assert trace.read("output").tolist() == [6.0, -6.0]
+        assert "toy" in trace.metadata["numtrace.frameworks"]
+
+
+def test_an_unknown_backend_is_refused_by_record():
+    with pytest.raises(RecordingError, match="unknown backend 'toy'"):
+        numtrace.record(backend="toy")
 
 
 @pytest.mark.parametrize(

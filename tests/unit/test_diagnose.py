@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from numtrace.compare import Verdict, diff
-from numtrace.compare.diagnose import diagnose
-from numtrace.compare.profile import axis_profiles, worst_locations
+from numtrace.compare.diagnosis.diagnose import diagnose
+from numtrace.compare.diagnosis.profile import axis_profiles, worst_locations
 from numtrace.compare.rootcause import JUMP_RATIO
 from numtrace.report.table import summary_line
 from numtrace.report.words import describe_finding, describe_findings

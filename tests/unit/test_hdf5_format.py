@@ -16,7 +16,8 @@ from numtrace import dtypes  # noqa: E402
 from numtrace.errors import RecordingError, TapError, TraceFileError  # noqa: E402
 from numtrace.formats import writer as writer_module  # noqa: E402
 from numtrace.formats.hdf5 import CONTAINER, HDF5Trace, HDF5Writer, _slabs  # noqa: E402
-from numtrace.trace import FORMAT_KEY, ORDER_KEY, convert, load, open_writer, save  # noqa: E402
+from numtrace.trace import FORMAT_KEY, ORDER_KEY  # noqa: E402
+from numtrace.formats import convert, load, open_writer, save
 
 BF16_BITS = np.array([0x7FC1, 0xFFC0, 0x7F81, 0x7F80, 0xFF80, 0x8000, 0x0001, 0x7F7F, 0x3F80], np.uint16)
 

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from numtrace.errors import TraceFileError
-from numtrace.trace import load, save
+from numtrace.formats import load, save
 
 ROLE = "reference trace"
 

@@ -79,7 +79,7 @@ def test_precision_comes_from_either_side_in_its_own_order_and_skips_integers():
                      "head": np.zeros(3, np.float32), "tokens": np.arange(3)},
                     order=["ids", "emb", "body", "head", "tokens"])
     precisions = Precisions(a, b)
-    from numtrace.compare.align import Pair
+    from numtrace.compare.pairing.align import Pair
 
     assert precisions.at(Pair("head", "head")) == Inherited("bfloat16", "body", "b")
     assert precisions.at(Pair("ids", "ids")) is None  # integers stay exact
@@ -95,7 +95,7 @@ def test_a_trace_without_stored_order_adds_only_its_own_dtypes(tmp_path):
     save_file({"a_late": np.zeros(2, np.float16), "b_early": np.zeros(2)}, str(path))
     with numtrace.load(path) as swift:
         reference = MemoryTrace({"a_late": np.zeros(2), "b_early": np.zeros(2)}, order=["b_early", "a_late"])
-        from numtrace.compare.align import Pair
+        from numtrace.compare.pairing.align import Pair
 
         assert Precisions(reference, swift).at(Pair("b_early", "b_early")) is None
 

@@ -14,7 +14,8 @@ from numtrace import dtypes
 from numtrace.errors import RecordingError, TapError, TraceFileError
 from numtrace.formats import writer as writer_module
 from numtrace.formats.safetensors import NOT_IN_SAFETENSORS, SafetensorsTrace, SafetensorsWriter
-from numtrace.trace import FORMAT_KEY, ORDER_KEY, convert, load, open_writer, save
+from numtrace.trace import FORMAT_KEY, ORDER_KEY
+from numtrace.formats import convert, load, open_writer, save
 
 # Raw bfloat16 bits: quiet and signalling NaNs with payloads, +-inf, -0.0, smallest subnormal, max.
 BF16_BITS = np.array([0x7FC1, 0xFFC0, 0x7F81, 0x7F80, 0xFF80, 0x8000, 0x0001, 0x7F7F, 0x3F80, 0xC049], np.uint16)

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 from numtrace.compare import Tolerance, ToleranceTable, diff
-from numtrace.compare.diagnose import diagnose
-from numtrace.compare.sample import choose_box, mirror_box
-from numtrace.compare.sums import gather, scan
+from numtrace.compare.diagnosis.diagnose import diagnose
+from numtrace.compare.diagnosis.sample import choose_box, mirror_box
+from numtrace.compare.diagnosis.sums import gather, scan
 from numtrace.testing.planted import find_finding as find
 from numtrace.trace import MemoryTrace, Trace
 
@@ -219,7 +219,7 @@ def test_small_stages_are_diagnosed_whole_as_before():
 
 def test_sketch_traces_are_dispatched_by_the_engine_itself():
     from numtrace.compare import engine
-    from numtrace.sketch import SKETCH_KEY, STAGE_PREFIX, encode_info, make_sketch
+    from numtrace.compare.sketches.format import SKETCH_KEY, STAGE_PREFIX, encode_info, make_sketch
     import numtrace.compare as compare
 
     x = np.linspace(-1.0, 1.0, 40).reshape(2, 4, 5)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from numtrace import dtypes
-from numtrace.compare.stats import DiffStats, SideStats, compare_stage, summarize
+from numtrace.compare.statistics.stats import DiffStats, SideStats, compare_stage, summarize
 from numtrace.compare.verdict import Tolerance, classify, default_tolerance
 from numtrace.trace import MemoryTrace
 

@@ -1,34 +1,41 @@
-"""The backend seam: one small adapter module per framework, chosen lazily.
+"""The backend seam: one registry of frameworks, one module per framework with the same names.
 
-``ADAPTERS`` maps a ``sys.modules`` key to the numtrace module holding that
-framework's adapter. An adapter is consulted only when its framework is
-already in ``sys.modules``, i.e. when the user's program imported it: numtrace
-itself never imports torch, mlx or fastai. NumPy, numtrace's own dependency,
-comes first.
+:data:`REGISTRY` is the single list of backends: ``trace run --backend``'s
+choices, ``numtrace.record(backend=...)``, ``numtrace.watch``, ``trace run``'s
+zero-edit capture and every array conversion read it. Each entry names the
+numtrace module of one framework; that module defines the same four names:
 
-Each adapter module defines ``ADAPTER``, an object with:
+- ``ADAPTER``: converts the framework's arrays (``name``, ``handles(x)``,
+  ``to_numpy(x) -> (values, recorded dtype)``, ``version()``), or None when
+  another backend's arrays are used (fastai's are torch tensors);
+- ``watches(model) -> bool`` and ``watch(model, **options) -> Watch``
+  (:func:`numtrace.watch`);
+- ``capture(include, exclude, *, inputs, weights) -> undo``: record every
+  module call of every model from now on (``trace run --backend NAME``).
 
-- ``name``: the backend name (``"numpy"``)
-- ``handles(x) -> bool``: whether ``x`` is one of its arrays
-- ``to_numpy(x) -> (values, dtype)``: the value array and recorded dtype name
-- ``version() -> str``: the framework's version
+A backend is consulted only when its framework is already in ``sys.modules``,
+i.e. when the user's program imported it: numtrace itself never imports
+torch, mlx or fastai. Adding a framework is one module and one line here.
 
 Example:
     >>> import numpy as np
     >>> values, dtype = to_numpy(np.float32(1.5))
     >>> values, dtype
     (array(1.5, dtype=float32), 'float32')
+    >>> [backend.name for backend in REGISTRY]
+    ['numpy', 'torch', 'mlx', 'fastai']
 """
 
 from __future__ import annotations
 
 import importlib
 import sys
-from typing import Any, Protocol
+from types import ModuleType
+from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 
-from ..errors import TapError
+from ..errors import TapError, UsageError
 
 
 class Adapter(Protocol):
@@ -41,22 +48,57 @@ class Adapter(Protocol):
     def version(self) -> str: ...
 
 
-#: sys.modules key -> adapter module, in the order they are tried
-ADAPTERS: dict[str, str] = {
-    "numpy": "numtrace.backends.numpy",
-    "mlx.core": "numtrace.backends.mlx",
-    "torch": "numtrace.backends.torch",
-}
+class Backend(NamedTuple):
+    """One framework: its ``--backend`` name, the numtrace module of its four names, the
+    ``sys.modules`` key that says the program uses it, and what it records."""
 
-#: the names ``trace run --backend`` and ``record(backend=...)`` accept
-BACKENDS = ("numpy", "torch", "mlx", "fastai")
+    name: str
+    module: str
+    framework: str
+    arrays: bool  # its module's ADAPTER converts arrays (checked before importing the module)
+    models: bool  # it records model modules (watch, capture)
+    summary: str
+
+
+#: every backend, in the order arrays and models are offered to them
+REGISTRY: tuple[Backend, ...] = (
+    Backend("numpy", "numtrace.backends.numpy", "numpy", True, False, "NumPy arrays and Python numbers, by numtrace.tap"),
+    Backend("torch", "numtrace.backends.torch", "torch", True, True, "PyTorch tensors and every nn.Module call"),
+    Backend("mlx", "numtrace.backends.mlx", "mlx.core", True, True, "MLX arrays and every mlx.nn.Module call"),
+    Backend("fastai", "numtrace.backends.fastai", "fastai", False, True,
+            "fastai Learners: the data pipeline, the model, predictions and loss (validation only)"),
+)
 
 _by_type: dict[type, Adapter] = {}
 
 
+def names() -> list[str]:
+    """The names ``trace run --backend`` and ``record(backend=...)`` accept, in registry order."""
+    return [entry.name for entry in REGISTRY]
+
+
+def backend(name: str) -> Backend:
+    """The registry entry called ``name``; UsageError naming the choices otherwise."""
+    for entry in REGISTRY:
+        if entry.name == name:
+            return entry
+    raise UsageError(f"unknown backend {name!r}; choose one of {', '.join(names())}")
+
+
+def module_of(entry: Backend) -> ModuleType:
+    """The backend's numtrace module (importing it imports its framework)."""
+    return importlib.import_module(entry.module)
+
+
+def loaded(arrays: bool = False, models: bool = False) -> list[ModuleType]:
+    """The modules of the backends whose framework the running program has imported."""
+    return [module_of(b) for b in REGISTRY
+            if b.framework in sys.modules and (b.arrays or not arrays) and (b.models or not models)]
+
+
 def loaded_adapters() -> list[Adapter]:
     """Adapters whose framework the running program has imported."""
-    return [importlib.import_module(mod).ADAPTER for key, mod in ADAPTERS.items() if key in sys.modules]
+    return [module.ADAPTER for module in loaded(arrays=True)]
 
 
 def adapter_for(x: Any) -> Adapter | None:
@@ -78,9 +120,10 @@ def to_numpy(x: Any) -> tuple[np.ndarray, str]:
     """Convert an array of any loaded framework to (NumPy values, recorded dtype)."""
     adapter = adapter_for(x)
     if adapter is None:
+        frameworks = ", ".join(b.name for b in REGISTRY if b.arrays and b.name != "numpy")
         raise TapError(
             f"cannot record a {type(x).__module__}.{type(x).__qualname__}; numtrace records "
-            "NumPy arrays, Python numbers, and the arrays of torch and mlx (with their backends)"
+            f"NumPy arrays, Python numbers, and the arrays of {frameworks} (with their backends)"
         )
     return adapter.to_numpy(x)
 

@@ -44,9 +44,9 @@ from fastai.learner import defaults
 from fasttransform.transform import Pipeline, Transform
 
 from ..tracer import active_recording, flatten
-from . import torch as torch_backend
-from . import torch_capture
-from .torch import warn_once
+from ..errors import UsageError, warn_once
+from . import torch_hooks
+from .torch import watch as watch_torch
 
 _stage_of: "weakref.WeakKeyDictionary[Pipeline, str]" = weakref.WeakKeyDictionary()
 _original_class: "weakref.WeakKeyDictionary[Pipeline, type]" = weakref.WeakKeyDictionary()
@@ -75,7 +75,7 @@ def _tapped_call(self: Pipeline, o: Any) -> Any:
         o = f(o, split_idx=split_idx)
         applies = getattr(f, "split_idx", None) in (None, split_idx)
         if prefix and name and applies and flatten(o):
-            torch_backend.record(f"{prefix}.{name}", o)
+            torch_hooks.record(f"{prefix}.{name}", o)
     return o
 
 
@@ -165,7 +165,7 @@ class NumtraceCallback(Callback):
                 tap_pipeline(pipeline, stage)
                 self._nt_undo.append(lambda p=pipeline: untap_pipeline(p))
             if workers:
-                warn_once("fastai-workers", f"numtrace: this DataLoader uses num_workers={workers}: its dataset "
+                warn_once("fastai-workers", f"this DataLoader uses num_workers={workers}: its dataset "
                           "transforms, after_item and before_batch run in worker processes and are not recorded "
                           "(after_batch, the model, pred and loss are); use num_workers=0 to record them")
         if self._nt_modules:
@@ -175,14 +175,14 @@ class NumtraceCallback(Callback):
                 options["weights"] = False
             elif options["weights"]:
                 self._nt_weighed.add(recording)
-            self._nt_undo.append(torch_backend.watch(self.learn.model, **options).detach)
+            self._nt_undo.append(watch_torch(self.learn.model, **options).detach)
 
     def after_pred(self) -> None:
-        torch_backend.record("pred", self.learn.pred)
+        torch_hooks.record("pred", self.learn.pred)
 
     def after_loss(self) -> None:
         if len(self.learn.yb):
-            torch_backend.record("loss", self.learn.loss)
+            torch_hooks.record("loss", self.learn.loss)
 
     def after_validate(self) -> None:
         self._nt_release()
@@ -205,7 +205,7 @@ class NumtraceCallback(Callback):
 class _CaptureState:
     active = False
     training = 0
-    hooks: torch_capture.TorchCapture | None = None
+    hooks: torch_hooks.TorchCapture | None = None
 
 
 class NumtraceCaptureCallback(NumtraceCallback):
@@ -261,7 +261,7 @@ class NumtraceCaptureCallback(NumtraceCallback):
 def capture(include: list[str] | None = None, exclude: list[str] | None = None, *,
             inputs: bool = False, weights: bool = False) -> Callable[[], None]:
     """Start zero-edit capture of every Learner's validation passes; returns the undo callable."""
-    hooks = torch_capture.TorchCapture(include, exclude, inputs=inputs, weights=weights, unprefixed_first=False,
+    hooks = torch_hooks.TorchCapture(include, exclude, inputs=inputs, weights=weights, unprefixed_first=False,
                                        gate=lambda: _CaptureState.training == 0).start()
     defaults.callbacks.append(NumtraceCaptureCallback)
     _CaptureState.active, _CaptureState.training, _CaptureState.hooks = True, 0, hooks
@@ -275,3 +275,16 @@ def capture(include: list[str] | None = None, exclude: list[str] | None = None, 
             untap_pipeline(pipeline)
 
     return undo
+
+
+#: fastai's arrays are torch tensors: the torch backend converts them
+ADAPTER = None
+
+
+def watches(model: Any) -> bool:
+    return False
+
+
+def watch(model: Any, **options: Any) -> Any:
+    raise UsageError("numtrace.watch takes the model itself (learn.model, a torch.nn.Module); record a whole "
+                     "Learner with NumtraceCallback or `trace run --backend fastai`")

@@ -18,7 +18,7 @@ Watching an instance twice stacks the two watches on one generated class.
 one: everything recorded during the outermost watched call (module outputs,
 inputs, and explicit ``numtrace.tap`` calls made inside it, kept in order) is
 evaluated in one ``mx.eval`` together with that call's output, then written.
-See :mod:`numtrace.backends.mlx_capture` for the details and for
+See :mod:`numtrace.backends.mlx_batch` for the details and for
 ``mx.compile``.
 
 Example:
@@ -43,9 +43,10 @@ import numpy as np
 from .. import tracer
 from ..errors import TapError
 from ..probes import StageFilter
-from ..watch import Watch, stage_name
-from . import mlx_capture
-from .mlx_capture import GENERATED, Site, module_paths, run_captured, weights_of
+from ..watch import Watch
+from .naming import stage_name
+from . import mlx_batch
+from .mlx_batch import GENERATED, Site, module_paths, run_captured, weights_of
 
 __all__ = ["ADAPTER", "watches", "watch", "capture"]
 
@@ -101,7 +102,7 @@ class _WatchState:
         """The selected weights, once per recording (at attach time, or on the first call in it)."""
         if self._weights is None:
             return []
-        rec = mlx_capture.recording()
+        rec = mlx_batch.recording()
         if rec is None or rec in self._done:
             return []
         self._done.add(rec)
@@ -112,7 +113,7 @@ class _WatchState:
 def _watched_call(self, *args: Any, **kwargs: Any) -> Any:
     cls = type(self)
     call = cls._numtrace_base.__call__
-    if not mlx_capture.ACTIVE:
+    if not mlx_batch.ACTIVE:
         return call(self, *args, **kwargs)
     sites, pre = [], []
     for state, site in cls._numtrace_entries:
@@ -155,8 +156,8 @@ def _release(module: Any, entry: tuple) -> None:
 
 
 def capture(include: list[str] | None = None, **options: Any) -> Any:
-    """Zero-edit capture for ``trace run --backend mlx``; see :mod:`numtrace.backends.mlx_run`."""
-    from .mlx_run import capture as start
+    """Zero-edit capture for ``trace run --backend mlx``; see :mod:`numtrace.backends.mlx_capture`."""
+    from .mlx_capture import capture as start
 
     return start(include, **options)
 

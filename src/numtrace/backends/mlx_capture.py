@@ -1,317 +1,304 @@
-"""How MLX module outputs are captured: batched evaluation, and what ``mx.compile`` allows.
+"""Zero-edit capture for ``trace run --backend mlx``: every MLX model the script calls, no edit.
 
-MLX arrays are lazy, so a module's output is a graph node when the module
-returns. Converting each capture as it comes would evaluate the graph piece
-by piece (one ``mx.eval`` per module). Instead the outermost captured call of
-a forward opens a **batch**:
+**How.** While capture is active, the ``__call__`` of every ``mlx.nn.Module``
+subclass is wrapped at class level: the classes defined when the run starts
+(found through ``__subclasses__``) and the ones the script defines later
+(through ``Module.__init_subclass__``). The alternative, swapping each
+model's class when it is first called (what :func:`numtrace.watch` does for
+one model), was rejected for the zero-edit case because:
 
-1. While it runs, every capture goes into the batch, in execution order,
-   with its scope: module outputs (and inputs, and weights), and also
-   explicit ``numtrace.tap`` calls made inside the forward. For that, the
-   batch puts a small proxy on top of the tracer's stack of active
-   recordings, so module captures and explicit taps keep their order. MLX
-   arrays are *not* immutable from Python (``x += y`` and ``x[0] = 5``
-   update the array object in place: mlx-whisper's blocks do it to the
-   previous block's output), so the batch never holds the program's array
-   but a snapshot of it (:func:`snapshot`: a new graph node, no copy); a tap
-   of a mutable array of another framework (NumPy) first writes what is
-   pending, then is recorded at once.
-2. When the outermost call returns, the whole batch is evaluated with **one**
-   ``mx.eval(output, captures)`` and handed to the recording through
-   ``Recording.tap``: names, call indices, include/exclude globs and scopes
-   are exactly those of every other backend. Each top-level call is its own
-   batch, so a loop calling the model once per step (a solver, a decoder)
-   evaluates and releases every step: graphs stay bounded.
-3. If the forward raises, what was captured before the error is still
-   evaluated and written (a crashed run keeps its partial trace), and the
-   error propagates unchanged.
+- the script's objects are never modified: nothing per instance to restore
+  when the script crashes, and ``undo`` only puts the class attributes back;
+- names follow the call, as in the torch backend's process-wide hooks (the
+  same rules, so a PyTorch script and its MLX port get the same names): a
+  module called with no module of a known model around it is a *root*. The
+  first root gets no prefix (its output is ``output``, its children
+  ``encoder.layers.0``), later roots their class name (``Vocoder``,
+  ``Vocoder_2``). A module called from inside a root, or called directly
+  but belonging to a known root (``model.encoder(x)``), is named by its
+  path in that root; a module the root does not contain becomes a root of
+  its own (a nested root). Repeated names get call indices (``output@1``);
+- ``super().__call__`` reaches the base class's wrapper too: a call whose
+  module is already the innermost captured call passes straight through, so
+  each module call is recorded once;
+- a class whose ``__call__`` the script replaces after it was wrapped
+  (``Block.__call__ = patched``, monkeypatching a port) is wrapped again
+  when numtrace next looks: when a model is first called (every class in
+  it), at every outermost call (the classes of the models known so far) and
+  when a module is called outside any known model (every class). One line
+  on stderr says so; a replacement numtrace never saw is named when capture
+  ends, as not recorded.
 
-``mx.compile`` and ``mx.vmap`` run the Python body only while tracing, on
-placeholders that can never be evaluated. Zero-edit capture
-(:mod:`numtrace.backends.mlx_run`) makes the captures of functions compiled
-while it is active extra compiled outputs, recorded on every call. Anywhere
-else the captures are dropped with one line on stderr: placeholders are
-never recorded.
+A root's module names are computed on its first call and kept while it
+lives (recomputed when a module called under it is not found: the tree
+changed). Without a recording the wrapper costs one function call and one
+test per module call. Modules watched explicitly with ``numtrace.watch`` are
+recorded by their watch, under its names.
 
-Naming (``Site``) follows the torch backend: a root's inputs are ``input``,
-other modules' ``<stage>.input``; a tuple output whose keys would meet a
-child's path goes under ``<stage>.output``.
+**mx.compile.** While capture is active ``mx.compile`` is replaced by a
+version that makes the captures taken while MLX traces the function extra
+compiled outputs, recorded after every call (:mod:`.mlx_compile`). A
+function compiled (traced) before the recording started cannot be
+recorded: one line on stderr says so.
 
 Example:
     >>> import mlx.core as mx, mlx.nn as nn, numtrace
-    >>> m = nn.Sequential(nn.Linear(3, 3), nn.ReLU())
-    >>> with numtrace.record() as rec, numtrace.watch(m):
-    ...     for _ in range(2):
-    ...         _ = m(mx.ones((1, 3)))
-    >>> rec.trace.order[-3:]
-    ['layers.0@1', 'layers.1@1', 'output@1']
+    >>> with numtrace.record() as rec:
+    ...     undo = capture()        # trace run: after starting the recording
+    ...     try:
+    ...         _ = nn.Sequential(nn.Linear(2, 2), nn.Tanh())(mx.ones((1, 2)))
+    ...     finally:
+    ...         undo()              # trace run: before stopping it
+    >>> rec.trace.order
+    ['layers.0', 'layers.1', 'output']
 """
 
 from __future__ import annotations
 
-import sys
+import functools
+import inspect
 import threading
+import weakref
 from typing import Any
 
 import mlx.core as mx
-import numpy as np
 
-from .. import tracer
-from ..errors import TapError
-from ..watch import stage_name
+from ..errors import UsageError
+from ..probes import StageFilter
+from .naming import stage_name
+from .mlx_batch import ACTIVE, GENERATED, STATE, Site, module_paths, run_captured, say, weights_of
+from .mlx_compile import compile_recording
 
-#: marks the classes that ``numtrace.watch`` generates (zero-edit capture leaves them alone)
-GENERATED = "_numtrace_watch_class"
-#: the tracer's stack of active recordings (tested for emptiness on every call: the fast path)
-ACTIVE = tracer.ACTIVE
+_current: "_Session | None" = None
 
 
-class _ThreadState(threading.local):
-    def __init__(self) -> None:
-        self.stack: list[tuple[Any, Any]] = []  # (module, zero-edit root or None) per captured call
-        self.sink: Any = None  # where captures go now: a Batch, a compiled function's captures, or None
+class _Root:
+    """A model first called as the outermost module: its prefix and the sites of its modules."""
 
+    def __init__(self, module: Any, prefix: str, session: "_Session") -> None:
+        self.ref = weakref.ref(module)
+        self.prefix, self.session = prefix, session
+        self.sites: dict[int, tuple[Any, Site]] = {}
+        self.misses: set[int] = set()
+        self.refresh()
 
-STATE = _ThreadState()
-_said: set[str] = set()
-
-
-def say(key: str, message: str) -> None:
-    """Print ``numtrace: message`` on stderr once per ``key``: one line, no traceback."""
-    if key not in _said:
-        _said.add(key)
-        print(f"numtrace: {message}", file=sys.stderr, flush=True)
-
-
-def module_paths(root: Any) -> list[tuple[str, Any]]:
-    """``(dotted path, module)`` for ``root`` ('') and every submodule, pre-order, in definition
-    order; a module reachable by two paths keeps the first (as torch's ``named_modules``)."""
-    from mlx.nn import Module
-    from mlx.utils import tree_flatten
-
-    seen: set[int] = set()
-    out = []
-    pending = [("", root)]
-    while pending:
-        path, module = pending.pop()
-        if id(module) in seen:
-            continue
-        seen.add(id(module))
-        out.append((path, module))
-        children = tree_flatten(module.children(), is_leaf=Module.is_module)
-        pending.extend((f"{path}.{key}" if path else key, child) for key, child in reversed(children))
-    return out
-
-
-def input_value(args: tuple, kwargs: dict) -> dict:
-    """A call's inputs as one value: positional ``0``, ``1``... and keyword names; numbers, flags,
-    strings and None are arguments, not data, and are left out (as in the torch backend)."""
-    def data(v: Any) -> bool:
-        return v is not None and not isinstance(v, (bool, int, float, complex, str))
-
-    value = {str(i): a for i, a in enumerate(args) if data(a)}
-    value.update((k, v) for k, v in kwargs.items() if data(v))
-    return value
-
-
-class Site:
-    """One module's place in a trace: its stage names, and whether inputs/output are recorded."""
-
-    __slots__ = ("stage", "input_stage", "children", "inputs", "record_output")
-
-    def __init__(self, prefix: str, path: str, module: Any, inputs: bool = False, record_output: bool = True) -> None:
-        self.stage = stage_name(prefix, path)
-        self.input_stage = f"{self.stage}.input" if path else stage_name(prefix, "input")
-        self.children = _child_names(module)
-        self.inputs = inputs
-        self.record_output = record_output
-
-    def output_name(self, output: Any, leaves: list) -> str:
-        if self.children and len(leaves) > 1 and any(key.split(".", 1)[0] in self.children for key, _ in leaves):
-            suffix = "output"
-            while suffix in self.children:
-                suffix += "_"
-            return f"{self.stage}.{suffix}"
-        return self.stage
-
-
-def _child_names(module: Any) -> frozenset:
-    """Names an output key must not take: children, and ``N`` for ``layers.N`` (torch's spelling)."""
-    from mlx.nn import Module
-    from mlx.utils import tree_flatten
-
-    paths = [key for key, _ in tree_flatten(module.children(), is_leaf=Module.is_module)]
-    return frozenset([p.split(".", 1)[0] for p in paths] + [p.split(".")[1] for p in paths if p.startswith("layers.")])
-
-
-def mlx_leaves(value: Any) -> list[Any]:
-    return [leaf for _, leaf in tracer.flatten(value) if isinstance(leaf, mx.array)]
-
-
-def replay(target: Any, scope: str, name: str, value: Any) -> None:
-    """``target.tap(name, value)`` as if tapped inside ``scope``; a refusal is said, not raised."""
-    with tracer.at_scope(scope):
-        try:
-            target.tap(name, value)
-        except TapError as error:
-            say(f"refused:{name}", f"stage {name!r} not recorded: {error}")
-
-
-class Proxy:
-    """Stands in for the active recording while a sink collects: ``numtrace.tap`` lands in the sink."""
-
-    def __init__(self, sink: Any, target: Any) -> None:
-        self._sink, self._target, self._thread = sink, target, threading.get_ident()
-
-    def tap(self, name: str, x: Any) -> Any:
-        if threading.get_ident() != self._thread:
-            return self._target.tap(name, x)
-        if not isinstance(name, str) or not name:
-            raise TapError(f"a stage name must be a non-empty string, got {name!r}")
-        leaves = tracer.flatten(x)
-        if not leaves:
-            raise TapError(f"cannot record stage {name!r}: a {type(x).__qualname__} holds no array numtrace can record")
-        self._sink.add(tracer.current_scope(), name, x, leaves)
-        return x
-
-    def __getattr__(self, attr: str) -> Any:
-        return getattr(self._target, attr)
-
-
-def push(sink: Any) -> Proxy:
-    proxy = Proxy(sink, ACTIVE[-1])
-    tracer.push_stand_in(proxy)
-    return proxy
-
-
-def pop(proxy: Proxy) -> None:
-    tracer.remove_stand_in(proxy)
-
-
-def recording() -> Any:
-    """The real active recording (under any proxies), or None."""
-    target = ACTIVE[-1] if ACTIVE else None
-    while isinstance(target, Proxy):
-        target = target._target
-    return target
-
-
-def snapshot(leaves: list) -> tuple[Any, list]:
-    """``(value, leaves)`` holding each MLX array as it is now, whatever the program does to it later.
-
-    ``x += y`` rebinds the array object ``x`` to a new graph node, so a held
-    ``x`` would later read the sum; ``mx.stop_gradient(x)`` is a node of its
-    own that keeps the value at this moment and shares ``x``'s buffer when
-    evaluated (no copy). The value flattens to the same keys as the original.
-
-    Example:
-        >>> x = mx.array([1.0, 2.0])
-        >>> value, _ = snapshot([("", x)])
-        >>> x += 10
-        >>> value.tolist(), x.tolist()
-        ([1.0, 2.0], [11.0, 12.0])
-    """
-    held = [(key, mx.stop_gradient(leaf) if isinstance(leaf, mx.array) else leaf) for key, leaf in leaves]
-    return (held[0][1] if len(held) == 1 else dict(held)), held
-
-
-class Batch:
-    """The captures of one outermost call, evaluated together with its output (module docstring)."""
-
-    def __init__(self) -> None:
-        self.items: list[tuple[str, str, Any, list]] = []
-        self.proxy = push(self)
-        self.target = self.proxy._target
-
-    def add(self, scope: str, name: str, value: Any, leaves: list) -> None:
-        if all(isinstance(leaf, (mx.array, bool, int, float, complex, np.generic)) for _, leaf in leaves):
-            self.items.append((scope, name, *snapshot(leaves)))
-        else:
-            self.flush([])
-            replay(self.target, scope, name, value)
-
-    def close(self, output: Any, failed: bool) -> None:
-        pop(self.proxy)
-        try:
-            self.flush([] if failed else mlx_leaves(output))
-        except Exception as error:  # never mask the forward's own error
-            if not failed:
-                raise
-            say("partial", f"could not write the captures of a failed forward: {error}")
-
-    def flush(self, outputs: list) -> None:
-        items, self.items = self.items, []
-        if not items:
+    def refresh(self) -> None:
+        """(Re)build the name map: models may add modules after their first call."""
+        model = self.ref()
+        if model is None:
             return
-        arrays = [leaf for *_, leaves in items for _, leaf in leaves if isinstance(leaf, mx.array)]
-        try:
-            mx.eval(outputs, arrays)
-        except Exception as error:
-            if "transformation" in str(error):
-                say("transform", "MLX module outputs inside mx.compile or mx.vmap cannot be recorded (the Python "
-                    "body runs only while tracing, on placeholders): not recorded. Call the model uncompiled, or "
-                    "run the script with `trace run --backend mlx`, which records functions compiled while it runs")
+        paths = module_paths(model)
+        self.session.ensure_wrapped({type(sub) for _, sub in paths})
+        for path, sub in paths:
+            known = self.sites.get(id(sub))
+            if known is not None and known[0]() is sub:
+                continue
+            stage = stage_name(self.prefix, path)
+            site = Site(self.prefix, path, sub, self.session.inputs, self.session.selects(stage))
+            self.sites[id(sub)] = (weakref.ref(sub), site)
+
+    def site(self, module: Any) -> Site | None:
+        entry = self.sites.get(id(module))
+        if entry is None or entry[0]() is not module:
+            if id(module) in self.misses:
+                return None
+            self.refresh()
+            entry = self.sites.get(id(module))
+            if entry is None or entry[0]() is not module:
+                self.misses.add(id(module))
+                return None
+        return entry[1]
+
+
+class _Session:
+    def __init__(self, include: list[str] | None, exclude: list[str] | None, inputs: bool, weights: bool) -> None:
+        self.selected = StageFilter(include, exclude)
+        self.inputs, self.weights = inputs, weights
+        self.roots: list[_Root] = []
+        self._prefixes: dict[str, int] = {}
+        self._lock = threading.RLock()
+        self.patched: list[tuple[type, Any, Any]] = []
+        self.module_base: type | None = None
+        #: class -> the wrapper installed on it, for the classes of the known models' modules
+        self.watched: dict[type, Any] = {}
+
+    def selects(self, stage: str) -> bool:
+        return self.selected(stage)
+
+    def resolve(self, module: Any) -> tuple[_Root, Site, list]:
+        """A module outside the current root: part of a known root, or a new root (with its weights)."""
+        with self._lock:
+            self.roots = [root for root in self.roots if root.ref() is not None]
+            for root in self.roots:
+                site = root.site(module)
+                if site is not None:
+                    return root, site, []
+            self.ensure_wrapped([cls for cls, _, _ in self.patched])  # a replaced call may hide its caller
+            root = _Root(module, self._new_prefix(module), self)
+            self.roots.append(root)
+        pre = []
+        if self.weights:
+            named = ((stage_name(root.prefix, name), p) for name, p in weights_of(module))
+            pre = [(name, p) for name, p in named if self.selects(name)]
+        return root, root.site(module), pre
+
+    def _new_prefix(self, module: Any) -> str:
+        # as in the torch backend: the first root has no prefix, later ones their class name
+        if not self.roots:
+            return ""
+        name = type(module).__name__
+        count = self._prefixes.get(name, 0) + 1
+        self._prefixes[name] = count
+        return name if count == 1 else f"{name}_{count}"
+
+    def ensure_wrapped(self, classes) -> None:
+        """Wrap ``classes`` (those not generated by ``watch``) whose ``__call__`` is no wrapper of ours
+        (replaced by the program after capture began), and watch them for replacement from now on."""
+        base = self.module_base
+        if base is None:
+            return
+        with self._lock:
+            for cls in classes:
+                owner = next((k for k in cls.__mro__ if "__call__" in k.__dict__), None)
+                if owner is None or GENERATED in cls.__dict__:
+                    continue
+                target = owner if issubclass(owner, base) else cls  # a mixin's __call__ is wrapped on cls
+                call = owner.__dict__["__call__"]
+                if inspect.isfunction(call) and not getattr(call, "_numtrace_zero_edit", False):
+                    # every class was wrapped when capture began or when it was defined: this call
+                    # was assigned since
+                    say(f"rewrapped:{id(target)}:{id(call)}",
+                        f"{_qualname(target)}.__call__ was replaced after capture began (by {_qualname(call)}); "
+                        "wrapped again: its calls are recorded from now on")
+                    self.wrap(target, base)
+                wrapper = target.__dict__.get("__call__")
+                if getattr(wrapper, "_numtrace_zero_edit", False):
+                    self.watched[target] = wrapper
+
+    def check_replaced(self) -> None:
+        """At every outermost call: wrap again the watched classes whose wrapper was replaced."""
+        replaced = [cls for cls, wrapper in self.watched.items() if cls.__dict__.get("__call__") is not wrapper]
+        if replaced:
+            self.ensure_wrapped(replaced)
+
+    def wrap(self, cls: type, module_base: type) -> None:
+        if GENERATED in cls.__dict__:
+            return
+        own = cls.__dict__.get("__call__")
+        if own is None:  # inherited: wrap it here only if it comes from a non-Module mixin
+            owner = next((k for k in cls.__mro__ if "__call__" in k.__dict__), None)
+            if owner is None or issubclass(owner, module_base):
                 return
-            # Keep what evaluates; the output's own error reaches the program when it evaluates it.
-            items = [item for item in items if _evaluates(item[3])]
-        for scope, name, value, _ in items:
-            replay(self.target, scope, name, value)
+            target = owner.__dict__["__call__"]
+        else:
+            target = own
+        if not inspect.isfunction(target) or getattr(target, "_numtrace_zero_edit", False):
+            return
+        wrapper = _wrapper(target, self)
+        type.__setattr__(cls, "__call__", wrapper)
+        self.patched.append((cls, own, wrapper))
 
 
-def _evaluates(leaves: list) -> bool:
-    try:
-        mx.eval([leaf for _, leaf in leaves if isinstance(leaf, mx.array)])
-        return True
-    except Exception:
-        return False
+def _wrapper(call: Any, session: _Session) -> Any:
+    @functools.wraps(call)
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if not ACTIVE or _current is not session:
+            return call(self, *args, **kwargs)
+        stack = STATE.stack
+        site = None
+        if not stack:
+            session.check_replaced()
+        else:
+            top, root = stack[-1]
+            if top is self or root is None:  # a super().__call__ chain, or inside an explicit watch
+                return call(self, *args, **kwargs)
+            site = root.site(self)
+        pre = None
+        if site is None:
+            root, site, pre = session.resolve(self)
+        elif not (site.record_output or site.inputs):
+            return call(self, *args, **kwargs)
+        return run_captured(self, call, args, kwargs, (site,), root, pre)
+
+    __call__._numtrace_zero_edit = True  # type: ignore[attr-defined]
+    return __call__
 
 
-def run_captured(module: Any, call: Any, args: tuple, kwargs: dict, sites: tuple, root: Any = None,
-                 pre: list | None = None) -> Any:
-    """``call(module, *args, **kwargs)``, recording inputs/output for each :class:`Site`.
+def _qualname(obj: Any) -> str:
+    name = getattr(obj, "__qualname__", None) or repr(obj)
+    return f"{getattr(obj, '__module__', None) or '?'}.{name}"
 
-    The outermost captured call opens the batch; ``pre`` holds ``(name, value)`` pairs recorded
-    before the call (weights); ``root`` is the zero-edit root the call belongs to (None for watch).
+
+def _subclasses(base: type) -> list[type]:
+    found: dict[type, None] = {}
+    pending = list(base.__subclasses__())
+    while pending:
+        cls = pending.pop()
+        if cls not in found:
+            found[cls] = None
+            pending.extend(cls.__subclasses__())
+    return list(found)
+
+
+def capture(include: list[str] | None = None, exclude: list[str] | None = None, *, inputs: bool = False,
+            weights: bool = False, **_other: Any) -> Any:
+    """Start zero-edit capture of every MLX model called from now on; return the callable that undoes it.
+
+    ``include``/``exclude`` select modules by stage name (cheaply, before anything is held);
+    ``inputs`` also records ``<module>.input``; ``weights`` records each root's parameters on its
+    first call. Options meant for other backends are ignored.
     """
-    state = STATE
-    own = Batch() if state.sink is None else None
-    if own is not None:
-        state.sink = own
-    state.stack.append((module, root))
-    failed, output = True, None
+    global _current
+    import mlx.nn as nn
+
+    if _current is not None:
+        raise UsageError("zero-edit MLX capture is already active; undo it before starting another")
+    session = _current = _Session(include, exclude, inputs, weights)
+    module = nn.Module
+    previous_hook = module.__dict__.get("__init_subclass__")
+    original_compile = mx.compile
+
+    def hook(cls: type, **kwargs: Any) -> None:
+        if previous_hook is not None:
+            previous_hook.__func__(cls, **kwargs)
+        else:
+            super(module, cls).__init_subclass__(**kwargs)
+        if _current is session:
+            session.wrap(cls, module)
+
+    def undo() -> None:
+        global _current
+        if _current is not session:
+            return
+        _current = None
+        if getattr(mx.compile, "_numtrace_original", None) is original_compile:
+            mx.compile = original_compile
+        if previous_hook is None:
+            if "__init_subclass__" in module.__dict__:
+                type.__delattr__(module, "__init_subclass__")
+        else:
+            type.__setattr__(module, "__init_subclass__", previous_hook)
+        last = {cls: wrapper for cls, _, wrapper in session.patched}
+        for cls, wrapper in last.items():
+            call = cls.__dict__.get("__call__")
+            if call is not wrapper and inspect.isfunction(call):
+                say(f"unseen:{id(cls)}:{id(call)}", f"{_qualname(cls)}.__call__ was replaced during the run (by "
+                    f"{_qualname(call)}) and no model numtrace saw used it: calls through it were not recorded")
+        for cls, own, wrapper in reversed(session.patched):
+            if cls.__dict__.get("__call__") is wrapper:
+                if own is None:
+                    type.__delattr__(cls, "__call__")
+                else:
+                    type.__setattr__(cls, "__call__", own)
+        session.patched.clear()
+
+    session.module_base = module
     try:
-        sink, scope = state.sink, tracer.current_scope()
-        for name, value in pre or ():
-            sink.add(scope, name, value, tracer.flatten(value))
-        for site in sites:
-            if site.inputs:
-                value = input_value(args, kwargs)
-                leaves = tracer.flatten(value)
-                if leaves:
-                    sink.add(scope, site.input_stage, value, leaves)
-        output = call(module, *args, **kwargs)
-        leaves = tracer.flatten(output) if output is not None else []
-        if leaves:
-            for site in sites:
-                if site.record_output:
-                    sink.add(scope, site.output_name(output, leaves), output, leaves)
-        failed = False
-        return output
-    finally:
-        state.stack.pop()
-        if own is not None:
-            state.sink = None
-            own.close(output, failed)
-
-
-def weights_of(model: Any) -> list[tuple[str, Any]]:
-    """``(name, array)`` of every parameter, as ``load_weights`` names them (tied ones once)."""
-    from mlx.utils import tree_flatten
-
-    seen: set[int] = set()
-    out = []
-    for name, array in tree_flatten(model.parameters()):
-        if id(array) not in seen:
-            seen.add(id(array))
-            out.append((name, array))
-    return out
+        for cls in _subclasses(module):
+            session.wrap(cls, module)
+        type.__setattr__(module, "__init_subclass__", classmethod(hook))
+        mx.compile = compile_recording(original_compile, lambda: _current is session)
+    except BaseException:
+        undo()
+        raise
+    return undo

@@ -30,7 +30,7 @@ from typing import Any, Callable
 import mlx.core as mx
 
 from .. import tracer
-from .mlx_capture import ACTIVE, STATE, mlx_leaves, pop, push, replay, say
+from .mlx_batch import ACTIVE, STATE, mlx_leaves, pop, push, replay, say
 
 
 class _CompiledCaptures:

@@ -1,4 +1,8 @@
-"""NumPy adapter: NumPy arrays and scalars, Python numbers, ml_dtypes' bfloat16/float8.
+"""NumPy backend: NumPy arrays and scalars, Python numbers, ml_dtypes' bfloat16/float8.
+
+NumPy has no models: ``watches`` is always False, and ``capture`` (``trace run
+--backend numpy``) records nothing by itself: the script's ``numtrace.tap``
+calls are the stages.
 
 Example:
     >>> ADAPTER.to_numpy(3)
@@ -7,12 +11,12 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
 from .. import dtypes
-from ..errors import TapError
+from ..errors import TapError, UsageError
 
 
 class NumpyAdapter:
@@ -33,3 +37,23 @@ class NumpyAdapter:
 
 
 ADAPTER = NumpyAdapter()
+
+
+def watches(model: Any) -> bool:
+    return False
+
+
+def watch(model: Any, **options: Any) -> Any:
+    raise UsageError(f"numtrace cannot watch a {type(model).__module__}.{type(model).__qualname__}: NumPy has no "
+                     "models (tap its values with numtrace.tap)")
+
+
+def capture(include: list[str] | None = None, exclude: list[str] | None = None, *,
+            inputs: bool = False, weights: bool = False) -> Callable[[], None]:
+    """Nothing to capture: the stages are the script's ``numtrace.tap`` calls. Returns a no-op undo."""
+    if inputs or weights:
+        from . import REGISTRY
+
+        models = ", ".join(b.name for b in REGISTRY if b.models)
+        raise UsageError(f"--inputs and --weights record module inputs and parameters: use them with --backend {models}")
+    return lambda: None

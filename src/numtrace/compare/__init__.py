@@ -29,12 +29,13 @@ which hands sketch traces to ``sketch``) and ``result`` (the report and its JSON
 
 from __future__ import annotations
 
-from .align import Pair, align
-from .diagnose import diagnose
-from .engine import aligned_arrays, compare_pair, diff, stage_pair
-from .names import NameMap
+from .pairing.align import Pair, align
+from .diagnosis.diagnose import diagnose
+from .engine import aligned_arrays, compare_pair, diff
+from .pairing.align import stage_pair
+from .pairing.names import NameMap
 from .result import FAIL_ON, DiffReport, StageResult
-from .stats import DiffStats, SideStats, compare_stage, summarize
+from .statistics.stats import DiffStats, SideStats, compare_stage, summarize
 from .verdict import (
     SMALL_FACTOR,
     VERDICT_HELP,

@@ -1,18 +1,18 @@
 """The diff engine: align stages, compare each, diagnose what does not match.
 
 Plain path (equal shapes): both stages are streamed in bounded chunks
-(:func:`~numtrace.compare.stats.compare_stage`); a stage that is not MATCH is
-then diagnosed (:func:`~numtrace.compare.diagnose.diagnose`): read whole up to
+(:func:`~numtrace.compare.statistics.stats.compare_stage`); a stage that is not MATCH is
+then diagnosed (:func:`~numtrace.compare.diagnosis.diagnose.diagnose`): read whole up to
 ``diagnose_max_elements`` elements
-(:data:`~numtrace.compare.diagnose.DIAGNOSE_MAX_ELEMENTS` by default), beyond
+(:data:`~numtrace.compare.diagnosis.diagnose.DIAGNOSE_MAX_ELEMENTS` by default), beyond
 from a window of that many elements and exact whole-stage sums, streamed
-(:mod:`~numtrace.compare.sample`; the note names the window). Statistics and
+(:mod:`~numtrace.compare.diagnosis.sample`; the note names the window). Statistics and
 verdicts always come from the whole stage. ``diagnose_max_elements=0`` turns
 diagnosis off (the dtype and non-finite findings stay).
 
 Aligned path (shapes differ): both stages are read whole (up to
-:data:`~numtrace.compare.layout.ALIGN_MAX_ELEMENTS`) and lined up by
-:func:`~numtrace.compare.layout.align_arrays`: singleton axes, a permutation
+:data:`~numtrace.compare.pairing.layout.ALIGN_MAX_ELEMENTS`) and lined up by
+:func:`~numtrace.compare.pairing.layout.align_arrays`: singleton axes, a permutation
 (``layout``), one axis of another length (``shape``: the overlap is compared).
 The verdict comes from the aligned values, except that a length mismatch is
 never MATCH: it is at least SMALL (the overlap agrees, but elements exist on
@@ -36,14 +36,15 @@ import math
 import numpy as np
 
 from ..trace import MemoryTrace, Trace
-from . import rootcause, sample
-from .align import Pair, align, find_pair, ignored
-from .diagnose import DIAGNOSE_MAX_ELEMENTS, diagnose
-from .layout import ALIGN_MAX_ELEMENTS, align_arrays
-from .names import as_name_map
+from . import rootcause
+from .diagnosis import sample
+from .pairing.align import Pair, align, ignored
+from .diagnosis.diagnose import DIAGNOSE_MAX_ELEMENTS, diagnose
+from .pairing.layout import ALIGN_MAX_ELEMENTS, align_arrays
+from .pairing.names import as_name_map
 from .precision import Inherited, Precisions, tolerance_for
 from .result import DiffReport, StageResult, recording_status
-from .stats import compare_stage, summarize
+from .statistics.stats import compare_stage, summarize
 from .verdict import Tolerance, ToleranceTable, Verdict, classify
 
 
@@ -59,10 +60,10 @@ def diff(
 ) -> DiffReport:
     """Compare every aligned stage of ``candidate`` against ``reference``.
 
-    ``map`` is a :class:`~numtrace.compare.names.NameMap`, a map-file path, a
+    ``map`` is a :class:`~numtrace.compare.pairing.names.NameMap`, a map-file path, a
     dict of the map file's contents, or None (see docs/diagnosis.md). When
     either trace was recorded in stats-only mode (``trace run --stats``), this
-    is :func:`numtrace.compare.sketch.diff` (same arguments, same report).
+    is :func:`numtrace.compare.sketches.diff.diff` (same arguments, same report).
 
     Example:
         >>> import numpy as np
@@ -73,9 +74,9 @@ def diff(
         [('x', 'MATCH', None), ('y', 'MISSING', 'b')]
     """
     if any(_SKETCH_KEY in getattr(t, "metadata", {}) for t in (reference, candidate)):
-        from . import sketch  # imported on demand: it imports this module's neighbours, and start-up stays lean
+        from .sketches import diff as by_sketch  # on demand: it imports this module's neighbours; start-up stays lean
 
-        return sketch.diff(reference, candidate, tolerances=tolerances, only=only, chunk_elements=chunk_elements,
+        return by_sketch.diff(reference, candidate, tolerances=tolerances, only=only, chunk_elements=chunk_elements,
                            map=map, diagnose_max_elements=diagnose_max_elements)
     table = tolerances if tolerances is not None else ToleranceTable()
     names = as_name_map(map)
@@ -103,7 +104,7 @@ def diff(
     return report
 
 
-#: ``numtrace.sketch.SKETCH_KEY``: the metadata key of a stats-only trace.
+#: ``numtrace.compare.sketches.format.SKETCH_KEY``: the metadata key of a stats-only trace.
 _SKETCH_KEY = "numtrace.sketch"
 #: Earlier stages a stage where the error is born is compared with (``proportional``).
 LOOKBACK = 8
@@ -274,8 +275,3 @@ def _compare_aligned(reference, candidate, pair, tolerance: Tolerance, chunk_ele
                          _join(pair.note, align_note, note))
     result.pairing, result.alignment_note = pair.how, _join(pair.note, align_note)
     return result
-
-
-def stage_pair(reference: Trace, candidate: Trace, name: str, map=None) -> Pair | None:  # noqa: A002
-    """The pair of the stage called ``name`` on either side (after name alignment), or None."""
-    return find_pair(align(reference, candidate, None, as_name_map(map)), name)

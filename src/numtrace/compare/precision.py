@@ -18,7 +18,7 @@ The rule reads dtypes only (no values), so the table, ``--stage`` and
 Example:
     >>> import numpy as np
     >>> from numtrace.trace import MemoryTrace
-    >>> from numtrace.compare.align import Pair
+    >>> from numtrace.compare.pairing.align import Pair
     >>> a = MemoryTrace({"mel": np.zeros(2), "conv": np.zeros(2)})
     >>> b = MemoryTrace({"mel": np.zeros(2, np.float32), "conv": np.zeros(2)})
     >>> inherited = Precisions(a, b)
@@ -31,7 +31,7 @@ from __future__ import annotations
 from typing import Callable, NamedTuple
 
 from .. import dtypes
-from ..sketch import is_sketch_trace, read_sketch
+from .sketches.format import is_sketch_trace, read_sketch
 
 
 class Inherited(NamedTuple):

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from ..errors import UsageError
 from . import rootcause
 from .precision import Inherited
-from .stats import DiffStats, SideStats
+from .statistics.stats import DiffStats, SideStats
 from .verdict import Tolerance, Verdict
 
 FAIL_ON = ("large", "small", "missing", "never")
@@ -108,9 +108,9 @@ class StageResult:
         out["rel_err"] = _json_float(self.rel_err)
         out["growth"] = _json_float(self.growth)
         out["born_here"] = self.born_here
-        out["diagnosis"] = [_json_safe(finding) for finding in self.diagnosis]
+        out["diagnosis"] = [json_safe(finding) for finding in self.diagnosis]
         out["note"] = self.note
-        out["tolerance"] = None if self.tolerance is None else _json_safe(self.tolerance.to_dict())
+        out["tolerance"] = None if self.tolerance is None else json_safe(self.tolerance.to_dict())
         if out["tolerance"] is not None and self.precision is not None:
             out["tolerance"]["inherited"] = {"dtype": self.precision.dtype, "from": self.precision.stage,
                                              "side": _SIDE_NAMES[self.precision.side]}
@@ -269,14 +269,20 @@ def _json_float(value) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def _json_safe(value):
-    """Floats to finite Python floats or None, ints to int, containers recursively."""
+def json_safe(value):
+    """Floats to finite Python floats or None, ints to int, containers recursively.
+
+    Example:
+        >>> import numpy as np
+        >>> json_safe({"x": float("nan"), "n": [np.int64(3), (1.5,)]})
+        {'x': None, 'n': [3, [1.5]]}
+    """
     if isinstance(value, bool) or value is None or isinstance(value, str):
         return value
     if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
+        return {str(k): json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
+        return [json_safe(v) for v in value]
     if hasattr(value, "dtype") and getattr(value, "ndim", 1) == 0:
         value = value.item()
     if isinstance(value, int):
@@ -325,3 +331,26 @@ def _diff_dict(d: DiffStats | None) -> dict | None:
         nonfinite_b=int(d.nonfinite_b),
     )
     return out
+
+
+@dataclass
+class StageDetail:
+    """One stage in detail (``trace diff --stage``): its :class:`StageResult` and what the
+    drill-down adds (JSON-safe ``extra``: ``profiles`` and ``worst`` for a full comparison;
+    ``compared_by: "sketch"``, ``channels``, ``rerecord``... for one by sketch). See
+    :mod:`numtrace.compare.detail`."""
+
+    result: StageResult
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def by_sketch(self) -> bool:
+        return self.extra.get("compared_by") == "sketch"
+
+    def to_dict(self) -> dict:
+        """The stage as ``trace diff --json`` has it (no ``growth``: it needs the stages before it),
+        plus ``extra``."""
+        data = self.result.to_dict()
+        data.pop("growth", None)
+        data.update(self.extra)
+        return json_safe(data)

@@ -19,7 +19,7 @@ An element passes when ``|b - a| <= rtol * |a| + atol`` (the rule of
 Shapes that differ by length-1 axes or a permutation of axes are lined up and
 compared (a layout change alone is MATCH); shapes that differ in the length of
 one axis are compared on their overlap, with a verdict of at least SMALL (see
-:mod:`numtrace.compare.layout` and :mod:`numtrace.compare.engine`).
+:mod:`numtrace.compare.pairing.layout` and :mod:`numtrace.compare.engine`).
 
 Default tolerance: ``rtol = sqrt(eps)`` of the coarser of the two dtypes and
 ``atol = rtol * max|a| + tiny`` (relative to the reference's scale, ``max|a|``

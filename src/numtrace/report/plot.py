@@ -31,9 +31,10 @@ import textwrap
 import numpy as np
 
 from ..compare import ToleranceTable, aligned_arrays, compare_pair, stage_pair
-from ..compare.profile import worst_locations
+from ..compare.diagnosis.profile import worst_locations
 from ..errors import UsageError
-from ..sketch import is_sketch_trace
+from ..compare.sketches.format import is_sketch_trace
+from .figures import pyplot, save
 from .words import describe_findings
 
 VERDICT_COLORS = {"MATCH": "#2e7d32", "SMALL": "#ef8f00", "LARGE": "#c62828"}
@@ -41,29 +42,10 @@ VERDICT_COLORS = {"MATCH": "#2e7d32", "SMALL": "#ef8f00", "LARGE": "#c62828"}
 MAX_PIXELS = 1600
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig, out) -> str:
-    try:
-        fig.savefig(out, dpi=110, bbox_inches="tight")
-    except (OSError, ValueError) as err:
-        raise UsageError(f"cannot write plot {str(out)!r}: {err}") from None
-    finally:
-        _pyplot().close(fig)
-    return str(out)
-
-
 def plot_overview(report, out, note: str = "") -> str:
     """Relative error of every stage, in order (see the module docstring), ``note`` under the
     title. Returns ``out``."""
-    plt = _pyplot()
+    plt = pyplot()
     stages = [s for s in report.stages if s.verdict.value != "MISSING"]
     if not stages:
         raise UsageError("no stage is on both sides: nothing to plot")
@@ -109,7 +91,7 @@ def plot_overview(report, out, note: str = "") -> str:
     ax.legend(handles=handles, loc="lower right", fontsize=8, framealpha=0.8)
     ax.set_title(f"relative error per stage, in execution order\nreference {report.a_label}  vs  candidate {report.b_label}"
                  + (f"\n{note}" if note else ""), fontsize=10)
-    return _save(fig, out)
+    return save(fig, out)
 
 
 def _clip(e, floor: float, ceiling: float) -> float:
@@ -139,13 +121,13 @@ def plot_stage(reference, candidate, name: str, out, *, tolerances: ToleranceTab
     title = f"{pair.name_a}" + (f" ↔ {pair.name_b}" if pair.name_b != pair.name_a else "") + where
     words = describe_findings(result.diagnosis, tuple(av.shape), 3) or "no finding"
     caption = f"{result.verdict.value}: " + words
-    plt = _pyplot()
+    plt = pyplot()
     if a2.ndim == 1:
         fig = _lines(plt, a2, b2, axes)
     else:
         fig = _heatmaps(plt, a2, b2, axes, result.diagnosis)
     fig.suptitle(title + "\n" + "\n".join(textwrap.wrap(caption, 150)), fontsize=10)
-    return _save(fig, out)
+    return save(fig, out)
 
 
 def _two_d(a: np.ndarray, b: np.ndarray):
@@ -236,9 +218,9 @@ def run_plot(reference, candidate, out, *, stage: str | None = None, only=None, 
              map=None) -> str:  # noqa: A002
     """``trace plot``: open both traces and write the overview or the stage plot; returns ``out``."""
     from ..compare import diff
-    from ..compare.names import as_name_map
-    from ..compare.options import check_options
-    from ..trace import load
+    from ..compare.pairing.names import as_name_map
+    from ..compare.pairing.options import check_options
+    from ..formats import load
 
     map = as_name_map(map)  # noqa: A001
     with load(reference, role="reference trace") as ref, load(candidate, role="candidate trace") as cand:

@@ -103,3 +103,34 @@ def hidden_text(gap: Hidden) -> str:
     """The line standing for a :class:`Hidden` gap."""
     rows = f"{gap.rows} row{'s' if gap.rows != 1 else ''}"
     return f"… {rows} hidden (indices {index_text((gap.start, gap.stop))}) …"
+
+
+_BLOCKS = "▁▂▃▄▅▆▇█"
+
+
+def sparkline(values: list, width: int = 64) -> str:
+    """Values as block characters (None as a space), at most ``width`` of them (means of runs).
+
+    Example:
+        >>> sparkline([0.0, 0.0, 1.0, 4.0])
+        '▁▁▃█'
+    """
+    groups = _groups(len(values), width)
+    means = [_mean(values[lo:hi]) for lo, hi in groups]
+    top = max((m for m in means if m is not None), default=0.0)
+    if not top:
+        return "".join(" " if m is None else _BLOCKS[0] for m in means)
+    return "".join(" " if m is None else _BLOCKS[min(len(_BLOCKS) - 1, int(m / top * (len(_BLOCKS) - 1) + 0.5))]
+                   for m in means)
+
+
+def _groups(length: int, most: int) -> list[tuple[int, int]]:
+    if length <= most:
+        return [(i, i + 1) for i in range(length)]
+    bounds = [round(i * length / most) for i in range(most + 1)]
+    return [(lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:]) if hi > lo]
+
+
+def _mean(values: list):
+    kept = [v for v in values if v is not None]
+    return sum(kept) / len(kept) if kept else None

@@ -1,7 +1,7 @@
 """``trace show``: a trace's metadata and its stages with their statistics; ``trace show TRACE STAGE``:
 one stage in detail.
 
-A stats-only trace (``trace run --stats``, :mod:`numtrace.sketch`) is listed with
+A stats-only trace (``trace run --stats``, :mod:`numtrace.compare.sketches.format`) is listed with
 each stage's recorded shape and dtype, its recorded statistics, channel means
 and hash, and said to be one; its stored tensors (the channel means) are not
 shown as if they were the stages. One stage in detail: shape, dtype, count,
@@ -27,11 +27,11 @@ import numpy as np
 from rich.table import Table
 from rich.text import Text
 
-from ..compare.result import _json_safe, side_dict
-from ..compare.stats import summarize
+from ..compare.result import json_safe, side_dict
+from ..compare.statistics.stats import summarize
 from ..errors import UsageError
 from ..probes import StageFilter
-from ..sketch import is_sketch_trace, read_sketch
+from ..compare.sketches.format import is_sketch_trace, read_sketch
 from .table import make_console
 from .words import fmt, fmt_side
 
@@ -50,7 +50,7 @@ def _entry(trace, name: str) -> dict:
     """A stage's line of ``trace show --json``: its statistics (from the sketch in a sketch trace)."""
     if not is_sketch_trace(trace):
         return {"name": name, **side_dict(summarize(trace, name, CHUNK_ELEMENTS))}
-    from .sketch import side_stats
+    from ..compare.sketches.diff import side_stats
 
     means, info = read_sketch(trace, name)
     return {"name": name, **side_dict(side_stats(info)), "axis": info["axis"], "channels": int(means.size),
@@ -74,10 +74,11 @@ def stage_dict(trace, name: str) -> dict:
     statistics, ``axis``, ``hash`` and ``channel_means`` (None where a channel has no finite value)."""
     if name not in trace:
         raise UsageError(f"no stage {name!r} in {trace.label}; `trace show {trace.label}` lists the stages")
-    from .sketch import side_stats, stage_sketch
+    from ..compare.sketches.detail import stage_sketch
+    from ..compare.sketches.diff import side_stats
 
     means, info = stage_sketch(trace, name)
-    return _json_safe({"name": name, "index": trace.order.index(name) + 1, "of": len(trace.order),
+    return json_safe({"name": name, "index": trace.order.index(name) + 1, "of": len(trace.order),
                        "stats_only": is_sketch_trace(trace), **side_dict(side_stats(info)),
                        "axis": info["axis"], "hash": info["hash"], "channel_means": means.tolist()})
 
@@ -128,7 +129,7 @@ def print_show(trace, only: list[str] | None = None, width: int | None = None) -
         table.add_row(*(Text(cell) for cell in cells))
     console.print(table)
     if sketch:
-        from .sketch import rerecord_command
+        from ..compare.sketches.detail import rerecord_command
 
         console.print(Text(f"`trace show {trace.label} STAGE`: one stage's sketch. "
                            f"To record stages in full: {rerecord_command(trace)}"))
@@ -155,7 +156,7 @@ def print_stage_show(trace, name: str, width: int | None = None) -> None:
         text = np.array2string(values, precision=4, threshold=12, edgeitems=3, max_line_width=10**6)
         console.print(Text(f"  channel means along axis {stage['axis']} ({len(means)}): {text}"))
     if sketch:
-        from .sketch import rerecord_command
+        from ..compare.sketches.detail import rerecord_command
 
         console.print(Text(f"  values: not recorded; to record them: {rerecord_command(trace, name)}"))
         return

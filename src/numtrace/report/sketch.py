@@ -1,149 +1,39 @@
-"""One stage of a stats-only (sketch) trace in detail: ``trace diff A B --stage NAME`` by sketch.
+"""One stage compared by sketch (``trace diff A B --stage NAME``, a stats-only side), rendered.
 
-A sketch trace (``trace run --stats``, :mod:`numtrace.sketch`) holds each
-stage's shape, dtype, statistics, channel means and hash, not its values. When
-either side is one, the drill-down compares the two sketches by the rule of
-``trace diff`` (:func:`numtrace.compare.sketch.compare_sketches`; a full trace's
-stage is sketched on the fly): both sides' statistics, their differences
-against the tolerance ``T = rtol * abs_max(a) + atol``, the lower bounds of the
-difference metrics, the findings, and the channel means of both sides with
-their difference and each channel's verdict (``|Δ| / T`` classified).
-Element-wise profiles and worst locations need values: the report says how to
-record the stage in full (:func:`rerecord_command`).
+The data is :func:`numtrace.compare.sketches.detail.sketch_stage_detail`'s: both
+sides' statistics and hashes, the tolerance ``T``, the lower bounds of the
+difference, the findings, the channel means with each channel's verdict, and
+the ``trace run --only`` command that records the stage in full.
 
 Example:
     >>> import numpy as np
     >>> from numtrace.trace import MemoryTrace
-    >>> from numtrace.sketch import SKETCH_KEY, STAGE_PREFIX, encode_info, make_sketch
-    >>> def sketched(x, **meta):
-    ...     means, info = make_sketch(x)
-    ...     meta.update({SKETCH_KEY: "1", STAGE_PREFIX + "mel": encode_info(info)})
-    ...     return MemoryTrace({"mel": means}, metadata=meta, label="ref.st")
-    >>> x = np.linspace(-10.0, 0.0, 40).reshape(1, 8, 5)
-    >>> y = x.copy(); y[:, 3:5] += 1.0
-    >>> detail = sketch_stage_detail(sketched(x), sketched(y), "mel")
-    >>> detail["verdict"], detail["channels"]["verdict"][2:6], detail["stats_only"]
-    ('LARGE', ['MATCH', 'LARGE', 'LARGE', 'MATCH'], ['a', 'b'])
-    >>> rerecord_command(sketched(x, **{"numtrace.argv": '["decode.py", "--f32"]'}), "step@[2]")
-    "trace run --only 'step@[[]2]' -o ref-full.st decode.py --f32"
+    >>> from numtrace.compare.sketches.format import SKETCH_KEY, STAGE_PREFIX, encode_info, make_sketch
+    >>> from numtrace.compare.detail import stage_detail
+    >>> from numtrace.report.stage import detail_json
+    >>> means, info = make_sketch(np.linspace(-10.0, 0.0, 40).reshape(1, 8, 5))
+    >>> t = MemoryTrace({"mel": means}, metadata={SKETCH_KEY: "1", STAGE_PREFIX + "mel": encode_info(info)},
+    ...                 label="ref.st")
+    >>> stats_only_words(detail_json(stage_detail(t, t, "mel")))
+    'the reference ref.st and the candidate ref.st are stats-only traces'
 """
 
 from __future__ import annotations
 
-import json
-import os
-import re
-import shlex
+from types import SimpleNamespace
 
-import numpy as np
 from rich.table import Table
 from rich.text import Text
 
-from ..compare import ToleranceTable
-from ..compare.result import StageResult, _json_safe
-from ..compare.rootcause import relative_error
-from ..compare.precision import Precisions, tolerance_for
-from ..compare.sketch import compare_sketches
-from ..compare.stats import SideStats
-from ..sketch import is_sketch_trace, read_sketch, sketch_of
-from .rows import Hidden, index_text, summarize_rows
-from .stage import paired_stage, sparkline
-from .table import VERDICT_STYLES, make_console, stage_diagnosis
+from .rows import Hidden, index_text, sparkline, summarize_rows
+from .table import VERDICT_STYLES, make_console
 from .words import fmt, fmt_side
 
-_STATS = ("min", "max", "mean", "std", "abs_max")
 _SIDES = {"a": "reference", "b": "candidate"}
-_SLACK = 2.0**-40  # as numtrace.compare.sketch: a statistic's own rounding
 
 
-def stage_sketch(trace, name: str, axis: int | None = None) -> tuple[np.ndarray, dict]:
-    """``(channel_means, info)`` of a stage: read from a sketch trace, computed for a full one."""
-    return read_sketch(trace, name) if is_sketch_trace(trace) else sketch_of(trace, name, axis)
-
-
-def side_stats(info: dict) -> SideStats:
-    """A sketch's statistics as the :class:`SideStats` of a full diff."""
-    return SideStats(tuple(info["shape"]), info["dtype"], *(info[k] for k in ("count", *_STATS, "nan", "posinf", "neginf")))
-
-
-def rerecord_command(trace, name: str | None = None) -> str:
-    """The ``trace run --only`` command that records ``name`` (or a PATTERN) in full, from the
-    trace's recorded command line (``numtrace.argv``) when it has one."""
-    pattern = shlex.quote(re.sub(r"([*?[])", r"[\1]", name)) if name else "'PATTERN'"
-    stem, ext = os.path.splitext(os.path.basename(str(trace.label)))
-    if ext not in (".st", ".safetensors", ".h5") or not stem:
-        stem, ext = "trace", ".st"
-    backend = trace.metadata.get("numtrace.backend")
-    backend = f" --backend {backend}" if backend in ("torch", "mlx", "fastai") else ""
-    return f"trace run{backend} --only {pattern} -o {shlex.quote(stem + '-full' + ext)} {_script(trace)}"
-
-
-def _script(trace) -> str:
-    try:
-        argv = json.loads(trace.metadata.get("numtrace.argv", ""))
-    except (ValueError, RecursionError):
-        argv = None
-    if isinstance(argv, list) and argv and all(isinstance(a, str) and a.isprintable() for a in argv):
-        text = " ".join(shlex.quote(a) for a in argv)
-        if len(text) <= 200:
-            return text
-    return "SCRIPT [ARGS...]"
-
-
-def sketch_stage_detail(reference, candidate, name: str, *, tolerances: ToleranceTable | None = None,
-                        map=None) -> dict:  # noqa: A002
-    """Everything the drill-down by sketch shows, JSON-safe (module docstring)."""
-    pair = paired_stage(reference, candidate, name, map)
-    table = tolerances if tolerances is not None else ToleranceTable()
-    means_a, info_a = stage_sketch(reference, pair.name_a)
-    means_b, info_b = stage_sketch(candidate, pair.name_b, info_a["axis"])
-    if not is_sketch_trace(reference) and info_b["axis"] != info_a["axis"]:  # follow the sketch's axis
-        means_a, info_a = stage_sketch(reference, pair.name_a, info_b["axis"])
-    inherited = Precisions(reference, candidate).at(pair)
-    tolerance, precision = tolerance_for(table, pair.name_a, info_a["dtype"], info_b["dtype"], inherited)
-    verdict, d, findings, note = compare_sketches(means_a, info_a, means_b, info_b, tolerance)
-    result = StageResult(pair.name_a, None if pair.name_b == pair.name_a else pair.name_b, verdict,
-                         side_stats(info_a), side_stats(info_b), d, tolerance, findings,
-                         "; ".join(n for n in (pair.note, note) if n))
-    result.pairing, result.alignment_note, result.precision = pair.how, pair.note, precision
-    result.rel_err = relative_error(result)
-    detail = result.to_dict()
-    detail.pop("growth", None)
-    peak = info_a["abs_max"] or 0.0
-    limit = tolerance.rtol * peak + tolerance.resolve_atol(peak, info_a["dtype"], info_b["dtype"])
-    traces = {"a": reference, "b": candidate}
-    detail.update(
-        compared_by="sketch", labels={side: str(t.label) for side, t in traces.items()},
-        stats_only=[side for side, t in traces.items() if is_sketch_trace(t)], limit=limit,
-        hash={"a": info_a["hash"], "b": info_b["hash"]},
-        statistics={k: None if info_a[k] is None or info_b[k] is None else info_b[k] - info_a[k] for k in _STATS},
-        channels=_channels(means_a, info_a, means_b, info_b, limit), profiles=[], worst=[],
-        words=stage_diagnosis(result, limit=None),
-    )
-    detail["rerecord"] = {side: rerecord_command(traces[side], getattr(pair, f"name_{side}"))
-                          for side in detail["stats_only"]}
-    return _json_safe(detail)
-
-
-def _channels(means_a, a: dict, means_b, b: dict, limit: float) -> dict | None:
-    """Both sides' channel means, their difference and each channel's verdict (None without)."""
-    if a["axis"] is None or a["axis"] != b["axis"] or means_a.shape != means_b.shape or means_a.size == 0:
-        return None
-    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
-        delta = means_b - means_a
-        scale = _SLACK * max([float(np.max(np.abs(m[np.isfinite(m)]))) for m in (means_a, means_b)
-                              if np.isfinite(m).any()] or [0.0])
-        ratio = np.abs(delta) / (limit + scale)
-    ratio[delta == 0] = 0.0
-    ratio[np.isnan(means_a) & np.isnan(means_b)] = 0.0
-    ratio[np.isnan(means_a) ^ np.isnan(means_b)] = np.inf
-    ratio[np.isnan(ratio)] = np.inf
-    verdict = np.where(ratio <= 1.0, "MATCH", np.where(ratio <= 10.0, "SMALL", "LARGE"))
-    return {"axis": a["axis"], "length": int(means_a.size), "reference": means_a.tolist(),
-            "candidate": means_b.tolist(), "delta": delta.tolist(), "verdict": verdict.tolist()}
-
-
-def _who(detail: dict) -> str:
+def stats_only_words(detail: dict) -> str:
+    """``the reference ref.st is a stats-only trace`` (or both sides) for a detail by sketch."""
     sides = [f"the {_SIDES[s]} {detail['labels'][s]}" for s in detail["stats_only"]]
     return " and ".join(sides) + (" are stats-only traces" if len(sides) > 1 else " is a stats-only trace")
 
@@ -176,21 +66,16 @@ def _mean(values: list):
     return sum(kept) / len(kept) if kept else None
 
 
-class _Stats:
-    def __init__(self, data: dict) -> None:
-        self.__dict__.update(data)
-
-
 def print_sketch_stage(detail: dict, width: int | None = None) -> None:
-    """Print a :func:`sketch_stage_detail` for a person."""
+    """Print a detail by sketch (:func:`numtrace.report.stage.detail_json`) for a person."""
     console = make_console(width)
     name = detail["name"] + (f" ↔ {detail['name_b']}" if detail.get("name_b") else "")
     verdict = detail["verdict"]
     console.print(Text(f"stage {name}: ") + Text(verdict, style=VERDICT_STYLES[verdict])
-                  + Text(f", compared by sketch ({_who(detail)})"))
+                  + Text(f", compared by sketch ({stats_only_words(detail)})"))
     for side, label in _SIDES.items():
         stats = detail[side]
-        console.print(Text(f"  {label}: shape {tuple(stats['shape'])} {stats['dtype']}, {fmt_side(_Stats(stats))}, "
+        console.print(Text(f"  {label}: shape {tuple(stats['shape'])} {stats['dtype']}, {fmt_side(SimpleNamespace(**stats))}, "
                            f"|max| {fmt(stats['abs_max'])}"))
     same = detail["hash"]["a"] == detail["hash"]["b"]
     console.print(Text(f"  hash: {'equal' if same else 'differ'} (reference {detail['hash']['a'][:24]}…, "
@@ -216,7 +101,7 @@ def print_sketch_stage(detail: dict, width: int | None = None) -> None:
         console.print(Text("\nno channel means to compare (a 0-d or 1-d stage, an axis longer than 65,536, "
                            "or other shapes on the two sides)"))
     if verdict != "MATCH":
-        console.print(Text(f"\nno element-wise profile or worst locations: {_who(detail)} (recorded with --stats). "
+        console.print(Text(f"\nno element-wise profile or worst locations: {stats_only_words(detail)} (recorded with --stats). "
                            "To get them, record this stage in full, then diff the new traces with --stage:"))
         for side, command in detail["rerecord"].items():
             console.print(Text(f"  {_SIDES[side]}: {command}"))

@@ -4,14 +4,14 @@ A sketch trace (``trace run --stats``) has no values to draw as heatmaps. What
 it has per stage, the channel means, is drawn instead: both sides' channel
 means along the channel axis, and below them each channel's difference with
 the tolerance band ``±T`` of the diff by sketch, coloured by the channel's
-verdict (:func:`numtrace.report.sketch.sketch_stage_detail`). A stage without
+verdict (:func:`numtrace.compare.sketches.detail.sketch_stage_detail`). A stage without
 channel means (0-d or 1-d) has nothing to draw: UsageError, one line that says
 how to record the stage in full.
 
 Example:
     >>> import numpy as np, os, tempfile
     >>> from numtrace.trace import MemoryTrace
-    >>> from numtrace.sketch import SKETCH_KEY, STAGE_PREFIX, encode_info, make_sketch
+    >>> from numtrace.compare.sketches.format import SKETCH_KEY, STAGE_PREFIX, encode_info, make_sketch
     >>> def sketched(x):
     ...     means, info = make_sketch(x)
     ...     return MemoryTrace({"mel": means}, metadata={SKETCH_KEY: "1", STAGE_PREFIX + "mel": encode_info(info)})
@@ -32,22 +32,23 @@ import textwrap
 import numpy as np
 
 from ..errors import UsageError
-from .sketch import _who, sketch_stage_detail
+from ..compare.sketches.detail import sketch_stage_detail
+from .figures import pyplot, save
+from .sketch import stats_only_words
+from .stage import detail_json
 
 _COLORS = {"MATCH": "#2e7d32", "SMALL": "#ef8f00", "LARGE": "#c62828"}
 
 
 def plot_sketch_stage(reference, candidate, name: str, out, *, tolerances=None, map=None) -> str:  # noqa: A002
     """Both sides' channel means and their difference against ±T (module docstring). Returns ``out``."""
-    detail = sketch_stage_detail(reference, candidate, name, tolerances=tolerances, map=map)
+    detail = detail_json(sketch_stage_detail(reference, candidate, name, tolerances=tolerances, map=map))
     channels = detail["channels"]
     if channels is None:
         commands = sorted(set(detail["rerecord"].values()))
-        raise UsageError(f"stage {name!r} has no channel means to plot ({_who(detail)}, recorded with --stats); "
+        raise UsageError(f"stage {name!r} has no channel means to plot ({stats_only_words(detail)}, recorded with --stats); "
                          f"to plot its values, record it in full: {' and '.join(commands)}")
-    from .plot import _pyplot, _save
-
-    plt = _pyplot()
+    plt = pyplot()
     a, b, d = (np.array([np.nan if v is None else v for v in channels[k]], dtype=float)
                for k in ("reference", "candidate", "delta"))
     x = np.arange(a.size)
@@ -69,6 +70,6 @@ def plot_sketch_stage(reference, candidate, name: str, out, *, tolerances=None, 
     bottom.grid(alpha=0.3)
     title = detail["name"] + (f" ↔ {detail['name_b']}" if detail.get("name_b") else "")
     caption = f"{detail['verdict']} (compared by sketch): {detail['words'] or 'no finding'}"
-    fig.suptitle(f"{title}: channel means along axis {channels['axis']}, {_who(detail)}\n"
+    fig.suptitle(f"{title}: channel means along axis {channels['axis']}, {stats_only_words(detail)}\n"
                  + "\n".join(textwrap.wrap(caption, 150)), fontsize=10)
-    return _save(fig, out)
+    return save(fig, out)

@@ -28,7 +28,8 @@ import numpy as np
 from .. import backends
 from .. import compare as _compare
 from ..compare import DiffReport, StageResult
-from ..trace import MemoryTrace, Trace, load
+from ..trace import MemoryTrace, Trace
+from ..formats import load
 from .messages import array_message, fail_rules, failing_verdicts, trace_message
 from .tolerances import tolerance_table
 

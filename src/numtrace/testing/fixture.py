@@ -45,7 +45,9 @@ import pytest
 
 import numtrace as _numtrace
 
-from ..trace import MemoryTrace, Trace, load, save
+from ..trace import MemoryTrace, Trace
+
+from ..formats import load, save
 from .assertions import TraceMismatch, as_trace, assert_traces_close, check_traces
 from .tolerances import merge_tables, tolerance_table
 

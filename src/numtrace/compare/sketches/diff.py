@@ -1,4 +1,4 @@
-"""Diff by sketch: when either trace was recorded in stats-only mode (:mod:`numtrace.sketch`).
+"""Diff by sketch: when either trace was recorded in stats-only mode (:mod:`numtrace.compare.sketches.format`).
 
 Stages are paired as in a full diff; a stage of a full trace is sketched on
 the fly with the other side's channel axis. Per pair:
@@ -24,7 +24,7 @@ sqrt(dmean^2 + dstd^2)`` and the rms of the channel-mean deltas; ``total`` is
 Example:
     >>> import numpy as np
     >>> from numtrace.trace import MemoryTrace
-    >>> from numtrace.sketch import make_sketch, SKETCH_KEY, STAGE_PREFIX, encode_info
+    >>> from numtrace.compare.sketches.format import make_sketch, SKETCH_KEY, STAGE_PREFIX, encode_info
     >>> def sketched(x):
     ...     means, info = make_sketch(x)
     ...     return MemoryTrace({"mel": means}, metadata={SKETCH_KEY: "1", STAGE_PREFIX + "mel": encode_info(info)})
@@ -41,17 +41,18 @@ import math
 
 import numpy as np
 
-from ..sketch import is_sketch_trace, read_sketch, sketch_of
-from ..trace import Trace
-from . import rootcause
-from .align import align, ignored
-from .names import as_name_map
-from .precision import Precisions, tolerance_for
-from .result import DiffReport, StageResult, recording_status
-from .stats import DiffStats, SideStats
-from .verdict import ToleranceTable, Verdict, classify
+from .format import is_sketch_trace, read_sketch, sketch_of
+from ...trace import Trace
+from .. import rootcause
+from ..pairing.align import align, ignored
+from ..pairing.names import as_name_map
+from ..precision import Precisions, tolerance_for
+from ..result import DiffReport, StageResult, recording_status
+from ..statistics.stats import DiffStats, SideStats
+from ..verdict import ToleranceTable, Verdict, classify
 
-_SLACK = 2.0**-40
+#: a statistic's own rounding, relative to its magnitude, added to the tolerance T
+SLACK = 2.0**-40
 _NOTE = "compared by sketch (statistics only): metrics are lower bounds; re-run with full tensors for this stage"
 
 
@@ -70,7 +71,7 @@ def diff(reference: Trace, candidate: Trace, *, tolerances: ToleranceTable | Non
     for pair in align(reference, candidate, only, names):
         if pair.name_a is None or pair.name_b is None:
             side, trace, name = ("b", candidate, pair.name_b) if pair.name_a is None else ("a", reference, pair.name_a)
-            stats = _side(*_sketch(trace, name, None))
+            stats = side_stats(_sketch(trace, name, None)[1])
             a, b = (stats, None) if side == "a" else (None, stats)
             note = "only in the reference" if side == "a" else "only in the candidate"
             stages.append(StageResult(name, None, Verdict.MISSING, a, b, None, None, [], note))
@@ -82,7 +83,7 @@ def diff(reference: Trace, candidate: Trace, *, tolerances: ToleranceTable | Non
         tolerance, precision = tolerance_for(table, pair.name_a, info_a["dtype"], info_b["dtype"], precisions.at(pair))
         verdict, d, findings, note = compare_sketches(means_a, info_a, means_b, info_b, tolerance)
         name_b = None if pair.name_b == pair.name_a else pair.name_b
-        result = StageResult(pair.name_a, name_b, verdict, _side(means_a, info_a), _side(means_b, info_b), d,
+        result = StageResult(pair.name_a, name_b, verdict, side_stats(info_a), side_stats(info_b), d,
                              tolerance, findings, "; ".join(n for n in (pair.note, note) if n))
         result.pairing, result.alignment_note, result.precision = pair.how, pair.note, precision
         stages.append(result)
@@ -96,7 +97,8 @@ def _sketch(trace: Trace, name: str, axis: int | None):
     return read_sketch(trace, name) if is_sketch_trace(trace) else sketch_of(trace, name, axis)
 
 
-def _side(means: np.ndarray, info: dict) -> SideStats:
+def side_stats(info: dict) -> SideStats:
+    """A sketch's statistics as the :class:`SideStats` of a full diff."""
     return SideStats(tuple(info["shape"]), info["dtype"], info["count"], info["min"], info["max"], info["mean"],
                      info["std"], info["abs_max"], info["nan"], info["posinf"], info["neginf"])
 
@@ -117,10 +119,11 @@ def compare_sketches(means_a: np.ndarray, a: dict, means_b: np.ndarray, b: dict,
                  for side, s in (("a", a), ("b", b))
                  if any(a[k] != b[k] for k in ("nan", "posinf", "neginf")) and s["nan"] + s["posinf"] + s["neginf"]]
     deltas = {k: _delta(a[k], b[k]) for k in ("min", "max", "mean", "std", "abs_max")}
-    channel = _channel_deltas(means_a, means_b) if a["axis"] == b["axis"] else np.zeros(0)
+    same_axis = a["axis"] == b["axis"]
+    channel = _channel_deltas(means_a, means_b) if same_axis else np.zeros(0)
+    per_channel = channel_ratios(means_a, means_b, limit) if same_axis else np.zeros(0)
     ratio = max([_ratio(abs(v), limit, a[k], b[k]) for k, v in deltas.items()] +
-                [_ratio(float(np.max(np.abs(channel))) if channel.size else 0.0, limit,
-                        _peak(means_a), _peak(means_b))])
+                [float(per_channel.max()) if per_channel.size else 0.0])
     if nonfinite:
         ratio = math.inf
     verdict = classify(ratio)
@@ -139,15 +142,35 @@ def _delta(x, y) -> float:
 
 
 def _channel_deltas(means_a: np.ndarray, means_b: np.ndarray) -> np.ndarray:
-    """Channel-mean deltas; a channel with no finite value on both sides is equal, on one side infinite."""
+    """Channel-mean deltas; a channel with no finite value on both sides, or equal infinite means,
+    is equal; one with no finite value on one side only is infinitely far."""
     if means_a.shape != means_b.shape:
         return np.zeros(0)
     with np.errstate(invalid="ignore", over="ignore"):
         delta = means_b - means_a
     empty_a, empty_b = np.isnan(means_a), np.isnan(means_b)
-    delta[empty_a & empty_b] = 0.0
+    delta[(empty_a & empty_b) | (means_a == means_b)] = 0.0
     delta[empty_a ^ empty_b] = np.inf
+    delta[np.isnan(delta)] = np.inf  # opposite infinities
     return delta
+
+
+def channel_ratios(means_a: np.ndarray, means_b: np.ndarray, limit: float) -> np.ndarray:
+    """Each channel's ``|Δ mean| / T`` (``T`` = ``limit`` plus the means' own rounding): the verdict of a
+    channel is :func:`~numtrace.compare.verdict.classify` of it. Empty when the shapes differ.
+
+    Example:
+        >>> [round(float(r), 6) for r in channel_ratios(np.array([1.0, 2.0, np.nan]), np.array([1.0, 2.5, np.nan]), 0.1)]
+        [0.0, 5.0, 0.0]
+    """
+    delta = _channel_deltas(means_a, means_b)
+    if not delta.size:
+        return delta
+    scale = limit + SLACK * max(_peak(means_a), _peak(means_b))
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        ratio = np.abs(delta) / scale if scale > 0 else np.where(delta == 0, 0.0, np.inf)
+    ratio[delta == 0] = 0.0
+    return ratio
 
 
 def _peak(means: np.ndarray) -> float:
@@ -157,7 +180,7 @@ def _peak(means: np.ndarray) -> float:
 
 def _ratio(delta: float, limit: float, x, y) -> float:
     scale = max(abs(float(x)) if x is not None else 0.0, abs(float(y)) if y is not None else 0.0)
-    limit = limit + _SLACK * scale
+    limit = limit + SLACK * scale
     if delta == 0:
         return 0.0
     return delta / limit if limit > 0 else math.inf
@@ -194,7 +217,7 @@ def _findings(a: dict, b: dict, deltas: dict, channel: np.ndarray, means_a, mean
         return out
 
     def close(x, y) -> bool:
-        return abs(x - y) <= limit + _SLACK * max(abs(x), abs(y))
+        return abs(x - y) <= limit + SLACK * max(abs(x), abs(y))
 
     c = np.isfinite(channel)
     offset = deltas["mean"]

@@ -1,6 +1,6 @@
 """Whole-stage sums in one streamed pass, and the fits they give exactly (for sampled stages).
 
-For a stage too large to diagnose whole (:mod:`numtrace.compare.sample`),
+For a stage too large to diagnose whole (:mod:`numtrace.compare.diagnosis.sample`),
 :func:`scan` reads both sides once, in chunks of whole *slabs* (the trailing
 axes that the window keeps whole), and accumulates, over the values finite on
 both sides, the count ``n`` and the sums of ``a``, ``e``, ``e²``, ``a²`` and
@@ -10,10 +10,10 @@ way. Memory: a few chunk-sized buffers (a slab or :data:`CHUNK` elements) and
 the window. :func:`gather` reads only the window of one stage.
 
 From these sums, exactly as from the whole arrays (up to summation order):
-:func:`global_fits` (offset, scale, affine, as :func:`~numtrace.compare.fits.fit_global`),
+:func:`global_fits` (offset, scale, affine, as :func:`~numtrace.compare.diagnosis.fits.fit_global`),
 :func:`channel_fits` (per-index offset and scale along an axis, as
-:func:`~numtrace.compare.fits.fit_channels`) and :func:`localized` (bands along
-an axis, as :func:`~numtrace.compare.regions.find_localized`).
+:func:`~numtrace.compare.diagnosis.fits.fit_channels`) and :func:`localized` (bands along
+an axis, as :func:`~numtrace.compare.diagnosis.regions.find_localized`).
 
 Example:
     >>> import numpy as np
@@ -36,7 +36,7 @@ from typing import Iterator
 
 import numpy as np
 
-from ..trace import Trace
+from ...trace import Trace
 from .fits import _entry, _keep, significant
 from .regions import BAND_FIT, LOCALIZED_MAX_SHARE, LOCALIZED_MIN_LEN, _exact_bands, _loud_bands, _residual
 
@@ -215,7 +215,7 @@ def scan(reference: Trace, name_a: str, candidate: Trace, name_b: str, shape: tu
 
 
 def global_fits(total: dict) -> dict[str, dict]:
-    """:func:`~numtrace.compare.fits.fit_global`'s offset, scale and affine fits from the sums."""
+    """:func:`~numtrace.compare.diagnosis.fits.fit_global`'s offset, scale and affine fits from the sums."""
     n, sa, se, see, saa, sae = (total[q] for q in QUANTITIES)
     out: dict[str, dict] = {}
     if n <= 0 or see <= 0:
@@ -238,7 +238,7 @@ def global_fits(total: dict) -> dict[str, dict]:
 
 def channel_fits(best: dict, axis: int, sums: dict, energy: float, a2: float, n: float, size: int) -> dict:
     """Add the per-index offset and scale fits along ``axis`` to ``best`` (kept if they explain
-    more than the fit of that kind already there), as :func:`~numtrace.compare.fits.fit_channels`."""
+    more than the fit of that kind already there), as :func:`~numtrace.compare.diagnosis.fits.fit_channels`."""
     length = sums["n"].size
     if energy <= 0 or length < 2 or length * 2 > size:
         return best
@@ -256,7 +256,7 @@ def channel_fits(best: dict, axis: int, sums: dict, energy: float, a2: float, n:
 
 def localized(axis: int, sums: dict, energy: float, a2: float, quiet: float) -> list[dict]:
     """Bands of indices along ``axis`` that hold the error, as
-    :func:`~numtrace.compare.regions.find_localized` (``quiet``: an index's error energy that
+    :func:`~numtrace.compare.diagnosis.regions.find_localized` (``quiet``: an index's error energy that
     counts as none)."""
     profile = sums["ee"]
     length = profile.size

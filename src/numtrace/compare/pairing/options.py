@@ -9,7 +9,7 @@ must match one of those.
 Example:
     >>> import numpy as np
     >>> from numtrace.trace import MemoryTrace
-    >>> from .verdict import ToleranceTable
+    >>> from numtrace.compare.verdict import ToleranceTable
     >>> a = MemoryTrace({"model.decoder.out": np.zeros(1)})
     >>> unused_options(a, a, ToleranceTable.from_options(["decoder.*=atol=1"]), None)
     ["tolerance rule 'decoder.*' matches no stage of the reference (closest: model.decoder.out)"]
@@ -19,9 +19,9 @@ from __future__ import annotations
 
 from fnmatch import fnmatchcase
 
-from ..errors import UsageError
+from ...errors import UsageError
 from .names import NameMap, closest
-from .verdict import ToleranceTable, did_you_mean
+from ..verdict import ToleranceTable, did_you_mean
 
 
 def unused_options(reference, candidate, tolerances: ToleranceTable | None, names: NameMap | None) -> list[str]:

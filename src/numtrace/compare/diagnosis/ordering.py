@@ -5,7 +5,7 @@ specificity (:data:`PRIORITY`). Once a finding explains :data:`COMPLETE` of
 the error, the richer models after it are dropped, and the one-parameter ones
 kept only when they tie. A transform that explains less than :data:`CAUSE_MIN`
 is not a cause: :func:`as_causes` moves it into an ``unexplained`` finding.
-Used by :func:`numtrace.compare.diagnose.diagnose`.
+Used by :func:`numtrace.compare.diagnosis.diagnose.diagnose`.
 
 Example:
     >>> found = [{"kind": "scale", "explained": 1.0}, {"kind": "offset", "explained": 1.0},

@@ -1,6 +1,6 @@
 """Findings about *where* along an axis two aligned stages differ: padding, localized, shift.
 
-Pure NumPy on in-memory arrays; used by :func:`numtrace.compare.diagnose.diagnose`,
+Pure NumPy on in-memory arrays; used by :func:`numtrace.compare.diagnosis.diagnose.diagnose`,
 which prepares ``a``/``b`` (non-finite positions zeroed and masked out) and the
 total error energy ``E = sum((b - a)^2)``. Each function returns findings with
 ``explained`` (share of ``E`` they account for) and ``residual`` (relative error

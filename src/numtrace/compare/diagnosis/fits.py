@@ -1,6 +1,6 @@
 """Findings that fit a model of the candidate from the reference: B = A + c, B = k A, ...
 
-Pure NumPy, used by :func:`numtrace.compare.diagnose.diagnose`. Every fit is
+Pure NumPy, used by :func:`numtrace.compare.diagnosis.diagnose.diagnose`. Every fit is
 least squares; it reports ``explained`` (the share of the error energy
 ``E = sum((b - a)^2)`` that the fit removes) and ``residual`` (the relative
 error left, ``sqrt(E_left / sum(a^2))``, comparable to ``diff.rel_rms``).
@@ -177,7 +177,7 @@ def fit_proportional(e: np.ndarray, x: np.ndarray, a: np.ndarray, a2: float) -> 
     """``b - a ~ factor * x`` for another stage's reference values ``x`` (flat, finite).
 
     None when ``x`` is all zeros. (When ``x`` is the reference itself again, this
-    is the scale fit, and :func:`~numtrace.compare.diagnose.better` drops it.)
+    is the scale fit, and :func:`~numtrace.compare.diagnosis.diagnose.better` drops it.)
     """
     xx = float(dot_sum(x, x))
     energy = float(dot_sum(e, e))

@@ -26,8 +26,8 @@ import re
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 
-from ..errors import UsageError
-from ..tomlfile import read_toml
+from ...errors import UsageError
+from ...tomlfile import read_toml
 
 _SEPARATORS = re.compile(r"[./:]+")
 _IGNORED_CHARS = re.compile(r"[_\-]")

@@ -10,7 +10,7 @@ positions are left out of the means.
 Example:
     >>> import numpy as np
 
-from .verdict import SMALL_FACTOR
+from ..verdict import SMALL_FACTOR
     >>> a = np.zeros((3, 4)); b = a.copy(); b[1] = 2.0
     >>> p = axis_profiles(a, b)[0]
     >>> p["axis"], p["mean_diff"], p["max_abs"]
@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .verdict import SMALL_FACTOR
+from ..verdict import SMALL_FACTOR
 
 
 def _real(x) -> np.ndarray:

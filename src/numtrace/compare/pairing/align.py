@@ -4,7 +4,7 @@ Passes, each over the stages the earlier ones left unpaired:
 
 1. ``exact`` / ``mapped``: equal names once the map file's prefixes are
    stripped and its renames applied (``exact`` when neither name changed).
-2. ``normalized``: equal :func:`~numtrace.compare.names.normalize` keys
+2. ``normalized``: equal :func:`~numtrace.compare.pairing.names.normalize` keys
    (``decoder.finalProj`` meets ``decoder.final_proj``, ``enc.layers.0`` meets
    ``enc.0``); a key shared by two unpaired stages of one side pairs nothing.
 3. ``tuple``: a flattened first output ``x.0`` meets a single output ``x``
@@ -31,7 +31,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 
-from ..trace import Trace, natural_sorted
+from ...trace import Trace, natural_sorted
+from ...errors import UsageError
 from .names import NameMap, as_name_map, normalize, tuple_stem
 
 HOW_NOTES = {
@@ -162,3 +163,28 @@ def find_pair(pairs: list[Pair], name: str) -> Pair | None:
         if pair.name_b == name:
             return pair
     return None
+
+
+def stage_pair(reference: Trace, candidate: Trace, name: str, map=None) -> Pair | None:  # noqa: A002
+    """The pair of the stage called ``name`` on either side (after name alignment), or None."""
+    return find_pair(align(reference, candidate, None, as_name_map(map)), name)
+
+
+def paired_stage(reference: Trace, candidate: Trace, name: str, map=None, what: str = "compare") -> Pair:  # noqa: A002
+    """:func:`stage_pair`, or a UsageError when stage ``name`` is in neither trace or in one only.
+
+    Example:
+        >>> import numpy as np
+        >>> from numtrace.trace import MemoryTrace
+        >>> paired_stage(MemoryTrace({"x": np.zeros(1)}), MemoryTrace({"y": np.zeros(1)}), "x")
+        Traceback (most recent call last):
+        ...
+        numtrace.errors.UsageError: stage 'x' is only in the reference: nothing to compare
+    """
+    pair = stage_pair(reference, candidate, name, map)
+    if pair is None:
+        raise UsageError(f"no stage {name!r} in either trace; `trace diff A B` lists the stages")
+    if pair.name_a is None or pair.name_b is None:
+        side = "reference" if pair.name_a is not None else "candidate"
+        raise UsageError(f"stage {name!r} is only in the {side}: nothing to {what}")
+    return pair

@@ -1,4 +1,4 @@
-"""Fused block kernels and an ordered thread map: the fast path of :mod:`numtrace.compare.stats`.
+"""Fused block kernels and an ordered thread map: the fast path of :mod:`numtrace.compare.statistics.stats`.
 
 A stage is streamed in chunks; each chunk is cut into blocks of :data:`BLOCK`
 elements so that the float64 working buffers stay in the caches, and every
@@ -46,7 +46,7 @@ BLOCK = 1 << 16
 READ = 4 * BLOCK
 #: Stages of fewer elements are computed on the calling thread alone.
 PARALLEL_MIN = 1 << 20
-_HIGH = 2.0**400  # same limits as the scaled sums of numtrace.compare.metrics
+_HIGH = 2.0**400  # same limits as the scaled sums of numtrace.compare.statistics.metrics
 _LOW = 2.0**-401
 
 _local = threading.local()

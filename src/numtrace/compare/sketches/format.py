@@ -29,8 +29,8 @@ import math
 
 import numpy as np
 
-from . import dtypes
-from .errors import TraceFileError
+from ... import dtypes
+from ...errors import TraceFileError
 
 #: metadata key marking a sketch trace (its value: the sketch format version)
 SKETCH_KEY = "numtrace.sketch"
@@ -65,7 +65,7 @@ def channel_axis(shape: tuple[int, ...], axis: int | None = None) -> int | None:
 
 def sketch_of(trace, name: str, axis: int | None = None) -> tuple[np.ndarray, dict]:
     """The sketch of one stage of any trace, streamed chunk by chunk: ``(channel_means, info)``."""
-    from .compare.stats import summarize  # the streaming statistics (fast path included)
+    from ..statistics.stats import summarize  # the streaming statistics (fast path included)
 
     stage = trace.info(name)
     shape, dtype = tuple(stage.shape), stage.dtype
@@ -100,7 +100,7 @@ def sketch_of(trace, name: str, axis: int | None = None) -> tuple[np.ndarray, di
 
 def make_sketch(values: np.ndarray, dtype: str | None = None, axis: int | None = None) -> tuple[np.ndarray, dict]:
     """The sketch of an in-memory array recorded as ``dtype``: ``(channel_means, info)``."""
-    from .trace import MemoryTrace
+    from ...trace import MemoryTrace
 
     values = np.asarray(values)
     stage = values if dtype is None else (values, dtype)

@@ -4,7 +4,7 @@ Stages are read through :meth:`Trace.iter_chunks` only, so memory stays
 bounded by the chunk size whatever the stage size. Everything is accumulated
 in float64. Chunks are cut into cache-sized blocks; a block of finite real
 values of moderate magnitude takes the fused fast path of
-:mod:`numtrace.compare.blocks` (on worker threads for large stages if
+:mod:`numtrace.compare.statistics.blocks` (on worker threads for large stages if
 ``NUMTRACE_THREADS`` > 1), any other block the general code below; both feed the same accumulators, in
 order, so results do not depend on chunking or threads beyond the rounding
 of summation order. Complex stages are compared as real values: each element is its
@@ -29,10 +29,10 @@ from typing import Iterator
 
 import numpy as np
 
-from ..trace import Trace
+from ...trace import Trace
 from . import blocks
 from .metrics import DiffAccumulator, DiffStats, SideAccumulator, SideStats, as_values
-from .verdict import Tolerance
+from ..verdict import Tolerance
 
 __all__ = ["DiffStats", "SideStats", "compare_stage", "summarize"]
 

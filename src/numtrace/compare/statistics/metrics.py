@@ -1,10 +1,10 @@
 """The statistics of a stage (:class:`SideStats`, :class:`DiffStats`) and their streaming accumulators.
 
 The accumulators take values block by block (float64, or the fused results of
-:mod:`numtrace.compare.blocks`) and merge them exactly as one pass would, up to
+:mod:`numtrace.compare.statistics.blocks`) and merge them exactly as one pass would, up to
 the rounding of summation order: Chan's merge for mean and variance, sums scaled
 by powers of two so that squares neither overflow nor vanish.
-:mod:`numtrace.compare.stats` drives them over traces.
+:mod:`numtrace.compare.statistics.stats` drives them over traces.
 
 Example:
     >>> import numpy as np

@@ -4,7 +4,7 @@
 the candidate ``b``) and their recorded dtypes, tests every kind of SPEC §3
 against the data, and returns the findings that hold, most explaining first.
 Pure NumPy, no I/O. Thresholds are the named constants here and in
-:mod:`~numtrace.compare.fits` and :mod:`~numtrace.compare.regions`.
+:mod:`~numtrace.compare.diagnosis.fits` and :mod:`~numtrace.compare.diagnosis.regions`.
 
 Order of the work:
 
@@ -18,7 +18,7 @@ Order of the work:
    ``channel_scale``), of the error as a function of the reference value
    (``elementwise``), of a permutation of equal-length axes (``layout``), and
    regions (``padding``, ``localized``, ``shift``). Each needs its explained
-   share and its significance (:func:`~numtrace.compare.fits.significant`);
+   share and its significance (:func:`~numtrace.compare.diagnosis.fits.significant`);
    a fit with more parameters must earn them (:func:`better`).
 4. With ``related`` stages (earlier stages of the same shape, which the engine
    passes where the error is born): ``proportional`` and ``elementwise`` of
@@ -26,7 +26,7 @@ Order of the work:
 5. ``dtype`` when the recorded dtypes differ.
 
 A stage of more than :data:`DIAGNOSE_MAX_ELEMENTS` elements is diagnosed by
-:mod:`~numtrace.compare.sample` from a window of it and exact whole-stage sums:
+:mod:`~numtrace.compare.diagnosis.sample` from a window of it and exact whole-stage sums:
 it passes the window here with ``window=``, which keeps the window's findings
 that the sums cannot give (marked ``"source": "sample"``) and adds the exact ones.
 
@@ -53,7 +53,7 @@ import math
 
 import numpy as np
 
-from .. import dtypes
+from ... import dtypes
 from .fits import (
     ELEMENTWISE_MAX,
     SIGN_TOLERANCE,
@@ -65,7 +65,7 @@ from .fits import (
     significant,
 )
 from . import sums
-from .layout import _score, candidate_perms, canonical_perm
+from ..pairing.layout import _score, candidate_perms, canonical_perm
 from .ordering import COMPLETE, PRIORITY, RICH_KINDS, SIMPLE_KINDS, TIE  # noqa: F401 (documented here too)
 from .ordering import as_causes
 from .ordering import ordered as _ordered
@@ -92,7 +92,7 @@ EXACT = 1e-6
 #: (GELU below zero) two inputs share a reference value and the group means blur.
 MIN_EXPLAINED_ELEMENTWISE = 0.8
 #: Stages up to this many elements are diagnosed whole; larger ones from a window of at most
-#: this many elements and exact whole-stage sums (:mod:`~numtrace.compare.sample`).
+#: this many elements and exact whole-stage sums (:mod:`~numtrace.compare.diagnosis.sample`).
 DIAGNOSE_MAX_ELEMENTS = 1 << 20
 
 
@@ -113,7 +113,7 @@ def diagnose(a, b, dtype_a: str = "float64", dtype_b: str = "float64", related: 
     connection applied differently); ``elementwise`` with ``of`` when it is a
     function of one (another activation of the same input).
 
-    ``window``: a :class:`~numtrace.compare.sample.Window` when ``a``/``b`` are a
+    ``window``: a :class:`~numtrace.compare.diagnosis.sample.Window` when ``a``/``b`` are a
     window of a larger stage (see the module docstring).
     """
     a, b = _real(a), _real(b)

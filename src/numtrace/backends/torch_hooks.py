@@ -1,4 +1,4 @@
-"""Zero-edit capture of every torch model a script calls (``trace run --backend torch``).
+"""torch's module hooks: zero-edit capture of every model a script calls, and ``numtrace.watch``.
 
 Two process-wide hooks (``torch.nn.modules.module.register_module_forward_pre_hook``
 and ``..._forward_hook``) see every module call; a per-thread stack of the
@@ -19,7 +19,10 @@ modules being called gives each call its name:
 
 The hooks never return a value, are removed by the returned undo callable
 (``trace run`` calls it in a ``finally``), and do nothing in forked children.
-``watch_model`` (``numtrace.watch`` for torch) hooks one model's modules instead.
+``watch_model`` (``numtrace.watch`` for torch) hooks one model's modules instead. Every
+captured tensor is copied when its hook fires (:func:`record`), so what a module returned is
+what is recorded, whatever the program does to it later. The public surface is
+:mod:`numtrace.backends.torch` (``watch``, ``capture``).
 
 Example:
     >>> import torch, numtrace
@@ -35,20 +38,129 @@ Example:
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import weakref
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 import torch
 from torch import nn
 from torch.nn.modules import module as torch_module
 
+from ..errors import TapError, warn_once
 from ..probes import StageFilter
-from ..tracer import active_recording
+from ..tracer import active_recording, flatten
 from ..watch import Watch
-from . import torch as backend
-from .torch import Site, eager, is_compiled_wrapper, is_script_module, named_modules, tap_weights, warn_once
+from .naming import input_stage_name, input_value, output_stage, stage_name
+
+COMPILED_PREFIX = "_orig_mod"
+
+# In a forked child (a DataLoader worker) a tap would write into the parent's trace file: never.
+_forked_child = False
+
+
+def _mark_child() -> None:
+    global _forked_child
+    _forked_child = True
+
+
+os.register_at_fork(after_in_child=_mark_child)
+
+def eager(hook: Any) -> Any:
+    """``hook`` made opaque to torch.compile: traced, it would crash dynamo or be replayed wrongly."""
+    return torch.compiler.disable(hook)
+
+
+def record(name: str, value: Any) -> None:
+    """Tap ``value`` into the active recording, if any; report (once) instead of raising."""
+    recording = active_recording()
+    if recording is None or _forked_child or value is None:
+        return
+    try:
+        recording.tap(name, value)
+    except TapError as err:
+        if flatten(value):  # an output holding no array at all (a cache object, a string) is skipped quietly
+            warn_once(name, f"stage {name!r} not recorded: {err}")
+
+
+# -- naming ------------------------------------------------------------------------------------
+
+
+def is_compiled_wrapper(module: nn.Module) -> bool:
+    """True for the ``OptimizedModule`` that ``torch.compile(model)`` returns."""
+    return type(module).__name__ == "OptimizedModule" and isinstance(getattr(module, COMPILED_PREFIX, None), nn.Module)
+
+
+def module_path(path: str) -> str:
+    """A ``named_modules()`` path without ``torch.compile``'s ``_orig_mod`` components."""
+    if COMPILED_PREFIX not in path:
+        return path
+    return ".".join(part for part in path.split(".") if part != COMPILED_PREFIX)
+
+
+def named_modules(model: nn.Module) -> Iterator[tuple[str, nn.Module]]:
+    """``(path, module)`` of every module (shared ones once), compiled wrappers left out."""
+    for path, module in model.named_modules():
+        if not is_compiled_wrapper(module):
+            yield module_path(path), module
+
+
+def is_script_module(module: nn.Module) -> bool:
+    return isinstance(module, torch.jit.ScriptModule)
+
+
+class Site:
+    """One module's place in a trace: its stage name and how its inputs and output are tapped."""
+
+    __slots__ = ("stage", "input_stage", "children", "record_output", "record_inputs")
+
+    def __init__(self, prefix: str, path: str, module: nn.Module, selected: StageFilter | None = None,
+                 silent: bool = False) -> None:
+        self.stage = stage_name(prefix, path)
+        self.input_stage = input_stage_name(prefix, path)
+        self.children = frozenset(name for name, _ in module.named_children()) - {COMPILED_PREFIX}
+        self.record_output = not silent and (selected is None or selected(self.stage))
+        self.record_inputs = not silent and (selected is None or selected(self.input_stage))
+
+    def tap_output(self, output: Any) -> None:
+        if self.record_output:
+            name = self.stage if isinstance(output, torch.Tensor) else \
+                output_stage(self.stage, self.children, (key for key, _ in flatten(output)))
+            record(name, output)
+
+    def tap_inputs(self, args: tuple, kwargs: dict | None) -> None:
+        value = input_value(args, kwargs) if self.record_inputs else None
+        if value:
+            record(self.input_stage, value)
+
+
+def weights_of(model: nn.Module) -> Iterator[tuple[str, torch.Tensor]]:
+    """Parameters and persistent buffers in ``state_dict`` order and naming (tied ones once)."""
+    seen: set[int] = set()
+    for path, module in named_modules(model):
+        persistent_off = getattr(module, "_non_persistent_buffers_set", set())
+        tensors = list(module._parameters.items()) + [
+            (n, b) for n, b in module._buffers.items() if n not in persistent_off]
+        for name, tensor in tensors:
+            if tensor is not None and id(tensor) not in seen:
+                seen.add(id(tensor))
+                yield (f"{path}.{name}" if path else name), tensor
+
+
+def module_filter(include: list[str] | None, exclude: list[str] | None) -> StageFilter:
+    """Globs over stage names, applied per module before any call: ``step@9`` selects module ``step``.
+
+    (Which call is kept is the recording's business: its filter sees the call index.)
+    """
+    return StageFilter([glob.split("@", 1)[0] for glob in include] if include else None, exclude)
+
+
+def tap_weights(model: nn.Module, prefix: str, selected: StageFilter) -> None:
+    for name, tensor in weights_of(model):
+        stage = stage_name(prefix, name)
+        if selected(stage):
+            record(stage, tensor)
 
 
 _Entry = tuple  # (weakref to the module, its Site, its _Root)
@@ -76,14 +188,14 @@ class _Root:
             if entry is not None and entry[0]() is sub:
                 continue
             # the OptimizedModule around a compiled model has the same name as the model: only the model records
-            site = backend.Site(self.prefix, backend.module_path(path), sub, self.selected,
-                                silent=backend.is_compiled_wrapper(sub))
+            site = Site(self.prefix, module_path(path), sub, self.selected,
+                                silent=is_compiled_wrapper(sub))
             self.sites[id(sub)] = entry = (weakref.ref(sub), site, self)
             old = self.known.get(id(sub))
             if old is None or old[0]() is not sub:
                 self.known[id(sub)] = entry
 
-    def site(self, module: nn.Module) -> backend.Site | None:
+    def site(self, module: nn.Module) -> Site | None:
         entry = self.sites.get(id(module))
         return entry[1] if entry is not None and entry[0]() is module else None
 
@@ -94,7 +206,7 @@ class TorchCapture:
     def __init__(self, include: list[str] | None = None, exclude: list[str] | None = None,
                  inputs: bool = False, weights: bool = False, gate: Callable[[], bool] | None = None,
                  unprefixed_first: bool = True) -> None:
-        self.selected = backend.module_filter(include, exclude)
+        self.selected = module_filter(include, exclude)
         self.inputs = inputs
         self.weights = weights
         self.gate = gate  # while it returns False, calls are neither named nor recorded (fastai: training)
@@ -109,8 +221,8 @@ class TorchCapture:
 
     def start(self) -> "TorchCapture":
         self._handles = [
-            torch_module.register_module_forward_pre_hook(backend.eager(self._before)),
-            torch_module.register_module_forward_hook(backend.eager(self._after), with_kwargs=True, always_call=True),
+            torch_module.register_module_forward_pre_hook(eager(self._before)),
+            torch_module.register_module_forward_hook(eager(self._after), with_kwargs=True, always_call=True),
         ]
         return self
 
@@ -134,19 +246,19 @@ class TorchCapture:
         for cls, stages in unseen.items():
             call = cls.__call__
             shown = ", ".join(stages[:3]) + (f" and {len(stages) - 3} more" if len(stages) > 3 else "")
-            backend.warn_once(f"unhooked:{id(cls)}", f"numtrace: {shown} never recorded: {cls.__qualname__}.__call__ "
+            warn_once(f"unhooked:{id(cls)}", f"{shown} never recorded: {cls.__qualname__}.__call__ "
                               f"is {getattr(call, '__module__', '?')}.{getattr(call, '__qualname__', call)}, not "
                               "nn.Module's, which bypasses torch's module hooks unless it calls super().__call__; "
                               "patch forward instead")
 
-    def _stack(self) -> list[tuple[nn.Module, backend.Site | None, _Root | None]]:
+    def _stack(self) -> list[tuple[nn.Module, Site | None, _Root | None]]:
         stack = getattr(self._local, "stack", None)
         if stack is None:
             stack = self._local.stack = []
         return stack
 
     def _before(self, module: nn.Module, args: tuple) -> None:
-        if backend._forked_child or (self.gate is not None and not self.gate()):
+        if _forked_child or (self.gate is not None and not self.gate()):
             return
         stack = self._stack()
         root = stack[-1][2] if stack else None
@@ -177,7 +289,7 @@ class TorchCapture:
             self._unprefixed_free = True
         self._resolve(module, None)
 
-    def _resolve(self, module: nn.Module, current: _Root | None) -> tuple[_Root, backend.Site | None]:
+    def _resolve(self, module: nn.Module, current: _Root | None) -> tuple[_Root, Site | None]:
         """A module the current root has no name for: added to it since, part of a known root, or a new root."""
         with self._lock:
             if current is not None:
@@ -190,12 +302,12 @@ class TorchCapture:
                 return entry[2], entry[1]
             root = _Root(module, self._new_prefix(module), self.selected, self._known, self._forget)
             self.roots.append(root)
-        if backend.is_script_module(module):
-            backend.warn_once(f"script:{type(module).__name__}", f"numtrace: {root.prefix or 'the model'} is a "
+        if is_script_module(module):
+            warn_once(f"script:{type(module).__name__}", f"{root.prefix or 'the model'} is a "
                               "TorchScript module: only its output is recorded (TorchScript runs its submodules "
                               "without hooks)")
         if self.weights:
-            backend.tap_weights(module, root.prefix, self.selected)
+            tap_weights(module, root.prefix, self.selected)
         return root, root.site(module)
 
     def _forget(self, ref: Any) -> None:
@@ -211,7 +323,7 @@ class TorchCapture:
         if self._unprefixed_free:
             self._unprefixed_free = False
             return ""
-        target = module._orig_mod if backend.is_compiled_wrapper(module) else module
+        target = module._orig_mod if is_compiled_wrapper(module) else module
         name = type(target).__name__
         count = self._prefixes.get(name, 0) + 1
         self._prefixes[name] = count
@@ -228,7 +340,7 @@ def watch_model(
     prefix: str = "",
 ) -> Watch:
     """``numtrace.watch`` for torch: a forward hook (and pre-hook, for inputs) on each selected module."""
-    selected = backend.module_filter(include, exclude)
+    selected = module_filter(include, exclude)
     handles: list[Any] = []
     refused: dict[int, tuple[Site, nn.Module]] = {}
     stages: list[str] = []
@@ -254,7 +366,7 @@ def watch_model(
     if refused:
         handles.append(_hook_refused(refused))
         names = ", ".join(site.stage for site, _ in refused.values())
-        warn_once(f"script:{id(model)}", f"numtrace: TorchScript modules refuse hooks; only their outputs are "
+        warn_once(f"script:{id(model)}", f"TorchScript modules refuse hooks; only their outputs are "
                   f"recorded, not their submodules ({names})")
     _warn_if_compiled_late(model)
     if weights:
@@ -303,7 +415,7 @@ def _warn_if_compiled_late(model: nn.Module) -> None:
     if compiled and getattr(torch._dynamo.config, "skip_nnmodule_hook_guards", False):
         frames = torch._dynamo.utils.counters.get("frames", {}).get("ok", 0)
         if frames:
-            warn_once(f"compiled:{id(model)}", "numtrace: this torch.compile'd model may have been compiled already; "
+            warn_once(f"compiled:{id(model)}", "this torch.compile'd model may have been compiled already; "
                       "hooks added after its first compiled call are ignored (torch._dynamo.config."
                       "skip_nnmodule_hook_guards): watch it before its first call, or call torch._dynamo.reset()")
 

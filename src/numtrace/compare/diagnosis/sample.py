@@ -1,8 +1,8 @@
 """Diagnose a stage too large to read whole: a window around its worst element, plus exact sums.
 
 A stage of more than ``budget`` elements (the engine's ``diagnose_max_elements``,
-:data:`~numtrace.compare.diagnose.DIAGNOSE_MAX_ELEMENTS` by default) is not read
-whole. Instead, in one streamed pass over both sides (:func:`~numtrace.compare.sums.scan`):
+:data:`~numtrace.compare.diagnosis.diagnose.DIAGNOSE_MAX_ELEMENTS` by default) is not read
+whole. Instead, in one streamed pass over both sides (:func:`~numtrace.compare.diagnosis.sums.scan`):
 
 - a **window** of at most ``budget`` elements is kept (:func:`choose_box`): the
   leading axes are cut to the worst element's index, the first axis that does
@@ -42,8 +42,8 @@ import math
 
 import numpy as np
 
-from .. import dtypes
-from ..trace import Trace
+from ... import dtypes
+from ...trace import Trace
 from . import sums
 from .diagnose import (
     EXACT,
@@ -56,7 +56,7 @@ from .diagnose import (
     unscaled,
 )
 from .fits import significant
-from .layout import _score, candidate_perms, canonical_perm
+from ..pairing.layout import _score, candidate_perms, canonical_perm
 from .ordering import as_causes, ordered, pruned
 from .regions import NOISE_EPS
 
@@ -120,7 +120,7 @@ def box_text(shape: tuple, box: tuple) -> str:
 
 def precision_finding(stats_a, stats_b, d, coarse: str) -> dict | None:
     """The ``precision`` finding of the whole stage from the comparison's statistics (the test
-    of :func:`~numtrace.compare.diagnose.diagnose`), None when the error is more than rounding."""
+    of :func:`~numtrace.compare.diagnosis.diagnose.diagnose`), None when the error is more than rounding."""
     eps = dtypes.eps(coarse)
     if eps <= 0 or d.rms is None or not d.rms or stats_a.mean is None or d.nonfinite_a or d.nonfinite_b:
         return None
