@@ -26,7 +26,7 @@ Example:
     >>> mel = np.linspace(-80.0, 0.0, 80 * 313).reshape(1, 80, 313)
     >>> report = diff(MemoryTrace({"mel": mel}), MemoryTrace({"mel": mel[:, :, :312]}))
     >>> report.stages[0].verdict.value, report.stages[0].diagnosis[0]
-    ('SMALL', {'kind': 'shape', 'axis': 2, 'a_len': 313, 'b_len': 312, 'a_start': 0, 'b_start': 0})
+    ('SMALL', Finding(kind='shape', axis=2, a_len=313, b_len=312, a_start=0, b_start=0))
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ from . import rootcause
 from .diagnosis import sample
 from .pairing.align import Pair, align, ignored
 from .diagnosis.diagnose import DIAGNOSE_MAX_ELEMENTS, diagnose
+from .findings import Finding
 from .pairing.layout import ALIGN_MAX_ELEMENTS, align_arrays
 from .pairing.names import as_name_map
 from .precision import Inherited, Precisions, tolerance_for
@@ -153,8 +154,8 @@ def _join(*notes: str) -> str:
     return "; ".join(n for n in notes if n)
 
 
-def _dtype_finding(dtype_a: str, dtype_b: str) -> list[dict]:
-    return [{"kind": "dtype", "a": dtype_a, "b": dtype_b}] if dtype_a != dtype_b else []
+def _dtype_finding(dtype_a: str, dtype_b: str) -> list[Finding]:
+    return [Finding.of("dtype", a=dtype_a, b=dtype_b)] if dtype_a != dtype_b else []
 
 
 def _verdict_note(d, overlap: bool = False) -> str:
@@ -202,9 +203,9 @@ def _compare(reference: Trace, candidate: Trace, pair: Pair, table: ToleranceTab
     return result, window
 
 
-def _undiagnosed(d, dtype_a: str, dtype_b: str) -> list[dict]:
+def _undiagnosed(d, dtype_a: str, dtype_b: str) -> list[Finding]:
     """The findings of a stage that is not diagnosed: non-finite values and dtypes."""
-    findings = [{"kind": "nonfinite", "side": side, "count": count}
+    findings = [Finding.of("nonfinite", side=side, count=count)
                 for side, count in (("a", d.nonfinite_a), ("b", d.nonfinite_b)) if count]
     return findings + _dtype_finding(dtype_a, dtype_b)
 
@@ -218,7 +219,7 @@ def aligned_arrays(reference: Trace, candidate: Trace, pair: Pair):
         >>> a, b, findings, _ = aligned_arrays(MemoryTrace({"x": np.ones((2, 3))}),
         ...                                    MemoryTrace({"x": np.ones((3, 2))}), Pair("x", "x"))
         >>> b.shape, findings
-        ((2, 3), [{'kind': 'layout', 'perm': [1, 0]}])
+        ((2, 3), [Finding(kind='layout', perm=[1, 0])])
     """
     va, vb = reference.read(pair.name_a), candidate.read(pair.name_b)
     return align_arrays(va, vb)
@@ -241,7 +242,7 @@ def _compare_aligned(reference, candidate, pair, tolerance: Tolerance, chunk_ele
         findings = _dtype_finding(info_a.dtype, info_b.dtype)
         for side, stats in (("a", stats_a), ("b", stats_b)):
             if stats.nonfinite:  # no position is compared, so none of them is matched
-                findings.append({"kind": "nonfinite", "side": side, "count": stats.nonfinite})
+                findings.append(Finding.of("nonfinite", side=side, count=stats.nonfinite))
         result = StageResult(name_a, name_b_out, Verdict.LARGE, stats_a, stats_b, None, tolerance, findings,
                              _join(pair.note, shape_note))
         result.pairing, result.alignment_note = pair.how, _join(pair.note, shape_note)

@@ -28,10 +28,12 @@ Example:
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from ..errors import UsageError
 from . import rootcause
+from .findings import Finding
 from .precision import Inherited
 from .statistics.stats import DiffStats, SideStats
 from .verdict import Tolerance, Verdict
@@ -68,7 +70,7 @@ class StageResult:
     b: SideStats | None
     diff: DiffStats | None
     tolerance: Tolerance | None
-    diagnosis: list[dict] = field(default_factory=list)
+    diagnosis: list[Finding] = field(default_factory=list)
     note: str = ""
     pairing: str = "exact"
     alignment_note: str = ""
@@ -279,7 +281,9 @@ def json_safe(value):
     """
     if isinstance(value, bool) or value is None or isinstance(value, str):
         return value
-    if isinstance(value, dict):
+    if isinstance(value, Finding):
+        value = value.to_dict()
+    if isinstance(value, Mapping):
         return {str(k): json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [json_safe(v) for v in value]

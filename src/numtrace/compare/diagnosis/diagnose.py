@@ -65,8 +65,9 @@ from .fits import (
     significant,
 )
 from . import sums
-from ..pairing.layout import _score, candidate_perms, canonical_perm
+from ..pairing.layout import candidate_perms, canonical_perm, misfit
 from .ordering import COMPLETE, PRIORITY, RICH_KINDS, SIMPLE_KINDS, TIE  # noqa: F401 (documented here too)
+from ..findings import Finding, as_finding
 from .ordering import as_causes
 from .ordering import ordered as _ordered
 from .ordering import pruned as _pruned
@@ -104,7 +105,7 @@ def _real(x: np.ndarray) -> np.ndarray:
 
 
 def diagnose(a, b, dtype_a: str = "float64", dtype_b: str = "float64", related: dict | None = None,
-             window=None) -> list[dict]:
+             window=None) -> list[Finding]:
     """Findings for two aligned arrays of one shape (see the module docstring).
 
     ``related``: ``{stage name: reference values}`` of earlier stages of the
@@ -121,7 +122,7 @@ def diagnose(a, b, dtype_a: str = "float64", dtype_b: str = "float64", related: 
         raise ValueError(f"diagnose needs one shape, got {a.shape} and {b.shape}")
     if a.ndim == 0:
         a, b = a.reshape(1), b.reshape(1)
-    findings: list[dict] = []
+    findings: list[Finding] = []
     fin_a, fin_b = np.isfinite(a), np.isfinite(b)
     mask = fin_a & fin_b
     if not mask.all():
@@ -129,7 +130,7 @@ def diagnose(a, b, dtype_a: str = "float64", dtype_b: str = "float64", related: 
         for side, fin in (("a", fin_a), ("b", fin_b)):
             count = int(np.count_nonzero(~mask & ~same & ~fin))
             if count:
-                findings.append({"kind": "nonfinite", "side": side, "count": count})
+                findings.append(Finding.of("nonfinite", side=side, count=count))
         a, b = np.where(mask, a, 0.0), np.where(mask, b, 0.0)
     coarse = dtypes.coarser(dtype_a, dtype_b)
     unit = _unit(a, b)  # fit in units where the peak is about 1: no squares under- or overflow
@@ -150,7 +151,7 @@ def diagnose(a, b, dtype_a: str = "float64", dtype_b: str = "float64", related: 
     else:
         findings += as_causes([unscaled(f, unit) for f in fitted], has_error)
     if dtype_a != dtype_b:
-        findings.append({"kind": "dtype", "a": dtype_a, "b": dtype_b})
+        findings.append(Finding.of("dtype", a=dtype_a, b=dtype_b))
     return findings
 
 
@@ -164,24 +165,20 @@ def _unit(a: np.ndarray, b: np.ndarray) -> float:
 _VALUE_FIELDS = ("value", "value_a", "offset", "peak_at", "peak_error")
 
 
-def unscaled(finding: dict, unit: float) -> dict:
+def unscaled(finding: Finding, unit: float) -> Finding:
     """A finding fitted in units scaled by ``unit``, in the stage's units."""
     if unit == 1.0:
         return finding
-    out = dict(finding)
-    for key in _VALUE_FIELDS:
-        if isinstance(out.get(key), float):
-            out[key] = out[key] / unit
-    if out.get("kind") == "channel_offset":
-        for key in ("min", "max"):
-            out[key] = out[key] / unit
-        if "values" in out:
-            out["values"] = [v / unit for v in out["values"]]
-    return out
+    fields = {key: finding[key] / unit for key in _VALUE_FIELDS if isinstance(finding.get(key), float)}
+    if finding.kind == "channel_offset":
+        fields.update({key: finding[key] / unit for key in ("min", "max")})
+        if "values" in finding:
+            fields["values"] = [v / unit for v in finding["values"]]
+    return finding.replace(**fields) if fields else finding
 
 
 def _numeric(a, b, mask, eps: float, coarse: str, nonfinite: bool, raw: bool = False,
-             limit: int = ELEMENTWISE_MAX, layout_fit=None) -> list[dict]:
+             limit: int = ELEMENTWISE_MAX, layout_fit=None) -> list[Finding]:
     e = b - a
     e2 = e * e
     energy = float(e2.sum())
@@ -192,21 +189,21 @@ def _numeric(a, b, mask, eps: float, coarse: str, nonfinite: bool, raw: bool = F
     peak = float(max(np.abs(a).max(), np.abs(b).max()))
     rms_e, rms_a = math.sqrt(energy / n), math.sqrt(a2 / n)
     if eps > 0 and not nonfinite and rms_e <= PRECISION_RMS * eps * rms_a and float(np.abs(e).max()) <= PRECISION_MAX * eps * peak:
-        return [{"kind": "precision", "dtype": coarse, "residual": rms_e / rms_a if rms_a else math.inf}]
+        return [Finding.of("precision", dtype=coarse, residual=rms_e / rms_a if rms_a else math.inf)]
     x, y = a[mask], b[mask]
     found = _window_global(x, y) if raw else _global(x, y)
     if n > 1 and float(y.max()) == float(y.min()) and float(x.max()) != float(x.min()):
-        found.append({"kind": "constant", "value": float(y[0]), "explained": 1.0, "residual": 0.0})
+        found.append(Finding.of("constant", value=float(y[0]), explained=1.0, residual=0.0))
     simple = max((f["explained"] for f in found), default=0.0)
     rich = []
     channels = fit_channels(a, b, mask, energy, a2)
     for entry in channels.values():
         if entry.pop("significant") and better(entry["explained"], simple):
-            rich.append(entry)
+            rich.append(as_finding(entry))
     best_so_far = max([simple] + [f["explained"] for f in rich])
     elementwise = fit_elementwise(x, y - x, float(dot_sum(x, x)), limit)
     if elementwise and elementwise.pop("significant") and better(elementwise["explained"], best_so_far, MIN_EXPLAINED_ELEMENTWISE):
-        rich.append(elementwise)
+        rich.append(as_finding(elementwise))
     layout = (layout_fit or _equal_shape_layout)(a, b, energy, a2)
     if layout:
         rich.append(layout)
@@ -223,11 +220,11 @@ def better(rich: float, simple: float, floor: float = MIN_EXPLAINED_RICH) -> boo
     return rich >= floor and left > EXACT and 1.0 - rich <= RICH_LEFT * left
 
 
-def _global(x: np.ndarray, y: np.ndarray) -> list[dict]:
+def _global(x: np.ndarray, y: np.ndarray) -> list[Finding]:
     return global_findings(fit_global(x, y))
 
 
-def _window_global(x: np.ndarray, y: np.ndarray) -> list[dict]:
+def _window_global(x: np.ndarray, y: np.ndarray) -> list[Finding]:
     """:func:`_global` of a window, from its sums (one pass each, no temporaries but ``e``): in a
     window these fits only decide which richer fits earn their parameters (the whole stage's
     come from its own sums)."""
@@ -237,36 +234,37 @@ def _window_global(x: np.ndarray, y: np.ndarray) -> list[dict]:
     return global_findings(sums.global_fits(moments))
 
 
-def global_findings(fits: dict[str, dict]) -> list[dict]:
+def global_findings(fits: dict[str, dict]) -> list[Finding]:
     """The ``offset``, ``scale``/``sign`` and ``affine`` findings that ``fit_global``'s fits earn."""
     out = []
     offset, scale, affine = fits.get("offset"), fits.get("scale"), fits.get("affine")
     if offset and offset["significant"] and offset["explained"] >= MIN_EXPLAINED:
-        out.append({"kind": "offset", "value": offset["value"], "explained": offset["explained"],
-                    "residual": offset["residual"]})
+        out.append(Finding.of("offset", value=offset["value"], explained=offset["explained"],
+                              residual=offset["residual"]))
     if scale and scale["significant"] and scale["explained"] >= MIN_EXPLAINED and \
             SCALE_RANGE[0] <= abs(scale["factor"]) <= SCALE_RANGE[1]:
         k = scale["factor"]
         if abs(k + 1.0) <= SIGN_TOLERANCE:
-            out.append({"kind": "sign", "explained": scale["explained"], "residual": scale["residual"]})
+            out.append(Finding.of("sign", explained=scale["explained"], residual=scale["residual"]))
         else:
             db = 20.0 * math.log10(abs(k)) if k != 0 else None
-            out.append({"kind": "scale", "factor": k, "db": db, "explained": scale["explained"],
-                        "residual": scale["residual"]})
+            out.append(Finding.of("scale", factor=k, db=db, explained=scale["explained"],
+                                  residual=scale["residual"]))
     simple = max((f["explained"] for f in out), default=0.0)
     if affine and affine["significant"] and better(affine["explained"], simple):
-        out.append({"kind": "affine", "factor": affine["factor"], "value": affine["value"],
-                    "explained": affine["explained"], "residual": affine["residual"]})
+        out.append(Finding.of("affine", factor=affine["factor"], value=affine["value"],
+                              explained=affine["explained"], residual=affine["residual"]))
     return out
 
 
-def _related_fits(a, b, mask, related: dict, unit: float, fitted: list[dict], limit: int = ELEMENTWISE_MAX) -> list[dict]:
+def _related_fits(a, b, mask, related: dict, unit: float, fitted: list[Finding],
+                  limit: int = ELEMENTWISE_MAX) -> list[Finding]:
     """Fits of the error against earlier stages' reference values: a multiple of one
     (``proportional``), or a function of one (``elementwise`` with ``of``: another
     activation applied to the same input)."""
     x, e = a[mask], (b - a)[mask]
     a2 = float(dot_sum(x, x))
-    best: dict[str, dict] = {}
+    best: dict[str, Finding] = {}
     for name, values in related.items():  # scaled one at a time: one stage's float64 copy at a time
         values = _real(values)
         if values.shape != a.shape:
@@ -277,9 +275,9 @@ def _related_fits(a, b, mask, related: dict, unit: float, fitted: list[dict], li
             if fit and fit.pop("significant"):
                 kind = fit["kind"]
                 if kind not in best or fit["explained"] > best[kind]["explained"]:
-                    best[kind] = {"kind": kind, ("stage" if kind == "proportional" else "of"): name,
-                                  **{k: v for k, v in fit.items() if k != "kind"}}
-    simple = max((f["explained"] for f in fitted if "explained" in f and not f.get("_wide")), default=0.0)
+                    best[kind] = Finding.of(kind, **{("stage" if kind == "proportional" else "of"): name},
+                                            **{k: v for k, v in fit.items() if k != "kind"})
+    simple = max((f.explained for f in fitted if f.explained is not None and not f.wide), default=0.0)
     out = []
     if "proportional" in best and better(best["proportional"]["explained"], simple):
         out.append(best["proportional"])
@@ -289,18 +287,18 @@ def _related_fits(a, b, mask, related: dict, unit: float, fitted: list[dict], li
     return out
 
 
-def _equal_shape_layout(a, b, energy: float, a2: float) -> dict | None:
+def _equal_shape_layout(a, b, energy: float, a2: float) -> Finding | None:
     """Equal shapes, but the candidate is the reference with equal-length axes swapped."""
     perms = [p for p, odd in candidate_perms(a.shape, b.shape) if odd is None and list(p) != list(range(a.ndim))]
     if not perms or a.size < 4:
         return None
-    scored = sorted((_score(a, b, p, None, 0), i, p) for i, p in enumerate(perms))
-    if scored[0][0] >= 0.1 * _score(a, b, tuple(range(a.ndim)), None, 0):
+    scored = sorted((misfit(a, b, p, None, 0), i, p) for i, p in enumerate(perms))
+    if scored[0][0] >= 0.1 * misfit(a, b, tuple(range(a.ndim)), None, 0):
         return None  # on the sampled positions no permutation comes close: skip the full check
     perm = canonical_perm(scored[0][2], a.shape)
     left = float(np.sum((b - np.transpose(a, perm)) ** 2))
     explained = 1.0 - left / energy
     if explained < MIN_EXPLAINED_RICH or not significant(energy, left, a.size, 1, 1):
         return None
-    return {"kind": "layout", "perm": [int(p) for p in perm], "explained": explained,
-            "residual": math.sqrt(left / a2) if a2 > 0 else math.inf}
+    return Finding.of("layout", perm=[int(p) for p in perm], explained=explained,
+                      residual=math.sqrt(left / a2) if a2 > 0 else math.inf)

@@ -51,7 +51,8 @@ def significant(energy: float, left: float, n: int, q: int, p: int) -> bool:
     return (gained / q) / (left / (n - p)) >= MIN_F
 
 
-def _entry(energy: float, left: float, a2: float) -> dict:
+def shares(energy: float, left: float, a2: float) -> dict:
+    """``explained`` and ``residual`` of a fit that leaves ``left`` of the error energy ``energy``."""
     left = min(max(left, 0.0), energy)
     return {
         "explained": 1.0 - left / energy,
@@ -74,11 +75,11 @@ def fit_global(x: np.ndarray, y: np.ndarray) -> dict[str, dict]:
         return out
     c = float(e.mean())
     left = float(np.sum((e - c) ** 2))
-    out["offset"] = {"value": c, **_entry(energy, left, a2), "significant": significant(energy, left, n, 1, 1)}
+    out["offset"] = {"value": c, **shares(energy, left, a2), "significant": significant(energy, left, n, 1, 1)}
     if a2 > 0:
         k = float(dot_sum(x, y)) / a2
         left = float(np.sum((y - k * x) ** 2))
-        out["scale"] = {"factor": k, **_entry(energy, left, a2), "significant": significant(energy, left, n, 1, 1)}
+        out["scale"] = {"factor": k, **shares(energy, left, a2), "significant": significant(energy, left, n, 1, 1)}
     mx, my = float(x.mean()), float(y.mean())
     dx = x - mx
     var = float(dot_sum(dx, dx))
@@ -86,7 +87,7 @@ def fit_global(x: np.ndarray, y: np.ndarray) -> dict[str, dict]:
         k = float(dot_sum(dx, y - my)) / var
         c = my - k * mx
         left = float(np.sum((y - k * x - c) ** 2))
-        out["affine"] = {"factor": k, "value": c, **_entry(energy, left, a2),
+        out["affine"] = {"factor": k, "value": c, **shares(energy, left, a2),
                          "significant": significant(energy, left, n, 2, 2)}
     return out
 
@@ -113,21 +114,21 @@ def fit_channels(a: np.ndarray, b: np.ndarray, mask: np.ndarray, energy: float, 
         with np.errstate(invalid="ignore", divide="ignore"):
             values = np.where(count > 0, se / np.maximum(count, 1), 0.0)
         left = energy - float(np.sum(count * values * values))
-        _keep(best, "channel_offset", axis, values, energy, left, a2, n, length, count > 0)
+        keep_best(best, "channel_offset", axis, values, energy, left, a2, n, length, count > 0)
         saa = (a * a).sum(axis=other)
         sab = (a * b).sum(axis=other)
         sbb = (b * b).sum(axis=other)
         with np.errstate(invalid="ignore", divide="ignore"):
             factors = np.where(saa > 0, sab / np.where(saa > 0, saa, 1.0), 0.0)
         left = float(np.sum(sbb - factors * sab))
-        _keep(best, "channel_scale", axis, factors, energy, left, a2, n, length, saa > 0)
+        keep_best(best, "channel_scale", axis, factors, energy, left, a2, n, length, saa > 0)
     return best
 
 
-def _keep(best, kind, axis, values, energy, left, a2, n, length, defined) -> None:
+def keep_best(best, kind, axis, values, energy, left, a2, n, length, defined) -> None:
     """Keep the fit along ``axis`` if it beats the best so far; min/max over ``defined`` indices."""
     shown = values[defined] if defined.any() else values
-    entry = {"kind": kind, "axis": axis, **_entry(energy, left, a2),
+    entry = {"kind": kind, "axis": axis, **shares(energy, left, a2),
              "significant": significant(energy, left, n, length, length),
              "min": float(shown.min()), "max": float(shown.max())}
     if length <= 16:
@@ -168,7 +169,7 @@ def fit_elementwise(x: np.ndarray, e: np.ndarray, a2: float, max_elements: int =
         means.append(mean)
         centers.append(float(xs[(lo + hi) // 2]))  # xs is sorted: the group's median
     peak = int(np.argmax(np.abs(means)))
-    return {"kind": "elementwise", **_entry(energy, left, a2),
+    return {"kind": "elementwise", **shares(energy, left, a2),
             "significant": significant(energy, left, n, groups, groups),
             "peak_at": centers[peak], "peak_error": means[peak]}
 
@@ -185,5 +186,5 @@ def fit_proportional(e: np.ndarray, x: np.ndarray, a: np.ndarray, a2: float) -> 
         return None
     k = float(dot_sum(e, x)) / xx
     left = float(np.sum((e - k * x) ** 2))
-    return {"kind": "proportional", "factor": k, **_entry(energy, left, a2),
+    return {"kind": "proportional", "factor": k, **shares(energy, left, a2),
             "significant": significant(energy, left, e.size, 1, 1)}

@@ -8,13 +8,15 @@ is not a cause: :func:`as_causes` moves it into an ``unexplained`` finding.
 Used by :func:`numtrace.compare.diagnosis.diagnose.diagnose`.
 
 Example:
-    >>> found = [{"kind": "scale", "explained": 1.0}, {"kind": "offset", "explained": 1.0},
-    ...          {"kind": "channel_offset", "explained": 1.0}, {"kind": "localized", "explained": 0.2, "_wide": True}]
-    >>> [f["kind"] for f in pruned(ordered(found))]
+    >>> found = [Finding.of("scale", explained=1.0), Finding.of("offset", explained=1.0),
+    ...          Finding.of("channel_offset", explained=1.0), Finding.of("localized", explained=0.2, wide=True)]
+    >>> [f.kind for f in pruned(ordered(found))]
     ['offset', 'scale', 'localized']
 """
 
 from __future__ import annotations
+
+from ..findings import Finding
 
 #: Once a finding explains this share, the models with more parameters that come after it
 #: are other words for the same error (padding is also "a per-index scale of 0") and are
@@ -37,12 +39,12 @@ CAUSE_MIN = 0.8
 WHERE_KINDS = frozenset({"padding", "localized"})
 
 
-def cause_share(finding: dict) -> float:
+def cause_share(finding: Finding) -> float:
     """The share of the error a fitted finding accounts for, as a cause (0 when it has none)."""
     return float(finding.get("overlap_explained", finding.get("explained", 0.0)))
 
 
-def as_causes(fitted: list[dict], has_error: bool) -> list[dict]:
+def as_causes(fitted: list[Finding], has_error: bool) -> list[Finding]:
     """``fitted`` (ordered findings) with the transforms that explain less than :data:`CAUSE_MIN`
     of the error taken out: a transform that explains half the error is not its cause. When no
     transform remains, they are kept as ``partial`` in one ``unexplained`` finding (also when
@@ -50,12 +52,12 @@ def as_causes(fitted: list[dict], has_error: bool) -> list[dict]:
     error is (:data:`WHERE_KINDS`) stay; rounding (``precision``) is left as it is.
 
     Example:
-        >>> as_causes([{"kind": "scale", "factor": -0.058, "explained": 0.519}], True)
-        [{'kind': 'unexplained', 'partial': [{'kind': 'scale', 'factor': -0.058, 'explained': 0.519}]}]
-        >>> [f["kind"] for f in as_causes([{"kind": "offset", "explained": 0.97}], True)]
+        >>> as_causes([Finding.of("scale", factor=-0.058, explained=0.519)], True)
+        [Finding(kind='unexplained', partial=[Finding(kind='scale', factor=-0.058, explained=0.519)])]
+        >>> [f.kind for f in as_causes([Finding.of("offset", explained=0.97)], True)]
         ['offset']
-        >>> [f["kind"] for f in as_causes([{"kind": "localized", "explained": 0.6},
-        ...                                {"kind": "localized", "explained": 0.4}], True)]
+        >>> [f.kind for f in as_causes([Finding.of("localized", explained=0.6),
+        ...                             Finding.of("localized", explained=0.4)], True)]
         ['localized', 'localized']
     """
     if any(f["kind"] == "precision" for f in fitted):
@@ -65,10 +67,10 @@ def as_causes(fitted: list[dict], has_error: bool) -> list[dict]:
     causes = [f for f in kept if f["kind"] not in WHERE_KINDS]
     if causes or not (weak or (has_error and not kept)):
         return kept
-    return kept + [{"kind": "unexplained", "partial": weak}]
+    return kept + [Finding.of("unexplained", partial=weak)]
 
 
-def pruned(found: list[dict]) -> list[dict]:
+def pruned(found: list[Finding]) -> list[Finding]:
     """Drop whole-stage models that come after a finding that already explains it all."""
     out, complete = [], None
     for finding in found:
@@ -79,21 +81,21 @@ def pruned(found: list[dict]) -> list[dict]:
             if kind in SIMPLE_KINDS and finding["explained"] < complete - TIE:
                 continue
         out.append(finding)
-        if complete is None and finding["explained"] >= COMPLETE and not finding.get("_wide"):
+        if complete is None and finding["explained"] >= COMPLETE and not finding.wide:
             complete = finding["explained"]
-    return [{k: v for k, v in f.items() if not k.startswith("_")} for f in out]
+    return out
 
 
-def ordered(found: list[dict]) -> list[dict]:
+def ordered(found: list[Finding]) -> list[Finding]:
     """Most explaining first; exact ties by :data:`PRIORITY` (a wide band after the models)."""
     rank = {kind: float(i) for i, kind in enumerate(PRIORITY)}
 
-    def place(f: dict) -> float:  # a one-element "padding" is first of all a localized error
-        if f.get("_single"):
+    def place(f: Finding) -> float:  # a one-element "padding" is first of all a localized error
+        if f.single:
             return rank["localized"] + 0.5
-        return len(rank) if f.get("_wide") else rank.get(f["kind"], len(rank))
+        return len(rank) if f.wide else rank.get(f.kind, len(rank))
 
-    out: list[dict] = []
+    out: list[list[Finding]] = []
     for finding in sorted(found, key=lambda f: -f["explained"]):
         group = out[-1] if out and out[-1][0]["explained"] - finding["explained"] < TIE else None
         if group is None:

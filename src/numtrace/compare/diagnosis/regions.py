@@ -23,6 +23,7 @@ import math
 
 import numpy as np
 
+from ..findings import Finding
 from .fits import dot_sum
 
 #: A padding region must hold at least this many elements. One value is "constant" by
@@ -82,11 +83,11 @@ def _columns(x: np.ndarray, axis: int, keep: np.ndarray) -> np.ndarray:
     return moved[(slice(None),) + np.unravel_index(keep, moved.shape[1:])]
 
 
-def _residual(left: float, a2: float) -> float:
+def residual(left: float, a2: float) -> float:
     return math.sqrt(max(left, 0.0) / a2) if a2 > 0 else math.inf
 
 
-def find_padding(a, b, mask, energy: float, a2: float, eps: float) -> list[dict]:
+def find_padding(a, b, mask, energy: float, a2: float, eps: float) -> list[Finding]:
     """Border regions where the candidate is one constant and disagrees with the reference.
 
     The run of constant candidate slices is taken from the border inwards, then
@@ -121,14 +122,11 @@ def find_padding(a, b, mask, energy: float, a2: float, eps: float) -> list[dict]
             region_a = ra[start:stop]
             lo, hi = float(region_a.min()), float(region_a.max())
             value_a = lo if hi - lo <= 4 * eps * max(abs(lo), abs(hi)) else None
-            finding = {
-                "kind": "padding", "axis": axis, "start": start, "stop": stop, "value": value,
-                "value_a": value_a, "explained": region_e / energy,
-                "residual": _residual(energy - region_e, a2),
-            }
-            if len(run) * rb.shape[1] == 1:
-                finding["_single"] = True  # ordered after the localized finding (diagnose)
-            found.append(finding)
+            found.append(Finding.of(
+                "padding", axis=axis, start=start, stop=stop, value=value, value_a=value_a,
+                explained=region_e / energy, residual=residual(energy - region_e, a2),
+                single=len(run) * rb.shape[1] == 1,  # ordered after the localized finding (ordering)
+            ))
     return found
 
 
@@ -158,7 +156,7 @@ def shortest_band(profile: np.ndarray, share: float) -> tuple[int, int]:
     return best
 
 
-def find_localized(a, b, e2, energy: float, a2: float, eps: float = 0.0) -> list[dict]:
+def find_localized(a, b, e2, energy: float, a2: float, eps: float = 0.0) -> list[Finding]:
     """Per axis, the bands of indices that hold the error (``e2`` = squared error).
 
     Exact case: when some indices are error-free (up to rounding), the bands
@@ -180,18 +178,18 @@ def find_localized(a, b, e2, energy: float, a2: float, eps: float = 0.0) -> list
             continue
         other = tuple(k for k in range(a.ndim) if k != axis)
         profile = e2.sum(axis=other) if other else e2
-        bands = _exact_bands(profile, noise2 * (a.size // length))
+        bands = exact_bands(profile, noise2 * (a.size // length))
         if bands is None:
             ref = (a * a).sum(axis=other) if other else a * a
-            bands = _loud_bands(profile, ref) if length >= 3 else []
+            bands = loud_bands(profile, ref) if length >= 3 else []
         for start, stop in bands:
             inside = float(profile[start:stop].sum())
-            finding = {"kind": "localized", "axis": axis, "start": int(start), "stop": int(stop),
-                       "explained": inside / energy, "residual": _residual(energy - inside, a2)}
-            finding.update(_band_fit(np.take(a, range(start, stop), axis), np.take(b, range(start, stop), axis)))
-            if stop - start > LOCALIZED_MAX_SHARE * length:
-                finding["_wide"] = True  # most of the axis: comes after the models (diagnose)
-            found.append(finding)
+            fit = _band_fit(np.take(a, range(start, stop), axis), np.take(b, range(start, stop), axis))
+            found.append(Finding.of(
+                "localized", axis=axis, start=int(start), stop=int(stop), explained=inside / energy,
+                residual=residual(energy - inside, a2), **fit,
+                wide=stop - start > LOCALIZED_MAX_SHARE * length,  # most of the axis: after the models
+            ))
     return found
 
 
@@ -201,7 +199,7 @@ def _runs(flags: np.ndarray) -> list[tuple[int, int]]:
     return list(zip(np.flatnonzero(edges == 1).tolist(), np.flatnonzero(edges == -1).tolist()))
 
 
-def _exact_bands(profile: np.ndarray, quiet: float) -> list[tuple[int, int]] | None:
+def exact_bands(profile: np.ndarray, quiet: float) -> list[tuple[int, int]] | None:
     """Runs of indices with error when some index has none; None when every index has error."""
     loud = profile > quiet
     if loud.all() or not loud.any():
@@ -212,7 +210,7 @@ def _exact_bands(profile: np.ndarray, quiet: float) -> list[tuple[int, int]] | N
     return [r for r in runs if r[1] - r[0] < len(profile)]
 
 
-def _loud_bands(profile: np.ndarray, ref: np.ndarray) -> list[tuple[int, int]]:
+def loud_bands(profile: np.ndarray, ref: np.ndarray) -> list[tuple[int, int]]:
     """Runs of indices much louder than the typical one, if they hold most of the error and
     are wrong relative to the reference there, not merely where the reference is loud."""
     level = max(LOCALIZED_CONTRAST * float(np.median(profile)), 0.1 * float(profile.max()))
@@ -251,7 +249,7 @@ def _band_fit(a, b) -> dict:
     return {}
 
 
-def find_shift(a, b, mask, energy: float, a2: float) -> list[dict]:
+def find_shift(a, b, mask, energy: float, a2: float) -> list[Finding]:
     """The best small lag along one axis: ``b[i] ~ a[i - lag]`` (positive lag: b is later).
 
     Both a linear shift and a circular one (``np.roll``) are tried; a circular
@@ -301,8 +299,6 @@ def find_shift(a, b, mask, energy: float, a2: float) -> list[dict]:
     if best is None or best[0][0] < SHIFT_MIN_EXPLAINED:
         return []
     (judged, explained, linear), axis, lag = best
-    finding = {"kind": "shift", "axis": axis, "lag": lag, "explained": explained,
-               "residual": _residual((1.0 - explained) * energy, a2)}
-    if linear and judged > explained:
-        finding["overlap_explained"] = judged
-    return [finding]
+    overlap = {"overlap_explained": judged} if linear and judged > explained else {}
+    return [Finding.of("shift", axis=axis, lag=lag, explained=explained,
+                       residual=residual((1.0 - explained) * energy, a2), **overlap)]

@@ -56,7 +56,8 @@ from .diagnose import (
     unscaled,
 )
 from .fits import significant
-from ..pairing.layout import _score, candidate_perms, canonical_perm
+from ..pairing.layout import candidate_perms, canonical_perm, misfit
+from ..findings import Finding, as_finding
 from .ordering import as_causes, ordered, pruned
 from .regions import NOISE_EPS
 
@@ -127,7 +128,7 @@ def precision_finding(stats_a, stats_b, d, coarse: str) -> dict | None:
     rms_a = math.hypot(stats_a.mean, stats_a.std)
     peak = max(stats_a.abs_max or 0.0, stats_b.abs_max or 0.0)
     if d.rms <= PRECISION_RMS * eps * rms_a and d.abs_max <= PRECISION_MAX * eps * peak:
-        return {"kind": "precision", "dtype": coarse, "residual": d.rms / rms_a if rms_a else math.inf}
+        return Finding.of("precision", dtype=coarse, residual=d.rms / rms_a if rms_a else math.inf)
     return None
 
 
@@ -143,7 +144,7 @@ class Window:
         self.mirror = mirror  # (box, the reference's values there), see mirror_box
         self.stats_a, self.stats_b, self.dtype_a, self.dtype_b = stats_a, stats_b, dtype_a, dtype_b
         self.cut = {i for i, (lo, hi) in enumerate(self.box) if hi - lo < self.shape[i]}
-        self.nonfinite = [{"kind": "nonfinite", "side": side, "count": int(count)}
+        self.nonfinite = [Finding.of("nonfinite", side=side, count=int(count))
                           for side, count in (("a", d.nonfinite_a), ("b", d.nonfinite_b)) if count]
         self.exact = [unscaled(f, unit) for f in self._exact()]  # before ordering (private keys kept)
 
@@ -163,12 +164,12 @@ class Window:
         perms = [p for p, odd in candidate_perms(a.shape, b.shape) if odd is None and p != identity]
         if not perms or a.size < 4:
             return None
-        base = _score(a, b, identity, None, 0)
+        base = misfit(a, b, identity, None, 0)
         best = None
         for perm in perms:
             moved = self._permuted(a, perm, unit)
             if moved is not None:
-                score = _score(moved, b, identity, None, 0)
+                score = misfit(moved, b, identity, None, 0)
                 if best is None or score < best[0]:
                     best = (score, perm, moved)
         if best is None or best[0] >= 0.1 * base:
@@ -177,8 +178,8 @@ class Window:
         explained = 1.0 - left / energy
         if explained < MIN_EXPLAINED_RICH or not significant(energy, left, a.size, 1, 1):
             return None
-        return {"kind": "layout", "perm": [int(p) for p in canonical_perm(best[1], self.shape)], "explained": explained,
-                "residual": math.sqrt(left / a2) if a2 > 0 else math.inf}
+        return Finding.of("layout", perm=[int(p) for p in canonical_perm(best[1], self.shape)], explained=explained,
+                          residual=math.sqrt(left / a2) if a2 > 0 else math.inf)
 
     def _permuted(self, a, perm, unit: float):
         """The reference's values that ``transpose(reference, perm)`` puts in the window, or None."""
@@ -199,7 +200,7 @@ class Window:
         return (f"diagnosed from a sample {box_text(self.shape, self.box)} ({size} of {total} elements{share}): "
                 f"findings with \"source\": \"sample\" describe the sample, the others the whole stage")
 
-    def adjust(self, found: list[dict]) -> list[dict]:
+    def adjust(self, found: list[Finding]) -> list[Finding]:
         """The window's findings (in the stage's units, before ordering) in the stage's
         indices and marked as from the sample, the ones the sums give exactly replaced."""
         out = []
@@ -208,23 +209,21 @@ class Window:
             cut = axis in self.cut
             if kind in EXACT_KINDS or (cut and kind in _ALONG_AXIS and axis in self.sums.axes):
                 continue
-            finding = dict(finding)
+            moved = {}
             if kind in ("localized", "padding"):
                 if kind == "padding" and cut and not self._at_border(finding):
                     continue  # the window's edge, not the stage's: no evidence of a padding
                 start = self.box[axis][0] if axis < len(self.box) else 0  # complex: the parts axis
-                finding["start"], finding["stop"] = finding["start"] + start, finding["stop"] + start
-            if cut and kind in _ALONG_AXIS:
-                finding.pop("values", None)  # they would be the window's indices
-            finding["source"] = "sample"
-            out.append(finding)
+                moved = {"start": finding["start"] + start, "stop": finding["stop"] + start}
+            drop = ("values",) if cut and kind in _ALONG_AXIS else ()  # they would be the window's indices
+            out.append(finding.replace(drop=drop, **moved, source="sample"))
         return out + self.exact
 
-    def _at_border(self, finding: dict) -> bool:
+    def _at_border(self, finding: Finding) -> bool:
         lo, hi = self.box[finding["axis"]]
         return (finding["start"] == 0 and lo == 0) or (finding["stop"] == hi - lo and hi == self.shape[finding["axis"]])
 
-    def _exact(self) -> list[dict]:
+    def _exact(self) -> list[Finding]:
         """Whole-stage findings from the sums, in scaled units."""
         total = self.sums.total
         energy, a2, n = total["ee"], total["aa"], total["n"]
@@ -233,7 +232,7 @@ class Window:
         found = global_findings(sums.global_fits(total))
         sa, sb = self.stats_a, self.stats_b
         if n > 1 and sb.min is not None and sb.min == sb.max and sa.min != sa.max:
-            found.append({"kind": "constant", "value": sb.min * self.unit, "explained": 1.0, "residual": 0.0})
+            found.append(Finding.of("constant", value=sb.min * self.unit, explained=1.0, residual=0.0))
         simple = max((f["explained"] for f in found), default=0.0)
         channels: dict[str, dict] = {}
         values = math.prod(self.shape) * (2 if np.iscomplexobj(self.a) else 1)
@@ -241,7 +240,7 @@ class Window:
             sums.channel_fits(channels, axis, along, energy, a2, n, values)
         for entry in channels.values():
             if entry.pop("significant") and better(entry["explained"], simple):
-                found.append(entry)
+                found.append(as_finding(entry))
         eps = dtypes.eps(dtypes.coarser(self.dtype_a, self.dtype_b))
         peak = max(sa.abs_max or 0.0, sb.abs_max or 0.0) * self.unit
         for axis, along in self.sums.axes.items():
@@ -263,8 +262,8 @@ def diagnose_stage(reference: Trace, name_a: str, candidate: Trace, name_b: str,
     finite difference). ``stats_*``/``d``: the stage's comparison (``compare_stage``)."""
     dtype_a, dtype_b = reference.info(name_a).dtype, candidate.info(name_b).dtype
     shape = tuple(reference.info(name_a).shape)
-    dtype = [{"kind": "dtype", "a": dtype_a, "b": dtype_b}] if dtype_a != dtype_b else []
-    nonfinite = [{"kind": "nonfinite", "side": side, "count": int(count)}
+    dtype = [Finding.of("dtype", a=dtype_a, b=dtype_b)] if dtype_a != dtype_b else []
+    nonfinite = [Finding.of("nonfinite", side=side, count=int(count))
                  for side, count in (("a", d.nonfinite_a), ("b", d.nonfinite_b)) if count]
     rounding = precision_finding(stats_a, stats_b, d, dtypes.coarser(dtype_a, dtype_b))
     if rounding is not None or not d.rms:

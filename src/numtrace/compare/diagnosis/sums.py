@@ -37,8 +37,9 @@ from typing import Iterator
 import numpy as np
 
 from ...trace import Trace
-from .fits import _entry, _keep, significant
-from .regions import BAND_FIT, LOCALIZED_MAX_SHARE, LOCALIZED_MIN_LEN, _exact_bands, _loud_bands, _residual
+from ..findings import Finding
+from .fits import keep_best, shares, significant
+from .regions import BAND_FIT, LOCALIZED_MAX_SHARE, LOCALIZED_MIN_LEN, exact_bands, loud_bands, residual
 
 #: Elements read per chunk: whole slabs, at least one (a slab is at most the window's size) ...
 CHUNK = 1 << 18
@@ -221,17 +222,17 @@ def global_fits(total: dict) -> dict[str, dict]:
     if n <= 0 or see <= 0:
         return out
     left = see - se * se / n
-    out["offset"] = {"value": se / n, **_entry(see, left, saa), "significant": significant(see, left, n, 1, 1)}
+    out["offset"] = {"value": se / n, **shares(see, left, saa), "significant": significant(see, left, n, 1, 1)}
     if saa > 0:  # b = k a: k - 1 = sum(a e) / sum(a^2), what is left is e's part orthogonal to a
         left = see - sae * sae / saa
-        out["scale"] = {"factor": 1.0 + sae / saa, **_entry(see, left, saa),
+        out["scale"] = {"factor": 1.0 + sae / saa, **shares(see, left, saa),
                         "significant": significant(see, left, n, 1, 1)}
     sxx = saa - sa * sa / n
     if sxx > 0 and n > 2:
         sxe = sae - sa * se / n
         slope = sxe / sxx
         left = see - se * se / n - sxe * sxe / sxx
-        out["affine"] = {"factor": 1.0 + slope, "value": (se - slope * sa) / n, **_entry(see, left, saa),
+        out["affine"] = {"factor": 1.0 + slope, "value": (se - slope * sa) / n, **shares(see, left, saa),
                          "significant": significant(see, left, n, 2, 2)}
     return out
 
@@ -244,17 +245,17 @@ def channel_fits(best: dict, axis: int, sums: dict, energy: float, a2: float, n:
         return best
     count, se, see, saa, sae = sums["n"], sums["e"], sums["ee"], sums["aa"], sums["ae"]
     values = np.where(count > 0, se / np.maximum(count, 1), 0.0)
-    _keep(best, "channel_offset", axis, values, energy, energy - float(np.sum(count * values * values)),
+    keep_best(best, "channel_offset", axis, values, energy, energy - float(np.sum(count * values * values)),
           a2, n, length, count > 0)
     defined = saa > 0
     safe = np.where(defined, saa, 1.0)
     factors = np.where(defined, 1.0 + sae / safe, 0.0)
     left = float(np.sum(np.where(defined, see - sae * sae / safe, see)))
-    _keep(best, "channel_scale", axis, factors, energy, left, a2, n, length, defined)
+    keep_best(best, "channel_scale", axis, factors, energy, left, a2, n, length, defined)
     return best
 
 
-def localized(axis: int, sums: dict, energy: float, a2: float, quiet: float) -> list[dict]:
+def localized(axis: int, sums: dict, energy: float, a2: float, quiet: float) -> list[Finding]:
     """Bands of indices along ``axis`` that hold the error, as
     :func:`~numtrace.compare.diagnosis.regions.find_localized` (``quiet``: an index's error energy that
     counts as none)."""
@@ -262,18 +263,17 @@ def localized(axis: int, sums: dict, energy: float, a2: float, quiet: float) -> 
     length = profile.size
     if energy <= 0 or length < LOCALIZED_MIN_LEN:
         return []
-    bands = _exact_bands(profile, quiet)
+    bands = exact_bands(profile, quiet)
     if bands is None:
-        bands = _loud_bands(profile, sums["aa"]) if length >= 3 else []
+        bands = loud_bands(profile, sums["aa"]) if length >= 3 else []
     found = []
     for start, stop in bands:
         inside = float(profile[start:stop].sum())
-        finding = {"kind": "localized", "axis": axis, "start": int(start), "stop": int(stop),
-                   "explained": inside / energy, "residual": _residual(energy - inside, a2)}
-        finding.update(_band_fit({q: float(sums[q][start:stop].sum()) for q in QUANTITIES}))
-        if stop - start > LOCALIZED_MAX_SHARE * length:
-            finding["_wide"] = True
-        found.append(finding)
+        found.append(Finding.of(
+            "localized", axis=axis, start=int(start), stop=int(stop), explained=inside / energy,
+            residual=residual(energy - inside, a2), **_band_fit({q: float(sums[q][start:stop].sum()) for q in QUANTITIES}),
+            wide=stop - start > LOCALIZED_MAX_SHARE * length,
+        ))
     return found
 
 

@@ -28,7 +28,7 @@ Example:
     >>> a = np.arange(24.0).reshape(2, 3, 4)
     >>> av, bv, findings, note = align_arrays(a, a.transpose(0, 2, 1))
     >>> bv.shape, findings, bool((av == bv).all())
-    ((2, 3, 4), [{'kind': 'layout', 'perm': [0, 2, 1]}], True)
+    ((2, 3, 4), [Finding(kind='layout', perm=[0, 2, 1])], True)
     >>> av, bv, findings, _ = align_arrays(np.ones((1, 80, 313)), np.ones((1, 80, 312)))
     >>> av.shape, findings[0]["axis"], findings[0]["a_len"], findings[0]["b_len"]
     ((1, 80, 312), 2, 313, 312)
@@ -40,6 +40,8 @@ import itertools
 import math
 
 import numpy as np
+
+from ..findings import Finding
 
 #: Stages larger than this (elements, either side) are not aligned by layout or
 #: shape, because aligning reads both sides whole (64 Mi elements: 512 MiB in float64).
@@ -130,7 +132,7 @@ def _view(a: np.ndarray, b: np.ndarray, perm, axis_b, offset) -> tuple[np.ndarra
     return av, bv, {"axis": axis, "a_len": la, "b_len": lb, "a_start": a_start, "b_start": b_start}
 
 
-def _score(a: np.ndarray, b: np.ndarray, perm, axis_b, offset, rng_seed: int = 0) -> float:
+def misfit(a: np.ndarray, b: np.ndarray, perm, axis_b, offset, rng_seed: int = 0) -> float:
     """Relative squared error of the candidate on a subsample of overlap positions."""
     inverse = np.argsort(perm)
     shape_b_in_a = [b.shape[i] for i in inverse]
@@ -193,7 +195,7 @@ def align_arrays(a: np.ndarray, b: np.ndarray):
         else:
             offsets = _offsets(abs(sa[perm[axis_b]] - sb[axis_b]))
         for offset in offsets:
-            scored.append((_score(a2, b2, perm, axis_b, offset), len(scored), perm, axis_b, offset))
+            scored.append((misfit(a2, b2, perm, axis_b, offset), len(scored), perm, axis_b, offset))
             if len(scored) >= MAX_CANDIDATES:
                 break
     best = min(scored, key=lambda s: (s[0], s[1]))
@@ -201,12 +203,12 @@ def align_arrays(a: np.ndarray, b: np.ndarray):
     if axis_b is None:
         perm = canonical_perm(perm, sa)
     av, bv, shape = _view(a2, b2, perm, axis_b, offset)
-    findings: list[dict] = []
+    findings: list[Finding] = []
     if list(perm) != list(range(len(perm))):
-        findings.append({"kind": "layout", "perm": [int(p) for p in perm]})
+        findings.append(Finding.of("layout", perm=[int(p) for p in perm]))
     if shape is not None:
         shape["axis"] = int(keep_a[shape["axis"]])
-        findings.append({"kind": "shape", **{k: int(v) for k, v in shape.items()}})
+        findings.append(Finding.of("shape", **{k: int(v) for k, v in shape.items()}))
     # back to the reference's full shape (singletons included), the odd axis at its overlap length
     full = list(a.shape)
     for squeezed_axis, original in enumerate(keep_a):

@@ -32,7 +32,7 @@ Example:
     >>> y = x.copy(); y[:, 3:5] += 1.0
     >>> stage = diff(sketched(x), sketched(y)).stages[0]
     >>> stage.verdict.value, stage.diagnosis[0]
-    ('LARGE', {'kind': 'localized', 'axis': 1, 'start': 3, 'stop': 5, 'source': 'sketch'})
+    ('LARGE', Finding(kind='localized', axis=1, start=3, stop=5, source='sketch'))
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ import numpy as np
 from .format import is_sketch_trace, read_sketch, sketch_of
 from ...trace import Trace
 from .. import rootcause
+from ..findings import Finding
 from ..pairing.align import align, ignored
 from ..pairing.names import as_name_map
 from ..precision import Precisions, tolerance_for
@@ -105,7 +106,7 @@ def side_stats(info: dict) -> SideStats:
 
 def compare_sketches(means_a: np.ndarray, a: dict, means_b: np.ndarray, b: dict, tolerance):
     """``(verdict, DiffStats or None, findings, note)`` of two sketches (module docstring)."""
-    findings = [{"kind": "dtype", "a": a["dtype"], "b": b["dtype"]}] if a["dtype"] != b["dtype"] else []
+    findings = [Finding.of("dtype", a=a["dtype"], b=b["dtype"])] if a["dtype"] != b["dtype"] else []
     if a["shape"] != b["shape"]:
         return Verdict.LARGE, None, findings, f"shapes differ: reference {tuple(a['shape'])}, candidate {tuple(b['shape'])}"
     atol = tolerance.resolve_atol(a["abs_max"] or 0.0, a["dtype"], b["dtype"])
@@ -115,7 +116,7 @@ def compare_sketches(means_a: np.ndarray, a: dict, means_b: np.ndarray, b: dict,
         cosine = 1.0 if a["abs_max"] else None
         d = DiffStats(zero, zero, zero, zero, zero, cosine, None, 0, a["count"], 0.0, None, None, None, tolerance.rtol, atol)
         return Verdict.MATCH, d, findings, "identical bytes (same sketch hash)"
-    nonfinite = [{"kind": "nonfinite", "side": side, "count": s["nan"] + s["posinf"] + s["neginf"]}
+    nonfinite = [Finding.of("nonfinite", side=side, count=s["nan"] + s["posinf"] + s["neginf"])
                  for side, s in (("a", a), ("b", b))
                  if any(a[k] != b[k] for k in ("nan", "posinf", "neginf")) and s["nan"] + s["posinf"] + s["neginf"]]
     deltas = {k: _delta(a[k], b[k]) for k in ("min", "max", "mean", "std", "abs_max")}
@@ -204,14 +205,14 @@ def _lower_bounds(a: dict, deltas: dict, channel: np.ndarray, ratio: float, rtol
                      rtol, atol, counts.get("a", 0), counts.get("b", 0))
 
 
-def _findings(a: dict, b: dict, deltas: dict, channel: np.ndarray, means_a, means_b, limit: float) -> list[dict]:
+def _findings(a: dict, b: dict, deltas: dict, channel: np.ndarray, means_a, means_b, limit: float) -> list[Finding]:
     """localized / offset / scale / sign findings, each only when every statistic agrees within ``limit``."""
     out = []
     if channel.size > 1:
         bad = np.flatnonzero(~(np.abs(channel) <= limit))
         if bad.size and bad.size < channel.size and bad[-1] - bad[0] + 1 == bad.size:
-            out.append({"kind": "localized", "axis": a["axis"], "start": int(bad[0]), "stop": int(bad[-1]) + 1,
-                        "source": "sketch"})
+            out.append(Finding.of("localized", axis=a["axis"], start=int(bad[0]), stop=int(bad[-1]) + 1,
+                                  source="sketch"))
             return out
     if any(a[k] is None or b[k] is None for k in ("min", "max", "mean", "std")):
         return out
@@ -223,14 +224,14 @@ def _findings(a: dict, b: dict, deltas: dict, channel: np.ndarray, means_a, mean
     offset = deltas["mean"]
     if (abs(offset) > limit and close(a["min"] + offset, b["min"]) and close(a["max"] + offset, b["max"])
             and close(a["std"], b["std"]) and np.all(np.abs(channel[c] - offset) <= limit)):
-        out.append({"kind": "offset", "value": offset, "source": "sketch"})
+        out.append(Finding.of("offset", value=offset, source="sketch"))
     elif close(-a["max"], b["min"]) and close(-a["min"], b["max"]) and close(-a["mean"], b["mean"]) \
             and close(a["std"], b["std"]) and np.all(np.abs(means_b[c] + means_a[c]) <= limit):
-        out.append({"kind": "sign", "source": "sketch"})
+        out.append(Finding.of("sign", source="sketch"))
     elif a["std"] > 0 and b["std"] > 0:
         factor = b["std"] / a["std"]
         if (abs(factor - 1.0) * (a["abs_max"] or 0.0) > limit and close(factor * a["min"], b["min"])
                 and close(factor * a["max"], b["max"]) and close(factor * a["mean"], b["mean"])
                 and np.all(np.abs(means_b[c] - factor * means_a[c]) <= limit * max(1.0, factor))):
-            out.append({"kind": "scale", "factor": factor, "db": 20.0 * math.log10(factor), "source": "sketch"})
+            out.append(Finding.of("scale", factor=factor, db=20.0 * math.log10(factor), source="sketch"))
     return out
