@@ -145,9 +145,9 @@ def _diagnose_with_context(reference: Trace, candidate: Trace, pair: Pair, resul
 def _missing(reference: Trace, candidate: Trace, pair: Pair, chunk_elements: int) -> StageResult:
     if pair.name_a is not None:
         stats = summarize(reference, pair.name_a, chunk_elements)
-        return StageResult(pair.name_a, None, Verdict.MISSING, stats, None, None, None, [], "only in the reference")
+        return StageResult(name=pair.name_a, verdict=Verdict.MISSING, a=stats, note="only in the reference")
     stats = summarize(candidate, pair.name_b, chunk_elements)
-    return StageResult(pair.name_b, None, Verdict.MISSING, None, stats, None, None, [], "only in the candidate")
+    return StageResult(name=pair.name_b, verdict=Verdict.MISSING, b=stats, note="only in the candidate")
 
 
 def _join(*notes: str) -> str:
@@ -180,9 +180,8 @@ def _compare(reference: Trace, candidate: Trace, pair: Pair, table: ToleranceTab
     tolerance, precision = tolerance_for(table, name_a, info_a.dtype, info_b.dtype, precision)
     name_b_out = None if name_b == name_a else name_b
     if tuple(info_a.shape) != tuple(info_b.shape):
-        result = _compare_aligned(reference, candidate, pair, tolerance, chunk_elements, diagnose_max_elements)
-        result.precision = precision
-        return result, None
+        return _compare_aligned(reference, candidate, pair, tolerance, chunk_elements, diagnose_max_elements,
+                                precision), None
     stats_a, stats_b, d = compare_stage(reference, name_a, candidate, name_b, tolerance, chunk_elements)
     verdict = classify(d.max_ratio)
     window = None
@@ -198,8 +197,9 @@ def _compare(reference: Trace, candidate: Trace, pair: Pair, table: ToleranceTab
     else:
         findings = _undiagnosed(d, info_a.dtype, info_b.dtype)
         note = _join(_verdict_note(d), f"not diagnosed: {info_a.size} elements > {diagnose_max_elements}")
-    result = StageResult(name_a, name_b_out, verdict, stats_a, stats_b, d, tolerance, findings, _join(pair.note, note))
-    result.pairing, result.alignment_note, result.precision = pair.how, pair.note, precision
+    result = StageResult(name=name_a, name_b=name_b_out, verdict=verdict, a=stats_a, b=stats_b, diff=d,
+                         tolerance=tolerance, diagnosis=findings, note=_join(pair.note, note), pairing=pair.how,
+                         alignment_note=pair.note, precision=precision)
     return result, window
 
 
@@ -225,7 +225,8 @@ def aligned_arrays(reference: Trace, candidate: Trace, pair: Pair):
     return align_arrays(va, vb)
 
 
-def _compare_aligned(reference, candidate, pair, tolerance: Tolerance, chunk_elements, diagnose_max_elements) -> StageResult:
+def _compare_aligned(reference, candidate, pair, tolerance: Tolerance, chunk_elements, diagnose_max_elements,
+                     precision: Inherited | None = None) -> StageResult:
     name_a, name_b = pair.name_a, pair.name_b
     info_a, info_b = reference.info(name_a), candidate.info(name_b)
     name_b_out = None if name_b == name_a else name_b
@@ -243,10 +244,9 @@ def _compare_aligned(reference, candidate, pair, tolerance: Tolerance, chunk_ele
         for side, stats in (("a", stats_a), ("b", stats_b)):
             if stats.nonfinite:  # no position is compared, so none of them is matched
                 findings.append(Finding.of("nonfinite", side=side, count=stats.nonfinite))
-        result = StageResult(name_a, name_b_out, Verdict.LARGE, stats_a, stats_b, None, tolerance, findings,
-                             _join(pair.note, shape_note))
-        result.pairing, result.alignment_note = pair.how, _join(pair.note, shape_note)
-        return result
+        return StageResult(name=name_a, name_b=name_b_out, verdict=Verdict.LARGE, a=stats_a, b=stats_b,
+                           tolerance=tolerance, diagnosis=findings, note=_join(pair.note, shape_note),
+                           pairing=pair.how, alignment_note=_join(pair.note, shape_note), precision=precision)
     av, bv, align_findings, align_note = aligned
     stats_a = summarize(MemoryTrace({"x": (whole_a, info_a.dtype)}), "x", chunk_elements)
     stats_b = summarize(MemoryTrace({"x": (whole_b, info_b.dtype)}), "x", chunk_elements)
@@ -272,7 +272,6 @@ def _compare_aligned(reference, candidate, pair, tolerance: Tolerance, chunk_ele
     else:
         findings = align_findings + _dtype_finding(info_a.dtype, info_b.dtype)
         note = _join(_verdict_note(d, overlap=lengths_differ), "not diagnosed: too large")
-    result = StageResult(name_a, name_b_out, verdict, stats_a, stats_b, d, tolerance, findings,
-                         _join(pair.note, align_note, note))
-    result.pairing, result.alignment_note = pair.how, _join(pair.note, align_note)
-    return result
+    return StageResult(name=name_a, name_b=name_b_out, verdict=verdict, a=stats_a, b=stats_b, diff=d,
+                       tolerance=tolerance, diagnosis=findings, note=_join(pair.note, align_note, note),
+                       pairing=pair.how, alignment_note=_join(pair.note, align_note), precision=precision)

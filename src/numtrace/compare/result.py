@@ -48,7 +48,7 @@ _FAILING = {
 }
 
 
-@dataclass
+@dataclass(kw_only=True)
 class StageResult:
     """The comparison of one stage.
 
@@ -64,12 +64,12 @@ class StageResult:
     """
 
     name: str
-    name_b: str | None
+    name_b: str | None = None
     verdict: Verdict
-    a: SideStats | None
-    b: SideStats | None
-    diff: DiffStats | None
-    tolerance: Tolerance | None
+    a: SideStats | None = None
+    b: SideStats | None = None
+    diff: DiffStats | None = None
+    tolerance: Tolerance | None = None
     diagnosis: list[Finding] = field(default_factory=list)
     note: str = ""
     pairing: str = "exact"

@@ -92,10 +92,10 @@ def sketch_stage_detail(reference, candidate, name: str, *, tolerances: Toleranc
     inherited = Precisions(reference, candidate).at(pair)
     tolerance, precision = tolerance_for(table, pair.name_a, info_a["dtype"], info_b["dtype"], inherited)
     verdict, d, findings, note = compare_sketches(means_a, info_a, means_b, info_b, tolerance)
-    result = StageResult(pair.name_a, None if pair.name_b == pair.name_a else pair.name_b, verdict,
-                         side_stats(info_a), side_stats(info_b), d, tolerance, findings,
-                         "; ".join(n for n in (pair.note, note) if n))
-    result.pairing, result.alignment_note, result.precision = pair.how, pair.note, precision
+    result = StageResult(name=pair.name_a, name_b=None if pair.name_b == pair.name_a else pair.name_b,
+                         verdict=verdict, a=side_stats(info_a), b=side_stats(info_b), diff=d, tolerance=tolerance,
+                         diagnosis=findings, note="; ".join(n for n in (pair.note, note) if n), pairing=pair.how,
+                         alignment_note=pair.note, precision=precision)
     result.rel_err = relative_error(result)
     peak = info_a["abs_max"] or 0.0
     limit = tolerance.rtol * peak + tolerance.resolve_atol(peak, info_a["dtype"], info_b["dtype"])

@@ -75,7 +75,7 @@ def diff(reference: Trace, candidate: Trace, *, tolerances: ToleranceTable | Non
             stats = side_stats(_sketch(trace, name, None)[1])
             a, b = (stats, None) if side == "a" else (None, stats)
             note = "only in the reference" if side == "a" else "only in the candidate"
-            stages.append(StageResult(name, None, Verdict.MISSING, a, b, None, None, [], note))
+            stages.append(StageResult(name=name, verdict=Verdict.MISSING, a=a, b=b, note=note))
             continue
         means_a, info_a = _sketch(reference, pair.name_a, None)
         means_b, info_b = _sketch(candidate, pair.name_b, info_a["axis"])
@@ -84,9 +84,10 @@ def diff(reference: Trace, candidate: Trace, *, tolerances: ToleranceTable | Non
         tolerance, precision = tolerance_for(table, pair.name_a, info_a["dtype"], info_b["dtype"], precisions.at(pair))
         verdict, d, findings, note = compare_sketches(means_a, info_a, means_b, info_b, tolerance)
         name_b = None if pair.name_b == pair.name_a else pair.name_b
-        result = StageResult(pair.name_a, name_b, verdict, side_stats(info_a), side_stats(info_b), d,
-                             tolerance, findings, "; ".join(n for n in (pair.note, note) if n))
-        result.pairing, result.alignment_note, result.precision = pair.how, pair.note, precision
+        result = StageResult(name=pair.name_a, name_b=name_b, verdict=verdict, a=side_stats(info_a),
+                             b=side_stats(info_b), diff=d, tolerance=tolerance, diagnosis=findings,
+                             note="; ".join(n for n in (pair.note, note) if n), pairing=pair.how,
+                             alignment_note=pair.note, precision=precision)
         stages.append(result)
     rootcause.annotate(stages)
     report = DiffReport(reference.label, candidate.label, stages, ignored(reference, candidate, names),
@@ -100,8 +101,9 @@ def _sketch(trace: Trace, name: str, axis: int | None):
 
 def side_stats(info: dict) -> SideStats:
     """A sketch's statistics as the :class:`SideStats` of a full diff."""
-    return SideStats(tuple(info["shape"]), info["dtype"], info["count"], info["min"], info["max"], info["mean"],
-                     info["std"], info["abs_max"], info["nan"], info["posinf"], info["neginf"])
+    return SideStats(shape=tuple(info["shape"]), dtype=info["dtype"],
+                     **{key: info[key] for key in ("count", "min", "max", "mean", "std", "abs_max", "nan", "posinf",
+                                                   "neginf")})
 
 
 def compare_sketches(means_a: np.ndarray, a: dict, means_b: np.ndarray, b: dict, tolerance):
@@ -114,7 +116,9 @@ def compare_sketches(means_a: np.ndarray, a: dict, means_b: np.ndarray, b: dict,
     if a["hash"] == b["hash"] and a["dtype"] == b["dtype"]:
         zero = 0.0 if a["count"] else None
         cosine = 1.0 if a["abs_max"] else None
-        d = DiffStats(zero, zero, zero, zero, zero, cosine, None, 0, a["count"], 0.0, None, None, None, tolerance.rtol, atol)
+        d = DiffStats(abs_max=zero, abs_mean=zero, rms=zero, rel_rms=zero, rel_max=zero, cosine=cosine, snr_db=None,
+                      mismatched=0, total=a["count"], max_ratio=0.0, worst_index=None, worst_a=None, worst_b=None,
+                      rtol=tolerance.rtol, atol=atol)
         return Verdict.MATCH, d, findings, "identical bytes (same sketch hash)"
     nonfinite = [Finding.of("nonfinite", side=side, count=s["nan"] + s["posinf"] + s["neginf"])
                  for side, s in (("a", a), ("b", b))
@@ -201,8 +205,9 @@ def _lower_bounds(a: dict, deltas: dict, channel: np.ndarray, ratio: float, rtol
     peak = a["abs_max"] or 0.0
     rel_max = abs_max / peak if peak > 0 else (0.0 if abs_max == 0 else None)
     counts = {f["side"]: f["count"] for f in nonfinite}
-    return DiffStats(abs_max, abs_mean, rms, rel_rms, rel_max, None, None, 0, 0, ratio, None, None, None,
-                     rtol, atol, counts.get("a", 0), counts.get("b", 0))
+    return DiffStats(abs_max=abs_max, abs_mean=abs_mean, rms=rms, rel_rms=rel_rms, rel_max=rel_max, cosine=None,
+                     snr_db=None, mismatched=0, total=0, max_ratio=ratio, worst_index=None, worst_a=None, worst_b=None,
+                     rtol=rtol, atol=atol, nonfinite_a=counts.get("a", 0), nonfinite_b=counts.get("b", 0))
 
 
 def _findings(a: dict, b: dict, deltas: dict, channel: np.ndarray, means_a, means_b, limit: float) -> list[Finding]:

@@ -25,7 +25,7 @@ import numpy as np
 _ONE_PLUS = float(np.nextafter(1.0, 2.0))
 
 
-@dataclass
+@dataclass(frozen=True, kw_only=True)
 class SideStats:
     """One side's values: min/max/mean/std/abs_max over finite values (None if none).
 
@@ -49,7 +49,7 @@ class SideStats:
         return self.nan + self.posinf + self.neginf
 
 
-@dataclass
+@dataclass(frozen=True, kw_only=True)
 class DiffStats:
     """How B differs from A (the reference).
 
