@@ -34,9 +34,10 @@ import time
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from resnet50 import resnet50  # noqa: E402
+
 import numtrace  # noqa: E402
 from numtrace.backends.torch_hooks import capture  # noqa: E402
-from resnet50 import resnet50  # noqa: E402
 
 
 def timed(cases: list, repeat: int) -> dict[str, tuple[list[float], list[float]]]:
@@ -115,6 +116,7 @@ def main() -> None:
             trace = rec.trace
             sizes[label] = (len(trace), sum(trace.info(n).nbytes for n in trace.order))
             trace.close()
+
         return run
 
     floor_files: list[str] = []
@@ -143,6 +145,7 @@ def main() -> None:
                     handle.remove()
                 if fd is not None:
                     os.close(fd)
+
         return run
 
     cases = [
@@ -154,16 +157,20 @@ def main() -> None:
         ("watch to disk", recorded("watch to disk", path, "watch")),
         ("capture in memory", recorded("capture in memory", None, "capture")),
     ]
-    print(f"ResNet-50 forward, batch {args.batch}x3x224x224, float32, CPU, {torch.get_num_threads()} threads, "
-          f"torch {torch.__version__}, {args.repeat} runs each")
+    print(
+        f"ResNet-50 forward, batch {args.batch}x3x224x224, float32, CPU, {torch.get_num_threads()} threads, "
+        f"torch {torch.__version__}, {args.repeat} runs each"
+    )
     print(f"{'case':<22}{'wall ms':>9}{'x bare':>8}{'CPU ms':>9}{'x bare':>8}{'stages':>8}{'MB':>8}   (medians)")
     times = timed(cases, args.repeat)
     base_wall, base_cpu = (statistics.median(t) for t in times["bare forward"])
     for label, _ in cases:
         wall, cpu = (statistics.median(t) for t in times[label])
         stages, nbytes = sizes.get(label, (0, 0))
-        print(f"{label:<22}{wall * 1e3:>9.1f}{wall / base_wall:>8.2f}{cpu * 1e3:>9.1f}{cpu / base_cpu:>8.2f}"
-              f"{stages:>8}{nbytes / 2**20:>8.1f}")
+        print(
+            f"{label:<22}{wall * 1e3:>9.1f}{wall / base_wall:>8.2f}{cpu * 1e3:>9.1f}{cpu / base_cpu:>8.2f}"
+            f"{stages:>8}{nbytes / 2**20:>8.1f}"
+        )
     hook_us = hook_cost(args.repeat)
     print(f"hooks alone, per module call (a 200-module chain of nn.Identity): {hook_us:.1f} us CPU")
     os.remove(path)

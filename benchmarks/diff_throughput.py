@@ -95,8 +95,13 @@ def timed_child(argv: list[str]) -> dict:
         wall = time.perf_counter() - start
         proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
-        return {"wall": wall, "cpu": usage.ru_utime + usage.ru_stime, "rss": usage.ru_maxrss / 1024,
-                "exit": proc.returncode, "out": out.read()}
+        return {
+            "wall": wall,
+            "cpu": usage.ru_utime + usage.ru_stime,
+            "rss": usage.ru_maxrss / 1024,
+            "exit": proc.returncode,
+            "out": out.read(),
+        }
 
 
 def _summary(runs: list[dict]) -> dict:
@@ -116,8 +121,10 @@ def run(repeat: int, stages: int, keep: str | None) -> dict:
         paths = tuple(os.path.join(directory, f"{n}.safetensors") for n in ("reference", "rounding", "planted"))
         if not (keep and all(os.path.exists(p) for p in paths)):
             # in a child: a parent that held the arrays would pass its RSS on to every forked child's ru_maxrss
-            subprocess.run([sys.executable, os.path.abspath(__file__), "--generate", directory, "--stages", str(stages)],
-                           check=True)
+            subprocess.run(
+                [sys.executable, os.path.abspath(__file__), "--generate", directory, "--stages", str(stages)],
+                check=True,
+            )
         made = time.perf_counter() - t0
         ref, rounding, planted = paths
         trace = shutil.which("trace", path=os.path.dirname(sys.executable)) or "trace"
@@ -130,15 +137,17 @@ def run(repeat: int, stages: int, keep: str | None) -> dict:
         for _ in range(repeat):  # round-robin: a busy machine slows every case alike
             for key, argv in commands.items():
                 runs[key].append(timed_child(argv))
-        result = {"stages": stages, "bytes_per_trace": os.path.getsize(ref), "generate_s": made,
-                  "cpus": os.cpu_count()}
+        result = {"stages": stages, "bytes_per_trace": os.path.getsize(ref), "generate_s": made, "cpus": os.cpu_count()}
         for key, case_runs in runs.items():
             result[key] = _summary(case_runs)
             if key != "floor":
                 last = json.loads(case_runs[-1]["out"])
                 verdicts = [st["verdict"] for st in last["stages"]]
-                result[key].update(exit=case_runs[-1]["exit"], first_divergence=last["first_divergence"],
-                                   verdicts={v: verdicts.count(v) for v in sorted(set(verdicts))})
+                result[key].update(
+                    exit=case_runs[-1]["exit"],
+                    first_divergence=last["first_divergence"],
+                    verdicts={v: verdicts.count(v) for v in sorted(set(verdicts))},
+                )
                 result[key]["ratio"] = result[key]["wall_s"] / result["floor"]["wall_s"]
                 result[key]["cpu_ratio"] = result[key]["cpu_s"] / result["floor"]["cpu_s"]
         return result
@@ -157,12 +166,18 @@ def report(result: dict) -> str:
         f"{'floor: safe_open + NumPy, 1 pass':<34}{floor['wall_s']:>8.2f}{'':>9}{floor['cpu_s']:>8.2f}{'':>9}"
         f"{floor['rss_mib']:>14.0f}",
     ]
-    for key, label in (("rounding", "trace diff, rounding noise only"), ("planted", "trace diff, 3 planted + diagnosis")):
+    for key, label in (
+        ("rounding", "trace diff, rounding noise only"),
+        ("planted", "trace diff, 3 planted + diagnosis"),
+    ):
         r = result[key]
-        lines.append(f"{label:<34}{r['wall_s']:>8.2f}{r['ratio']:>9.2f}{r['cpu_s']:>8.2f}{r['cpu_ratio']:>9.2f}"
-                     f"{r['rss_mib']:>14.0f}  {r['verdicts']} (exit {r['exit']})")
-    lines.append(f"wall runs: floor {floor['runs']}, rounding {result['rounding']['runs']}, "
-                 f"planted {result['planted']['runs']}")
+        lines.append(
+            f"{label:<34}{r['wall_s']:>8.2f}{r['ratio']:>9.2f}{r['cpu_s']:>8.2f}{r['cpu_ratio']:>9.2f}"
+            f"{r['rss_mib']:>14.0f}  {r['verdicts']} (exit {r['exit']})"
+        )
+    lines.append(
+        f"wall runs: floor {floor['runs']}, rounding {result['rounding']['runs']}, planted {result['planted']['runs']}"
+    )
     lines.append(f"targets: trace diff <= {TARGET_RATIO}x the floor's wall time, peak RSS <= {TARGET_RSS_MIB} MiB")
     return "\n".join(lines)
 
@@ -171,8 +186,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--stages", type=int, default=48)
-    parser.add_argument("--keep", metavar="DIR", help="write the traces into DIR and keep them, or reuse them "
-                        "if they are there (default: a temp dir, deleted)")
+    parser.add_argument(
+        "--keep",
+        metavar="DIR",
+        help="write the traces into DIR and keep them, or reuse them if they are there (default: a temp dir, deleted)",
+    )
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     parser.add_argument("--generate", metavar="DIR", help=argparse.SUPPRESS)  # internal: write the traces only
     args = parser.parse_args()

@@ -110,6 +110,7 @@ def measure(model: nn.Module, x: mx.array, path: str, repeat: int) -> dict[str, 
         def run() -> None:
             with numtrace.record(target):
                 mx.eval(model(x))
+
         return run
 
     def one_by_one() -> None:
@@ -125,12 +126,22 @@ def measure(model: nn.Module, x: mx.array, path: str, repeat: int) -> dict[str, 
         finally:
             mlx_batch.Batch.add = add
 
-    return timed([
-        (contextlib.nullcontext, [("bare", bare)]),
-        (lambda: numtrace.watch(model), [("watched, no recording", bare), ("watch in memory", recorded()),
-                                         ("watch to disk", recorded(path)), ("one eval per module", one_by_one)]),
-        (zero_edit, [("zero-edit to disk", recorded(path))]),
-    ], repeat)
+    return timed(
+        [
+            (contextlib.nullcontext, [("bare", bare)]),
+            (
+                lambda: numtrace.watch(model),
+                [
+                    ("watched, no recording", bare),
+                    ("watch in memory", recorded()),
+                    ("watch to disk", recorded(path)),
+                    ("one eval per module", one_by_one),
+                ],
+            ),
+            (zero_edit, [("zero-edit to disk", recorded(path))]),
+        ],
+        repeat,
+    )
 
 
 def table(times: dict[str, list[float]]) -> None:
@@ -162,9 +173,11 @@ def main() -> None:
     params = sum(p.size for _, p in mlx_batch.weights_of(model))
 
     times = measure(model, tokens, path, args.repeat)
-    print(f"mlx {mx.__version__} on {mx.default_device()}; {args.layers} layers, width {args.dim}, "
-          f"batch {args.batch} x {args.tokens} tokens; {params / 1e6:.1f} M parameters; "
-          f"{len(model.named_modules())} modules; {len(rec.trace)} stages, {megabytes:.1f} MiB recorded per forward")
+    print(
+        f"mlx {mx.__version__} on {mx.default_device()}; {args.layers} layers, width {args.dim}, "
+        f"batch {args.batch} x {args.tokens} tokens; {params / 1e6:.1f} M parameters; "
+        f"{len(model.named_modules())} modules; {len(rec.trace)} stages, {megabytes:.1f} MiB recorded per forward"
+    )
     table(times)
 
     chain = Chain(args.chain)

@@ -74,12 +74,21 @@ def run(repeat: int, stages: int, mib: int) -> dict:
         for _ in range(repeat):
             for key, argv in cases.items():
                 runs[key].append(child(argv))
-        sizes = {k: os.path.getsize(p) for k, p in (("full", out + ".safetensors"), ("full_h5", out + ".h5"),
-                                                     ("stats", out + "-stats.safetensors"))}
+        sizes = {
+            k: os.path.getsize(p)
+            for k, p in (
+                ("full", out + ".safetensors"),
+                ("full_h5", out + ".h5"),
+                ("stats", out + "-stats.safetensors"),
+            )
+        }
         result = {"stages": stages, "mib_per_stage": mib, "repeat": repeat}
         for key, rs in runs.items():
-            result[key] = {"wall_s": statistics.median(r["wall"] for r in rs), "rss_mib": max(r["rss"] for r in rs),
-                           "file_mib": sizes.get(key, 0) / 2**20}
+            result[key] = {
+                "wall_s": statistics.median(r["wall"] for r in rs),
+                "rss_mib": max(r["rss"] for r in rs),
+                "file_mib": sizes.get(key, 0) / 2**20,
+            }
         for key in ("full", "full_h5", "stats"):
             result[key]["growth_mib"] = result[key]["rss_mib"] - result["none"]["rss_mib"]
         return result
@@ -89,16 +98,24 @@ def run(repeat: int, stages: int, mib: int) -> dict:
 
 def report(r: dict) -> str:
     total = r["stages"] * r["mib_per_stage"]
-    lines = [f"{r['stages']} stages of {r['mib_per_stage']} MiB ({total} MiB recorded); medians of {r['repeat']} runs",
-             f"{'case':<42}{'wall s':>8}{'peak RSS MiB':>14}{'growth':>8}{'file MiB':>10}"]
-    labels = {"bare": "python script.py (tap is a no-op)", "none": "trace run --probe no-such-stage (baseline)",
-              "full": "trace run -o out.safetensors",
-              "full_h5": "trace run -o out.h5", "stats": "trace run --stats -o out.safetensors"}
+    lines = [
+        f"{r['stages']} stages of {r['mib_per_stage']} MiB ({total} MiB recorded); medians of {r['repeat']} runs",
+        f"{'case':<42}{'wall s':>8}{'peak RSS MiB':>14}{'growth':>8}{'file MiB':>10}",
+    ]
+    labels = {
+        "bare": "python script.py (tap is a no-op)",
+        "none": "trace run --probe no-such-stage (baseline)",
+        "full": "trace run -o out.safetensors",
+        "full_h5": "trace run -o out.h5",
+        "stats": "trace run --stats -o out.safetensors",
+    }
     for key, label in labels.items():
         c = r[key]
         growth = f"{c['growth_mib']:>8.0f}" if "growth_mib" in c else f"{'':>8}"
         lines.append(f"{label:<42}{c['wall_s']:>8.2f}{c['rss_mib']:>14.0f}{growth}{c['file_mib']:>10.1f}")
-    lines.append(f"growth: peak RSS over the baseline; target <= {TARGET_GROWTH_MIB} MiB (a few stages), whatever the trace size")
+    lines.append(
+        f"growth: peak RSS over the baseline; target <= {TARGET_GROWTH_MIB} MiB (a few stages), whatever the trace size"
+    )
     return "\n".join(lines)
 
 

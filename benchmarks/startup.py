@@ -51,7 +51,7 @@ def import_times(argv: list[str]) -> dict[str, int]:
     for line in out.splitlines():
         if not line.startswith("import time:") or "|" not in line or "cumulative" in line:
             continue
-        _, cumulative, name = (part.strip() for part in line[len("import time:"):].split("|"))
+        _, cumulative, name = (part.strip() for part in line[len("import time:") :].split("|"))
         if not name.startswith(" ") and "." not in name.strip():
             total[name.strip()] = total.get(name.strip(), 0) + int(cumulative)
     return total
@@ -81,15 +81,21 @@ def run(repeat: int) -> dict:
                 runs[key].append(child(argv))
         result = {"repeat": repeat}
         for key, rs in runs.items():
-            result[key] = {"wall_s": statistics.median(r[0] for r in rs), "wall_min_s": min(r[0] for r in rs),
-                           "cpu_s": statistics.median(r[1] for r in rs), "exit": rs[-1][2]}
+            result[key] = {
+                "wall_s": statistics.median(r[0] for r in rs),
+                "wall_min_s": min(r[0] for r in rs),
+                "cpu_s": statistics.median(r[1] for r in rs),
+                "exit": rs[-1][2],
+            }
         for key in ("diff", "diff_json"):
             result[key]["ratio"] = result[key]["wall_s"] / result["floor"]["wall_s"]
             result[key]["cpu_ratio"] = result[key]["cpu_s"] / result["floor"]["cpu_s"]
         floor_imports = import_times(["-c", "import numpy, safetensors"])
         diff_imports = import_times(["-m", "numtrace.cli", "diff", a, b])
         extra = {k: v for k, v in diff_imports.items() if k not in floor_imports}
-        result["extra_imports_ms"] = {k: round(v / 1000, 1) for k, v in sorted(extra.items(), key=lambda kv: -kv[1])[:8]}
+        result["extra_imports_ms"] = {
+            k: round(v / 1000, 1) for k, v in sorted(extra.items(), key=lambda kv: -kv[1])[:8]
+        }
         result["frameworks_imported"] = [m for m in FRAMEWORKS if m in diff_imports]
         return result
     finally:
@@ -97,17 +103,27 @@ def run(repeat: int) -> dict:
 
 
 def report(r: dict) -> str:
-    lines = [f"medians of {r['repeat']} runs, round-robin",
-             f"{'case':<40}{'wall ms':>9}{'min ms':>8}{'x floor':>9}{'CPU ms':>8}{'x floor':>9}"]
-    labels = {"floor": 'python -c "import numpy, safetensors"', "diff": "trace diff a b (table)",
-              "diff_json": "trace diff --json a b"}
+    lines = [
+        f"medians of {r['repeat']} runs, round-robin",
+        f"{'case':<40}{'wall ms':>9}{'min ms':>8}{'x floor':>9}{'CPU ms':>8}{'x floor':>9}",
+    ]
+    labels = {
+        "floor": 'python -c "import numpy, safetensors"',
+        "diff": "trace diff a b (table)",
+        "diff_json": "trace diff --json a b",
+    }
     for key, label in labels.items():
         c = r[key]
         ratio = f"{c['ratio']:>9.2f}" if "ratio" in c else f"{'':>9}"
         cpu_ratio = f"{c['cpu_ratio']:>9.2f}" if "cpu_ratio" in c else f"{'':>9}"
-        lines.append(f"{label:<40}{c['wall_s'] * 1e3:>9.0f}{c['wall_min_s'] * 1e3:>8.0f}{ratio}{c['cpu_s'] * 1e3:>8.0f}{cpu_ratio}")
+        lines.append(
+            f"{label:<40}{c['wall_s'] * 1e3:>9.0f}{c['wall_min_s'] * 1e3:>8.0f}{ratio}"
+            f"{c['cpu_s'] * 1e3:>8.0f}{cpu_ratio}"
+        )
     lines.append(f"imports beyond the floor's (cumulative ms): {r['extra_imports_ms']}")
-    lines.append(f"frameworks imported: {r['frameworks_imported'] or 'none'}; target: trace diff <= {TARGET}x the floor")
+    lines.append(
+        f"frameworks imported: {r['frameworks_imported'] or 'none'}; target: trace diff <= {TARGET}x the floor"
+    )
     return "\n".join(lines)
 
 

@@ -28,9 +28,10 @@ import time
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from resnet50 import resnet50  # noqa: E402
+
 import numtrace  # noqa: E402
 from numtrace.backends.torch_hooks import capture  # noqa: E402
-from resnet50 import resnet50  # noqa: E402
 
 
 def main() -> None:
@@ -62,6 +63,7 @@ def main() -> None:
                     undo()
             counts["numtrace"] = len(rec.trace)
             rec.trace.close()
+
         return run
 
     def torchlens_case(save):
@@ -70,10 +72,16 @@ def main() -> None:
                 log = tl.trace(model, x) if save == "all" else tl.trace(model, x, save=lambda ctx: False)
             counts[f"torchlens {save}"] = len(getattr(log, "layer_labels", []) or list(log))
             del log
+
         return run
 
-    cases = [("bare forward", bare), ("numtrace, memory", numtrace_case(None)), ("numtrace, disk", numtrace_case(path)),
-             ("torchlens, save all", torchlens_case("all")), ("torchlens, save none", torchlens_case("none"))]
+    cases = [
+        ("bare forward", bare),
+        ("numtrace, memory", numtrace_case(None)),
+        ("numtrace, disk", numtrace_case(path)),
+        ("torchlens, save all", torchlens_case("all")),
+        ("torchlens, save none", torchlens_case("none")),
+    ]
     times: dict[str, list[float]] = {label: [] for label, _ in cases}
     for _, run in cases:
         run()
@@ -83,13 +91,19 @@ def main() -> None:
             run()
             times[label].append(time.perf_counter() - start)
     base = statistics.median(times["bare forward"])
-    print(f"ResNet-50, 1x3x224x224, CPU, {torch.get_num_threads()} threads, torch {torch.__version__}, "
-          f"torchlens {getattr(tl, '__version__', '?')}, medians of {args.repeat}")
+    print(
+        f"ResNet-50, 1x3x224x224, CPU, {torch.get_num_threads()} threads, torch {torch.__version__}, "
+        f"torchlens {getattr(tl, '__version__', '?')}, medians of {args.repeat}"
+    )
     print(f"{'case':<24}{'wall ms':>9}{'x bare':>8}{'tensors':>9}")
     for label, _ in cases:
         wall = statistics.median(times[label])
-        n = counts.get(label.replace("numtrace, memory", "numtrace").replace("numtrace, disk", "numtrace")
-                       .replace("torchlens, save ", "torchlens "), "")
+        n = counts.get(
+            label.replace("numtrace, memory", "numtrace")
+            .replace("numtrace, disk", "numtrace")
+            .replace("torchlens, save ", "torchlens "),
+            "",
+        )
         print(f"{label:<24}{wall * 1e3:>9.1f}{wall / base:>8.2f}{n!s:>9}")
     os.remove(path)
     os.rmdir(os.path.dirname(path))

@@ -29,7 +29,7 @@ def test_import_numtrace_imports_no_framework():
 def test_tap_and_record_import_no_framework(tmp_path):
     code = f"""
 import numpy as np, numtrace
-with numtrace.record({str(tmp_path / 't.safetensors')!r}):
+with numtrace.record({str(tmp_path / "t.safetensors")!r}):
     numtrace.tap('x', np.zeros(3))
 """
     assert _imported_after(code) == []
@@ -39,7 +39,11 @@ def test_trace_diff_and_show_import_no_framework(tmp_path):
     a, b = tmp_path / "a.safetensors", tmp_path / "b.safetensors"
     numtrace.save(a, {"x": np.zeros(3)})
     numtrace.save(b, {"x": np.ones(3)})
-    for argv in (["trace", "diff", str(a), str(b)], ["trace", "diff", "--json", str(a), str(b)], ["trace", "show", str(a)]):
+    for argv in (
+        ["trace", "diff", str(a), str(b)],
+        ["trace", "diff", "--json", str(a), str(b)],
+        ["trace", "show", str(a)],
+    ):
         code = f"""
 import sys
 sys.argv = {argv!r}

@@ -45,6 +45,7 @@ def frame(signal: np.ndarray) -> np.ndarray:
 
 def mel_filterbank(dtype) -> np.ndarray:
     """(N_MELS, N_FFT // 2 + 1) triangular filters on the HTK mel scale."""
+
     def to_mel(hz):
         return 2595.0 * np.log10(1.0 + hz / 700.0)
 

@@ -10,13 +10,12 @@ USE-CASES §1. Written as plain fastai, with no numtrace in it; trace it with
 import argparse
 
 import torch
+from clips import CLIPS, HOP, N_FFT, N_FRAMES, N_MELS, SAMPLE_RATE, TOP_DB
 from fastai.data.core import Datasets
 from fastai.layers import AdaptiveConcatPool2d
 from fastai.learner import Learner
 from fasttransform.transform import Transform
 from torch import nn
-
-from clips import CLIPS, HOP, N_FFT, N_FRAMES, N_MELS, SAMPLE_RATE, TOP_DB
 
 
 class SynthesizeClip(Transform):
@@ -39,8 +38,13 @@ class MelSpectrogram(Transform):
         super().__init__()
         hz = torch.linspace(0, SAMPLE_RATE / 2, N_FFT // 2 + 1, dtype=torch.float64)
         mel = lambda f: 2595.0 * torch.log10(1.0 + f / 700.0)  # noqa: E731
-        edges = 700.0 * (10.0 ** (torch.linspace(0, float(mel(torch.tensor(SAMPLE_RATE / 2.0))), N_MELS + 2,
-                                                 dtype=torch.float64) / 2595.0) - 1.0)
+        edges = 700.0 * (
+            10.0
+            ** (
+                torch.linspace(0, float(mel(torch.tensor(SAMPLE_RATE / 2.0))), N_MELS + 2, dtype=torch.float64) / 2595.0
+            )
+            - 1.0
+        )
         lower, center, upper = edges[:-2, None], edges[1:-1, None], edges[2:, None]
         rising, falling = (hz - lower) / (center - lower), (upper - hz) / (upper - center)
         self.filters = torch.clamp(torch.minimum(rising, falling), min=0.0).float()
@@ -88,8 +92,13 @@ def build_model() -> nn.Module:
         nn.Sequential(nn.Conv2d(8, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(inplace=True)),
         AdaptiveConcatPool2d(),
         nn.Flatten(),
-        nn.BatchNorm1d(32), nn.Dropout(0.25), nn.Linear(32, 16), nn.ReLU(inplace=True),
-        nn.BatchNorm1d(16), nn.Dropout(0.5), nn.Linear(16, 2),
+        nn.BatchNorm1d(32),
+        nn.Dropout(0.25),
+        nn.Linear(32, 16),
+        nn.ReLU(inplace=True),
+        nn.BatchNorm1d(16),
+        nn.Dropout(0.5),
+        nn.Linear(16, 2),
     )
 
 
@@ -102,9 +111,11 @@ def main() -> None:
     torch.manual_seed(0)
     index = list(range(len(CLIPS)))
     # Transforms are listed out of order on purpose: fastai sorts them by `order`.
-    dsets = Datasets(index, tfms=[[PadSpectrogram(args.pad_with), SynthesizeClip(), PowerToDb(), MelSpectrogram()],
-                                  [label]],
-                     splits=[index, index])
+    dsets = Datasets(
+        index,
+        tfms=[[PadSpectrogram(args.pad_with), SynthesizeClip(), PowerToDb(), MelSpectrogram()], [label]],
+        splits=[index, index],
+    )
     dls = dsets.dataloaders(bs=len(CLIPS), num_workers=0)
     learn = Learner(dls, build_model(), loss_func=nn.CrossEntropyLoss())
     torch.save(learn.model.state_dict(), args.state_dict)

@@ -2,7 +2,6 @@
 
 import torch
 import torch.nn.functional as F
-
 from clips import CLIPS, HOP, N_FFT, N_FRAMES, N_MELS, SAMPLE_RATE, TOP_DB
 
 

@@ -10,10 +10,9 @@ No fastai and no numtrace in it; trace it with
 import argparse
 
 import torch
-from torch import nn
-
 from clips import CLIPS, N_MELS
 from port_frontend import mel_spectrogram, pad_spectrogram, power_to_db, synthesize_clip
+from torch import nn
 
 
 class AdaptiveConcatPool2d(nn.Module):
@@ -35,8 +34,13 @@ def build_model() -> nn.Module:
         nn.Sequential(nn.Conv2d(8, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(inplace=True)),
         AdaptiveConcatPool2d(),
         nn.Flatten(),
-        nn.BatchNorm1d(32), nn.Dropout(0.25), nn.Linear(32, 16), nn.ReLU(inplace=True),
-        nn.BatchNorm1d(16), nn.Dropout(0.5), nn.Linear(16, 2),
+        nn.BatchNorm1d(32),
+        nn.Dropout(0.25),
+        nn.Linear(32, 16),
+        nn.ReLU(inplace=True),
+        nn.BatchNorm1d(16),
+        nn.Dropout(0.5),
+        nn.Linear(16, 2),
     )
 
 

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 
 import numpy as np
 from hypothesis import strategies as st
-
 from mel_reference import SAMPLE_RATE
 
 KINDS = ("tone", "silence", "noise", "square", "click", "chirp")

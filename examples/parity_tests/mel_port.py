@@ -12,10 +12,10 @@ Plant the bugs of USE-CASES §1 with the BUG environment variable:
 import os
 
 import numpy as np
+from mel_reference import FLOOR_DB, HOP, N_FFT, N_FRAMES, TOP_DB, mel_filterbank
 from numpy.lib.stride_tricks import sliding_window_view
 
 import numtrace
-from mel_reference import FLOOR_DB, HOP, N_FFT, N_FRAMES, TOP_DB, mel_filterbank
 
 BUG = os.environ.get("BUG", "")
 

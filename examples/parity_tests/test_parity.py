@@ -13,11 +13,11 @@ Three kinds of test, each the pattern of docs/testing.md:
 Tolerances come from ``[tool.numtrace]`` in this directory's pyproject.toml.
 """
 
-import pytest
-
 import mel_port
 import mel_reference
+import pytest
 from clips import FULL_CLIP, GOLDEN_CLIP, clips
+
 from numtrace.testing import assert_port_agrees
 
 

@@ -99,8 +99,10 @@ def main():
     model.load_weights(args.weights)
     tokens, noise = inputs()
     mel = model(mx.array(tokens), mx.array(noise))
-    print(f"mel {tuple(mel.shape)}: range [{mel.min().item():.2f}, {mel.max().item():.2f}] dB, "
-          f"mean {mel.mean().item():.2f} dB")
+    print(
+        f"mel {tuple(mel.shape)}: range [{mel.min().item():.2f}, {mel.max().item():.2f}] dB, "
+        f"mean {mel.mean().item():.2f} dB"
+    )
 
 
 if __name__ == "__main__":

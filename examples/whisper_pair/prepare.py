@@ -22,8 +22,18 @@ import torch
 from safetensors.numpy import save_file
 from whisper.model import ModelDimensions, Whisper
 
-DIMS = dict(n_mels=80, n_audio_ctx=50, n_audio_state=64, n_audio_head=4, n_audio_layer=2,
-            n_vocab=96, n_text_ctx=16, n_text_state=64, n_text_head=4, n_text_layer=2)
+DIMS = dict(
+    n_mels=80,
+    n_audio_ctx=50,
+    n_audio_state=64,
+    n_audio_head=4,
+    n_audio_layer=2,
+    n_vocab=96,
+    n_text_ctx=16,
+    n_text_state=64,
+    n_text_head=4,
+    n_text_layer=2,
+)
 SAMPLE_RATE = 16000
 
 

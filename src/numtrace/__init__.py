@@ -17,8 +17,8 @@ from __future__ import annotations
 
 from ._version import __version__
 from .errors import NumtraceError, RecordingError, TapError, ToleranceError, TraceFileError, UsageError
-from .trace import Trace
 from .formats import load, save
+from .trace import Trace
 from .tracer import Recording, current_scope, is_recording, record, scope, tap
 from .watch import Watch, watch
 

@@ -72,21 +72,57 @@ def diff(
     reference: str = typer.Argument(..., help="Reference trace (.safetensors/.st/.h5)."),
     candidate: str = typer.Argument(..., help="Candidate trace, compared against the reference."),
     as_json: bool = typer.Option(False, "--json", help="Print the SPEC §3 JSON report on stdout."),
-    only: Optional[List[str]] = typer.Option(None, "--only", metavar="GLOB", help="Compare only stages matching GLOB (repeatable)."),
-    tol: Optional[List[str]] = typer.Option(None, "--tol", metavar="[GLOB=]RTOL|rtol=..,atol=..", help="Tolerance override, e.g. 1e-3 or 'decoder.*=1e-3' or 'mel=rtol=1e-2,atol=1e-4' (repeatable; last match wins)."),
-    tol_file: Optional[str] = typer.Option(None, "--tol-file", metavar="TOML", help="Per-stage tolerances from a TOML file (\\[tolerance] table: glob = rtol or {rtol, atol})."),
-    fail_on: FailOn = typer.Option(FailOn.large, "--fail-on", help="Which verdict makes the exit status 1: large (default), small (SMALL or LARGE), missing (LARGE or MISSING), never (always exit 0)."),
-    allow_incomplete: bool = typer.Option(False, "--allow-incomplete", help="Judge only the stages compared: do not fail because a recording did not complete or nothing was compared."),
-    width: Optional[int] = typer.Option(None, "--width", help="Table width in characters (default: the terminal's, at least 160 when not a terminal)."),
-    name_map: Optional[str] = typer.Option(None, "--map", metavar="TOML", help="Stage-name map: renames (globs or re:REGEX), prefixes to strip, stages to ignore (docs/diagnosis.md)."),
-    stage: Optional[str] = typer.Option(None, "--stage", metavar="NAME", help="Drill into one stage: both sides' statistics, the error profile along each axis, the worst locations, the findings."),
+    only: Optional[List[str]] = typer.Option(
+        None, "--only", metavar="GLOB", help="Compare only stages matching GLOB (repeatable)."
+    ),
+    tol: Optional[List[str]] = typer.Option(
+        None,
+        "--tol",
+        metavar="[GLOB=]RTOL|rtol=..,atol=..",
+        help="Tolerance override, e.g. 1e-3 or 'decoder.*=1e-3' or 'mel=rtol=1e-2,atol=1e-4' (repeatable; last match "
+        "wins).",
+    ),
+    tol_file: Optional[str] = typer.Option(
+        None,
+        "--tol-file",
+        metavar="TOML",
+        help="Per-stage tolerances from a TOML file (\\[tolerance] table: glob = rtol or {rtol, atol}).",
+    ),
+    fail_on: FailOn = typer.Option(
+        FailOn.large,
+        "--fail-on",
+        help="Which verdict makes the exit status 1: large (default), small (SMALL or LARGE), missing (LARGE or "
+        "MISSING), never (always exit 0).",
+    ),
+    allow_incomplete: bool = typer.Option(
+        False,
+        "--allow-incomplete",
+        help="Judge only the stages compared: do not fail because a recording did not complete or nothing was "
+        "compared.",
+    ),
+    width: Optional[int] = typer.Option(
+        None, "--width", help="Table width in characters (default: the terminal's, at least 160 when not a terminal)."
+    ),
+    name_map: Optional[str] = typer.Option(
+        None,
+        "--map",
+        metavar="TOML",
+        help="Stage-name map: renames (globs or re:REGEX), prefixes to strip, stages to ignore (docs/diagnosis.md).",
+    ),
+    stage: Optional[str] = typer.Option(
+        None,
+        "--stage",
+        metavar="NAME",
+        help="Drill into one stage: both sides' statistics, the error profile along each axis, the worst locations, "
+        "the findings.",
+    ),
 ) -> None:
     from . import diff as run_diff
     from .compare.pairing.names import as_name_map
     from .compare.pairing.options import check_options
     from .compare.verdict import ToleranceTable
-    from .report.table import print_diff
     from .formats import load
+    from .report.table import print_diff
 
     with _user_errors():
         tolerances = ToleranceTable.from_options(tol or [], tol_file)
@@ -115,16 +151,26 @@ def diff(
     raise typer.Exit(1 if report.failed(fail_on.value, allow_incomplete) else 0)
 
 
-@app.command(help="Plot a diff to a PNG: the relative error of every stage in order (first divergence and "
-             "root cause marked), or with --stage the reference, candidate and difference of one stage.")
+@app.command(
+    help="Plot a diff to a PNG: the relative error of every stage in order (first divergence and "
+    "root cause marked), or with --stage the reference, candidate and difference of one stage."
+)
 def plot(
     reference: str = typer.Argument(..., help="Reference trace (.safetensors/.st/.h5)."),
     candidate: str = typer.Argument(..., help="Candidate trace, compared against the reference."),
     out: str = typer.Option(..., "-o", "--out", metavar="PNG", help="Image to write."),
-    stage: Optional[str] = typer.Option(None, "--stage", metavar="NAME", help="Plot this stage as heatmaps (or lines, for 1-D) side by side."),
-    only: Optional[List[str]] = typer.Option(None, "--only", metavar="GLOB", help="Plot only stages matching GLOB (repeatable)."),
-    tol: Optional[List[str]] = typer.Option(None, "--tol", metavar="[GLOB=]RTOL|rtol=..,atol=..", help="Tolerance override, as for diff."),
-    tol_file: Optional[str] = typer.Option(None, "--tol-file", metavar="TOML", help="Per-stage tolerances from a TOML file, as for diff."),
+    stage: Optional[str] = typer.Option(
+        None, "--stage", metavar="NAME", help="Plot this stage as heatmaps (or lines, for 1-D) side by side."
+    ),
+    only: Optional[List[str]] = typer.Option(
+        None, "--only", metavar="GLOB", help="Plot only stages matching GLOB (repeatable)."
+    ),
+    tol: Optional[List[str]] = typer.Option(
+        None, "--tol", metavar="[GLOB=]RTOL|rtol=..,atol=..", help="Tolerance override, as for diff."
+    ),
+    tol_file: Optional[str] = typer.Option(
+        None, "--tol-file", metavar="TOML", help="Per-stage tolerances from a TOML file, as for diff."
+    ),
     name_map: Optional[str] = typer.Option(None, "--map", metavar="TOML", help="Stage-name map, as for diff."),
 ) -> None:
     from .compare.verdict import ToleranceTable
@@ -132,22 +178,28 @@ def plot(
 
     with _user_errors():
         tolerances = ToleranceTable.from_options(tol or [], tol_file)
-        written = run_plot(reference, candidate, out, stage=stage, only=only or None, tolerances=tolerances, map=name_map)
+        written = run_plot(
+            reference, candidate, out, stage=stage, only=only or None, tolerances=tolerances, map=name_map
+        )
     typer.echo(f"wrote {written}")
 
 
-@app.command(help="List a trace's stages in execution order with their statistics and metadata; with STAGE, "
-             "show that stage in detail. A stats-only trace (trace run --stats) shows each stage's recorded "
-             "shape, dtype, statistics, channel means and hash.")
+@app.command(
+    help="List a trace's stages in execution order with their statistics and metadata; with STAGE, "
+    "show that stage in detail. A stats-only trace (trace run --stats) shows each stage's recorded "
+    "shape, dtype, statistics, channel means and hash."
+)
 def show(
     trace_path: str = typer.Argument(..., metavar="TRACE", help="A trace (.safetensors/.st/.h5)."),
-    stage: Optional[str] = typer.Argument(None, metavar="[STAGE]", help="Show only this stage, in detail: statistics, hash, channel means, values."),
+    stage: Optional[str] = typer.Argument(
+        None, metavar="[STAGE]", help="Show only this stage, in detail: statistics, hash, channel means, values."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
     only: Optional[List[str]] = typer.Option(None, "--only", metavar="GLOB", help="Show only stages matching GLOB."),
     width: Optional[int] = typer.Option(None, "--width", help="Table width in characters."),
 ) -> None:
-    from .report.show import print_show, print_stage_show, show_dict, stage_dict
     from .formats import load
+    from .report.show import print_show, print_stage_show, show_dict, stage_dict
 
     with _user_errors():
         with load(trace_path) as trace:
@@ -181,22 +233,68 @@ def convert(
 def run(
     ctx: typer.Context,
     script: str = typer.Argument(..., help="The Python script to run; arguments after it go to the script."),
-    backend: Backend = typer.Option(Backend("numpy"), "--backend", help="Framework whose arrays and modules are captured (numpy: the script's numtrace.tap calls only)."),
-    out: Optional[str] = typer.Option(None, "-o", "--out", metavar="OUT", help="Trace to write (default: SCRIPT's name with .safetensors)."),
-    probe: Optional[List[str]] = typer.Option(None, "--probe", "--only", metavar="GLOB", help="Record only stages matching GLOB (repeatable), e.g. --only 'decoder.ode.step@[2-4]'."),
-    max_calls: Optional[int] = typer.Option(None, "--max-calls", min=1, help="Record at most N calls of each stage name."),
-    inputs: bool = typer.Option(False, "--inputs", help="Also record each module's inputs, as <module>.input (module backends)."),
-    weights: bool = typer.Option(False, "--weights", help="Also record each model's parameters and buffers once, under their names (module backends)."),
-    probe_function: Optional[List[str]] = typer.Option(None, "--probe-function", metavar="MODULE:FUNC[=STAGE]", help="Record FUNC's return value at every call, as FUNC's qualified name or STAGE (repeatable)."),
-    stats: bool = typer.Option(False, "--stats", help="Record a sketch of each stage instead of its values: statistics, per-channel means and a hash (docs/performance.md); trace diff compares sketches."),
-    stats_axis: Optional[int] = typer.Option(None, "--stats-axis", metavar="AXIS", help="Channel axis of the sketches' per-channel means (default: 1 for stages of 2+ dimensions; negative counts from the end)."),
+    backend: Backend = typer.Option(
+        Backend("numpy"),
+        "--backend",
+        help="Framework whose arrays and modules are captured (numpy: the script's numtrace.tap calls only).",
+    ),
+    out: Optional[str] = typer.Option(
+        None, "-o", "--out", metavar="OUT", help="Trace to write (default: SCRIPT's name with .safetensors)."
+    ),
+    probe: Optional[List[str]] = typer.Option(
+        None,
+        "--probe",
+        "--only",
+        metavar="GLOB",
+        help="Record only stages matching GLOB (repeatable), e.g. --only 'decoder.ode.step@[2-4]'.",
+    ),
+    max_calls: Optional[int] = typer.Option(
+        None, "--max-calls", min=1, help="Record at most N calls of each stage name."
+    ),
+    inputs: bool = typer.Option(
+        False, "--inputs", help="Also record each module's inputs, as <module>.input (module backends)."
+    ),
+    weights: bool = typer.Option(
+        False,
+        "--weights",
+        help="Also record each model's parameters and buffers once, under their names (module backends).",
+    ),
+    probe_function: Optional[List[str]] = typer.Option(
+        None,
+        "--probe-function",
+        metavar="MODULE:FUNC[=STAGE]",
+        help="Record FUNC's return value at every call, as FUNC's qualified name or STAGE (repeatable).",
+    ),
+    stats: bool = typer.Option(
+        False,
+        "--stats",
+        help="Record a sketch of each stage instead of its values: statistics, per-channel means and a hash "
+        "(docs/performance.md); trace diff compares sketches.",
+    ),
+    stats_axis: Optional[int] = typer.Option(
+        None,
+        "--stats-axis",
+        metavar="AXIS",
+        help="Channel axis of the sketches' per-channel means (default: 1 for stages of 2+ dimensions; negative "
+        "counts from the end).",
+    ),
 ) -> None:
     from .run import default_output, run_script
 
     with _user_errors():
-        result = run_script(script, list(ctx.args), out or default_output(script), backend=backend.value,
-                            probes=probe, max_calls=max_calls, inputs=inputs, weights=weights,
-                            probe_functions=probe_function, stats=stats, stats_axis=stats_axis)
+        result = run_script(
+            script,
+            list(ctx.args),
+            out or default_output(script),
+            backend=backend.value,
+            probes=probe,
+            max_calls=max_calls,
+            inputs=inputs,
+            weights=weights,
+            probe_functions=probe_function,
+            stats=stats,
+            stats_axis=stats_axis,
+        )
     note = "" if result.exit_code == 0 else f" (the script {result.status})"
     typer.echo(f"trace run: wrote {result.stages} stages to {result.out}{note}", err=True)
     raise typer.Exit(result.exit_code)

@@ -82,8 +82,9 @@ def parse(command, args: list[str]) -> dict | None:
                 return None
             positional.append((name, kind[1]))
         elif isinstance(info, typer.models.OptionInfo):
-            if any("/" in d or not d.startswith("--") for d in info.param_decls) or \
-                    any(getattr(info, k, None) is not None for k in ("min", "max", "envvar")):
+            if any("/" in d or not d.startswith("--") for d in info.param_decls) or any(
+                getattr(info, k, None) is not None for k in ("min", "max", "envvar")
+            ):
                 return None
             flags.update({decl: (name, kind) for decl in info.param_decls})
             values[name] = [] if kind[0] == "many" else info.default

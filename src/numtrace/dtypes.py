@@ -129,8 +129,7 @@ def name_of(array: np.ndarray) -> str:
     if name in _STORAGE:
         return name
     raise TapError(
-        f"cannot record dtype {array.dtype} (kind {array.dtype.kind!r}); "
-        f"numtrace records {', '.join(_STORAGE)}"
+        f"cannot record dtype {array.dtype} (kind {array.dtype.kind!r}); numtrace records {', '.join(_STORAGE)}"
     )
 
 

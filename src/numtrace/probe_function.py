@@ -47,8 +47,10 @@ def parse(spec: str) -> ProbeSpec:
     target, _, stage = spec.partition("=")
     module, colon, qualname = target.strip().partition(":")
     if not colon or not module or not qualname or not all(p.isidentifier() for p in qualname.split(".")):
-        raise UsageError(f"--probe-function {spec!r}: expected MODULE:FUNCTION (e.g. mypkg.audio:mel_spectrogram), "
-                         "optionally followed by =STAGE")
+        raise UsageError(
+            f"--probe-function {spec!r}: expected MODULE:FUNCTION (e.g. mypkg.audio:mel_spectrogram), "
+            "optionally followed by =STAGE"
+        )
     return ProbeSpec(module, qualname, stage.strip() or qualname)
 
 
@@ -57,8 +59,10 @@ def _resolve(spec: ProbeSpec) -> tuple[Any, str, Any]:
     try:
         owner: Any = importlib.import_module(spec.module)
     except Exception as err:  # the module's own import error: say which spec needed it
-        raise UsageError(f"--probe-function {spec.module}:{spec.qualname}: cannot import {spec.module!r} "
-                         f"({type(err).__name__}: {err})") from None
+        raise UsageError(
+            f"--probe-function {spec.module}:{spec.qualname}: cannot import {spec.module!r} "
+            f"({type(err).__name__}: {err})"
+        ) from None
     *path, attr = spec.qualname.split(".")
     for part in path:
         owner = getattr(owner, part, None)
@@ -80,8 +84,10 @@ def _refuse_script(spec: ProbeSpec, script: str | None) -> None:
         return
     origin = getattr(found, "origin", None)
     if origin and os.path.exists(origin) and os.path.samefile(origin, script):
-        raise UsageError(f"--probe-function {spec.module}:{spec.qualname}: {script} is the script itself; "
-                         "its functions exist only once it runs: move them to a module it imports")
+        raise UsageError(
+            f"--probe-function {spec.module}:{spec.qualname}: {script} is the script itself; "
+            "its functions exist only once it runs: move them to a module it imports"
+        )
 
 
 def _wrap(function: Callable, stage: str) -> Callable:
@@ -120,8 +126,11 @@ def install(specs: list[str], script: str | None = None) -> Callable[[], None]:
             if isinstance(owner, types.ModuleType):  # also where it was imported by name
                 for module in list(sys.modules.values()):
                     if isinstance(module, types.ModuleType) and module is not owner:
-                        found.extend((module, name, raw, replacement)
-                                     for name, value in list(vars(module).items()) if value is raw)
+                        found.extend(
+                            (module, name, raw, replacement)
+                            for name, value in list(vars(module).items())
+                            if value is raw
+                        )
             for target, name, _, new in found:  # now, so that a second spec for it wraps this wrapper
                 setattr(target, name, new)
                 patches.append((target, name, raw, new))

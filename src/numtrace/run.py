@@ -21,9 +21,9 @@ import json
 import os
 import runpy
 import sys
+import traceback
 import warnings
 from contextlib import contextmanager
-import traceback
 from dataclasses import dataclass
 
 from . import backends, probe_function
@@ -73,15 +73,24 @@ def run_script(
     entry = backends.backend(backend)
     if (inputs or weights) and not entry.models:
         models = ", ".join(b.name for b in backends.REGISTRY if b.models)
-        raise UsageError(f"--inputs and --weights record module inputs and parameters: use them with --backend {models}")
+        raise UsageError(
+            f"--inputs and --weights record module inputs and parameters: use them with --backend {models}"
+        )
     capture_module = None
     if entry.models:
         try:  # import now: a missing framework is a usage error, not the script's
             capture_module = backends.module_of(entry)
         except ImportError as err:
             raise UsageError(f"--backend {backend} needs {backend} installed ({err})") from None
-    recording = Recording(out, backend=backend, include=probes or None, max_calls=max_calls,
-                          context={"argv": json.dumps([script, *args])}, stats=stats, stats_axis=stats_axis)
+    recording = Recording(
+        out,
+        backend=backend,
+        include=probes or None,
+        max_calls=max_calls,
+        context={"argv": json.dumps([script, *args])},
+        stats=stats,
+        stats_axis=stats_axis,
+    )
     saved_argv, saved_path0 = sys.argv, sys.path[0] if sys.path else None
     sys.argv = [script, *args]
     script_dir = os.path.dirname(os.path.abspath(script))
@@ -102,8 +111,11 @@ def run_script(
         exit_code, status, undo_capture = 0, "complete", None
         try:
             if capture_module is not None:
-                options = {"include": probes or None, **({"inputs": True} if inputs else {}),
-                           **({"weights": True} if weights else {})}
+                options = {
+                    "include": probes or None,
+                    **({"inputs": True} if inputs else {}),
+                    **({"weights": True} if weights else {}),
+                }
                 undo_capture = capture_module.capture(**options)
             runpy.run_path(script, run_name="__main__")
         except SystemExit as stop:

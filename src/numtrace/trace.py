@@ -24,7 +24,7 @@ import json
 import math
 import re
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Iterator, Mapping
 
 import numpy as np
 
@@ -145,7 +145,9 @@ def resolve_order(metadata: Mapping[str, str], names: list[str], label: str) -> 
     present = set(names)
     unknown = [n for n in order if n not in present]
     if unknown:
-        raise TraceFileError(f"{label}: {ORDER_KEY!r} names {len(unknown)} stage(s) the file does not hold, e.g. {unknown[0]!r}")
+        raise TraceFileError(
+            f"{label}: {ORDER_KEY!r} names {len(unknown)} stage(s) the file does not hold, e.g. {unknown[0]!r}"
+        )
     if len(set(order)) != len(order):
         raise TraceFileError(f"{label}: {ORDER_KEY!r} lists a stage twice")
     listed = set(order)

@@ -33,9 +33,9 @@ import numpy as np
 from . import backends
 from ._version import __version__
 from .errors import RecordingError, TapError
+from .formats import load, open_writer
 from .probes import StageFilter
 from .trace import MemoryTrace, Trace
-from .formats import load, open_writer
 
 CALL_INDEX_SEPARATOR = "@"
 
@@ -230,11 +230,13 @@ class Recording:
             raise RecordingError("a recording can be started only once; create a new one")
         if self.path is not None:
             self._writer = open_writer(self.path)
-        self._internal.update({
-            "numtrace.version": __version__,
-            "numtrace.backend": self.backend,
-            "numtrace.created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        })
+        self._internal.update(
+            {
+                "numtrace.version": __version__,
+                "numtrace.backend": self.backend,
+                "numtrace.created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            }
+        )
         self._pid = os.getpid()
         self._state = "active"
         _active.append(self)
@@ -249,8 +251,12 @@ class Recording:
         self._state = "stopped"
         if status is not None:
             self.status = status
-        metadata = {**self.metadata, **self._internal, "numtrace.status": self.status,
-                    "numtrace.frameworks": json.dumps(backends.framework_versions())}
+        metadata = {
+            **self.metadata,
+            **self._internal,
+            "numtrace.status": self.status,
+            "numtrace.frameworks": json.dumps(backends.framework_versions()),
+        }
         if self.stats:
             from .compare.sketches.format import SKETCH_KEY, SKETCH_VERSION
 

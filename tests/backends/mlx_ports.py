@@ -215,8 +215,9 @@ def mlx_models(bug: str | None = None):
     class StemModel(nn.Module):
         def __init__(self):
             super().__init__()
-            self.stem = nn.Sequential(nn.Conv1d(FEATURES, DIM, 3, padding=1),
-                                      nn.GroupNorm(4, DIM, pytorch_compatible=True), nn.GELU())
+            self.stem = nn.Sequential(
+                nn.Conv1d(FEATURES, DIM, 3, padding=1), nn.GroupNorm(4, DIM, pytorch_compatible=True), nn.GELU()
+            )
             self.blocks = [Block() for _ in range(LAYERS)]
             self.head = nn.Linear(DIM, FEATURES)
 

@@ -13,12 +13,12 @@ from fastai.data.core import Datasets  # noqa: E402
 from fastai.learner import Learner, defaults  # noqa: E402
 from fasttransform.transform import Pipeline, Transform  # noqa: E402
 from torch import nn  # noqa: E402
+from torch_models import global_hooks, module_hooks  # noqa: E402
 
 import numtrace  # noqa: E402
 from numtrace.backends import fastai as fastai_backend  # noqa: E402
 from numtrace.backends.fastai import NumtraceCallback  # noqa: E402
 from numtrace.errors import NumtraceWarning  # noqa: E402
-from torch_models import global_hooks, module_hooks  # noqa: E402
 
 
 class Synth(Transform):
@@ -77,8 +77,12 @@ def make_learner(num_workers=0):
 
 def expected_item(i):
     x = torch.randn(2, 6, generator=torch.Generator().manual_seed(i))
-    return {"data.x.Synth": x, "data.x.Shift": x + 0.5, "data.x.Shift_2": (x + 0.5) + 1.0,
-            "data.x.Scale": ((x + 0.5) + 1.0) * 2}
+    return {
+        "data.x.Synth": x,
+        "data.x.Shift": x + 0.5,
+        "data.x.Shift_2": (x + 0.5) + 1.0,
+        "data.x.Scale": ((x + 0.5) + 1.0) * 2,
+    }
 
 
 ITEM = ["data.x.Synth", "data.x.Shift", "data.x.Shift_2", "data.x.Scale", "data.y.label"]
@@ -96,7 +100,7 @@ def test_get_preds_records_every_transform_in_fastai_order_then_the_model_pred_a
         preds, targets = learn.get_preds(cbs=[NumtraceCallback()])
     trace = rec.trace
     names = [n for n in trace.order]
-    assert names[:len(ITEM) * 2] == indexed(ITEM, 0) + indexed(ITEM, 1)
+    assert names[: len(ITEM) * 2] == indexed(ITEM, 0) + indexed(ITEM, 1)
     assert names[10:12] == ["data.after_batch.Standardize.0", "data.after_batch.Standardize.1"]
     assert names[12:19] == MODEL
     assert len(names) == 2 * 19 and names[-1] == "loss@1"
@@ -161,7 +165,7 @@ def test_single_process_sees_every_transform_even_with_workers():
     learn = make_learner(num_workers=2)
     with numtrace.record() as rec:
         learn.get_preds(cbs=[NumtraceCallback(single_process=True)])
-    assert rec.trace.order[:len(ITEM)] == ITEM
+    assert rec.trace.order[: len(ITEM)] == ITEM
     assert learn.dls.valid.fake_l.num_workers == 2
 
 
@@ -179,7 +183,7 @@ def test_zero_edit_capture_adds_the_callback_to_every_learner_and_takes_it_away(
     assert defaults.callbacks == callbacks
     order = rec.trace.order
     assert order[:6] == ["Tanh", "0", "1", "2", "3", "output"]
-    assert order[6:6 + len(ITEM)] == ITEM and "loss" in order
+    assert order[6 : 6 + len(ITEM)] == ITEM and "loss" in order
     assert "CrossEntropyLoss" in order  # the loss module is a model of its own, named by its class
     assert "output@2" in order and "output@3" not in order  # the call above + 2 validation batches
     capture_cb = next(cb for cb in learn.cbs if type(cb).__name__ == "NumtraceCaptureCallback")

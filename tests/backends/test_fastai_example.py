@@ -7,14 +7,19 @@ import pytest
 
 pytest.importorskip("fastai")
 
-import numtrace  # noqa: E402
 from torch_models import trace_cli  # noqa: E402
+
+import numtrace  # noqa: E402
 
 pytestmark = pytest.mark.slow  # each test starts `trace run` processes that import torch
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "fastai_to_torch"
-RENAMES = ["synthesize_clip=data.x.SynthesizeClip", "mel_spectrogram=data.x.MelSpectrogram",
-           "power_to_db=data.x.PowerToDb", "pad_spectrogram=data.x.PadSpectrogram"]
+RENAMES = [
+    "synthesize_clip=data.x.SynthesizeClip",
+    "mel_spectrogram=data.x.MelSpectrogram",
+    "power_to_db=data.x.PowerToDb",
+    "pad_spectrogram=data.x.PadSpectrogram",
+]
 
 
 def test_the_diff_points_at_the_padding_transform(tmp_path):
@@ -22,19 +27,44 @@ def test_the_diff_points_at_the_padding_transform(tmp_path):
         text = (EXAMPLE / script).read_text()
         assert "import numtrace" not in text and "from numtrace" not in text
     reference, candidate, weights = tmp_path / "fastai.safetensors", tmp_path / "port.safetensors", tmp_path / "w.pt"
-    result = trace_cli("run", "--backend", "fastai", "-o", reference, EXAMPLE / "fastai_pipeline.py",
-                       "--state-dict", weights, cwd=tmp_path)
+    result = trace_cli(
+        "run",
+        "--backend",
+        "fastai",
+        "-o",
+        reference,
+        EXAMPLE / "fastai_pipeline.py",
+        "--state-dict",
+        weights,
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr
     probes = [arg for spec in RENAMES for arg in ("--probe-function", f"port_frontend:{spec}")]
-    result = trace_cli("run", "--backend", "torch", "-o", candidate, *probes, EXAMPLE / "torch_port.py",
-                       "--state-dict", weights, cwd=tmp_path)
+    result = trace_cli(
+        "run",
+        "--backend",
+        "torch",
+        "-o",
+        candidate,
+        *probes,
+        EXAMPLE / "torch_port.py",
+        "--state-dict",
+        weights,
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr
 
     report = numtrace.diff(reference, candidate)
     assert report.first_divergence == "data.x.PadSpectrogram@1"  # clip 0 is cropped, clip 1 is the first padded
     verdicts = {s.name: str(s.verdict.value if hasattr(s.verdict, "value") else s.verdict) for s in report.stages}
-    for name in ("data.x.SynthesizeClip", "data.x.MelSpectrogram", "data.x.PowerToDb", "data.x.PadSpectrogram",
-                 "data.x.PowerToDb@1", "data.x.PowerToDb@3"):
+    for name in (
+        "data.x.SynthesizeClip",
+        "data.x.MelSpectrogram",
+        "data.x.PowerToDb",
+        "data.x.PadSpectrogram",
+        "data.x.PowerToDb@1",
+        "data.x.PowerToDb@3",
+    ):
         assert verdicts[name] == "MATCH", name
     for name in ("data.x.PadSpectrogram@1", "data.x.PadSpectrogram@2", "data.x.PadSpectrogram@3", "0", "output"):
         assert verdicts[name] == "LARGE", name

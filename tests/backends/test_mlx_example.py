@@ -19,10 +19,23 @@ EXAMPLE = ROOT / "examples" / "torch_to_mlx"
 
 
 def trace_run(tmp_path, backend, script, out, *args):
-    cmd = [sys.executable, "-c", "from numtrace.cli import main; main()", "run", "--backend", backend,
-           "-o", str(tmp_path / out), str(EXAMPLE / script), "--weights", str(tmp_path / "decoder.safetensors"), *args]
-    result = subprocess.run(cmd, capture_output=True, text=True, timeout=300,
-                            env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
+    cmd = [
+        sys.executable,
+        "-c",
+        "from numtrace.cli import main; main()",
+        "run",
+        "--backend",
+        backend,
+        "-o",
+        str(tmp_path / out),
+        str(EXAMPLE / script),
+        "--weights",
+        str(tmp_path / "decoder.safetensors"),
+        *args,
+    ]
+    result = subprocess.run(
+        cmd, capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    )
     assert result.returncode == 0, result.stderr
     return tmp_path / out, result.stdout
 

@@ -5,7 +5,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -17,6 +16,7 @@ from numtrace.compare import ToleranceTable  # noqa: E402
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))  # mlx_ports.py, beside this file, whatever pytest's import mode
 import mlx_ports as ports  # noqa: E402
+
 SRC = HERE.parents[1] / "src"
 
 
@@ -66,12 +66,15 @@ def test_the_port_with_a_sequential_conv_stem_matches_with_no_options(torch_trac
     assert {"kind": "layout", "perm": [0, 2, 1]} in conv.diagnosis
 
 
-@pytest.mark.parametrize("bug, module", [
-    ("eps", "blocks.0.norm1"),          # LayerNorm eps 1e-6 instead of 1e-5
-    ("nhwc", "conv_in"),                # NLC conv output treated as NCL (reshape instead of transpose)
-    ("rope", "blocks.0.attn.rope"),     # traditional (interleaved) RoPE instead of rotate-half
-    ("gelu", "blocks.0.mlp.act"),       # GELU's sigmoid approximation instead of erf
-])
+@pytest.mark.parametrize(
+    "bug, module",
+    [
+        ("eps", "blocks.0.norm1"),  # LayerNorm eps 1e-6 instead of 1e-5
+        ("nhwc", "conv_in"),  # NLC conv output treated as NCL (reshape instead of transpose)
+        ("rope", "blocks.0.attn.rope"),  # traditional (interleaved) RoPE instead of rotate-half
+        ("gelu", "blocks.0.mlp.act"),  # GELU's sigmoid approximation instead of erf
+    ],
+)
 def test_a_planted_port_bug_is_reported_at_its_module(torch_traces, bug, module):
     weights, reference = torch_traces["model"]
     report = numtrace.diff(reference, mlx_trace(weights, bug=bug))
@@ -116,10 +119,21 @@ def run_script(tmp_path, backend, source, *args):
     script = tmp_path / f"{backend}_port.py"
     script.write_text(source.format(here=str(HERE)))
     out = tmp_path / f"{backend}{'_' + args[-1] if len(args) > 1 else ''}.safetensors"
-    cmd = [sys.executable, "-c", "from numtrace.cli import main; main()", "run", "--backend", backend,
-           "-o", str(out), str(script), *map(str, args)]
-    result = subprocess.run(cmd, capture_output=True, text=True, timeout=300,
-                            env={**os.environ, "PYTHONPATH": str(SRC)})
+    cmd = [
+        sys.executable,
+        "-c",
+        "from numtrace.cli import main; main()",
+        "run",
+        "--backend",
+        backend,
+        "-o",
+        str(out),
+        str(script),
+        *map(str, args),
+    ]
+    result = subprocess.run(
+        cmd, capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(SRC)}
+    )
     assert result.returncode == 0, result.stderr
     return out
 

@@ -14,8 +14,8 @@ mx = pytest.importorskip("mlx.core")
 nn = pytest.importorskip("mlx.nn")
 
 import numtrace  # noqa: E402
-from numtrace.errors import NumtraceWarning  # noqa: E402
 from numtrace.backends import mlx_capture  # noqa: E402
+from numtrace.errors import NumtraceWarning  # noqa: E402
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 
@@ -146,7 +146,7 @@ def test_probe_globs_select_modules_before_anything_is_held():
 
 # -- through `trace run` ------------------------------------------------------------------------------
 
-SCRIPT = '''
+SCRIPT = """
 import sys
 import mlx.core as mx
 import mlx.nn as nn
@@ -177,7 +177,7 @@ print("y", y.tolist())
 if "--crash" in sys.argv:
     model.blocks[0](mx.ones((1, 3)))   # a shape error inside a forward
 print("done")
-'''
+"""
 
 
 def trace_run(tmp_path, *args, script=SCRIPT):
@@ -185,8 +185,18 @@ def trace_run(tmp_path, *args, script=SCRIPT):
     path.write_text(textwrap.dedent(script))
     out = tmp_path / "port.safetensors"
     env = {**os.environ, "PYTHONPATH": str(SRC)}
-    cmd = [sys.executable, "-c", "from numtrace.cli import main; main()", "run", "--backend", "mlx", "-o", str(out),
-           str(path), *args]
+    cmd = [
+        sys.executable,
+        "-c",
+        "from numtrace.cli import main; main()",
+        "run",
+        "--backend",
+        "mlx",
+        "-o",
+        str(out),
+        str(path),
+        *args,
+    ]
     return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120), out
 
 
@@ -216,8 +226,10 @@ def test_a_crash_midway_keeps_the_partial_trace_and_exits_non_zero(tmp_path):
 
 
 def test_a_crash_inside_a_forward_keeps_the_modules_that_ran(tmp_path):
-    script = SCRIPT.replace("        for block in self.blocks:\n            x = block(x)\n",
-                            "        x = self.blocks[0](x)\n        raise RuntimeError('solver diverged')\n")
+    script = SCRIPT.replace(
+        "        for block in self.blocks:\n            x = block(x)\n",
+        "        x = self.blocks[0](x)\n        raise RuntimeError('solver diverged')\n",
+    )
     result, out = trace_run(tmp_path, script=script)
     assert result.returncode == 1 and "RuntimeError: solver diverged" in result.stderr
     with numtrace.load(out) as trace:
@@ -231,8 +243,19 @@ def test_trace_run_probe_narrows_the_capture(tmp_path):
     path = tmp_path / "port.py"
     probe_out = tmp_path / "probe.safetensors"
     env = {**os.environ, "PYTHONPATH": str(SRC)}
-    cmd = [sys.executable, "-c", "from numtrace.cli import main; main()", "run", "--backend", "mlx",
-           "--probe", "blocks.*.lin", "-o", str(probe_out), str(path)]
+    cmd = [
+        sys.executable,
+        "-c",
+        "from numtrace.cli import main; main()",
+        "run",
+        "--backend",
+        "mlx",
+        "--probe",
+        "blocks.*.lin",
+        "-o",
+        str(probe_out),
+        str(path),
+    ]
     assert subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120).returncode == 0
     with numtrace.load(probe_out) as trace:
         assert trace.order == ["blocks.0.lin", "blocks.1.lin"]
@@ -249,23 +272,38 @@ def test_inputs_and_weights_options_follow_the_torch_backend_names():
             model(mx.array([[1.0, 1.0]]))  # weights once per root
         finally:
             undo()
-    assert rec.trace.order == ["layers.0.weight", "layers.0.bias", "input", "layers.0.input", "layers.0",
-                               "layers.1.input", "layers.1", "output",
-                               "input@1", "layers.0.input@1", "layers.0@1", "layers.1.input@1", "layers.1@1",
-                               "output@1"]
+    assert rec.trace.order == [
+        "layers.0.weight",
+        "layers.0.bias",
+        "input",
+        "layers.0.input",
+        "layers.0",
+        "layers.1.input",
+        "layers.1",
+        "output",
+        "input@1",
+        "layers.0.input@1",
+        "layers.0@1",
+        "layers.1.input@1",
+        "layers.1@1",
+        "output@1",
+    ]
     assert rec.trace.read("layers.0").tolist() == [[3.0, -4.0]]
     assert rec.trace.read("output").tolist() == [[3.0, 0.0]]
 
 
 # -- classes whose __call__ the script replaces ------------------------------------------------
 
-PATCHED = SCRIPT.replace('model = Model()\n', '''
+PATCHED = SCRIPT.replace(
+    "model = Model()\n",
+    """
 def patched(self, x):                    # monkeypatching the port after import
     return nn.relu(self.lin(x)) * 2.0
 
 Block.__call__ = patched
 model = Model()
-''')
+""",
+)
 
 
 def test_a_class_patched_after_capture_began_is_still_recorded_and_said(tmp_path):
@@ -273,8 +311,10 @@ def test_a_class_patched_after_capture_began_is_still_recorded_and_said(tmp_path
     result, out = trace_run(tmp_path, script=PATCHED)
     assert result.returncode == 0, result.stderr
     assert "y [[1.0, 0.0]]" in result.stdout
-    assert ("numtrace: __main__.Block.__call__ was replaced after capture began (by __main__.patched); "
-            "wrapped again: its calls are recorded from now on") in result.stderr
+    assert (
+        "numtrace: __main__.Block.__call__ was replaced after capture began (by __main__.patched); "
+        "wrapped again: its calls are recorded from now on"
+    ) in result.stderr
     with numtrace.load(out) as trace:
         assert trace.order == ["blocks.0.lin", "blocks.0", "blocks.1.lin", "blocks.1", "output"]
         assert trace.read("blocks.0").tolist() == [[0.0, 0.0]]
@@ -330,5 +370,7 @@ def test_a_patched_class_no_model_used_is_named_when_capture_ends():
     with pytest.warns(NumtraceWarning) as caught:
         captured(script)
     ours = [str(w.message) for w in caught if issubclass(w.category, NumtraceWarning)]
-    assert any("Spare.__call__ was replaced during the run (by" in m and "calls through it were not recorded" in m
-               for m in ours)
+    assert any(
+        "Spare.__call__ was replaced during the run (by" in m and "calls through it were not recorded" in m
+        for m in ours
+    )

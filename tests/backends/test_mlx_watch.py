@@ -7,9 +7,9 @@ mx = pytest.importorskip("mlx.core")
 nn = pytest.importorskip("mlx.nn")
 
 import numtrace  # noqa: E402
-from numtrace.errors import NumtraceWarning  # noqa: E402
 from numtrace import backends  # noqa: E402
 from numtrace.backends import mlx_batch  # noqa: E402
+from numtrace.errors import NumtraceWarning  # noqa: E402
 
 
 class Pair(nn.Module):
@@ -50,10 +50,19 @@ def fixed_linear(n_in, n_out, scale=1.0):
 # -- the adapter ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("dtype, name", [
-    ("float32", "float32"), ("float16", "float16"), ("bfloat16", "bfloat16"), ("int32", "int32"),
-    ("uint8", "uint8"), ("bool_", "bool"), ("complex64", "complex64"), ("int64", "int64"),
-])
+@pytest.mark.parametrize(
+    "dtype, name",
+    [
+        ("float32", "float32"),
+        ("float16", "float16"),
+        ("bfloat16", "bfloat16"),
+        ("int32", "int32"),
+        ("uint8", "uint8"),
+        ("bool_", "bool"),
+        ("complex64", "complex64"),
+        ("int64", "int64"),
+    ],
+)
 def test_mlx_arrays_convert_with_their_recorded_dtype(dtype, name):
     x = (mx.arange(6).reshape(2, 3) - 2).astype(getattr(mx, dtype))
     values, recorded = backends.to_numpy(x)
@@ -96,12 +105,35 @@ def test_watch_names_nested_lists_dicts_sequential_and_flattens_outputs():
     with numtrace.record() as rec, numtrace.watch(model) as w:
         out = model(mx.ones((1, 3)))
     assert rec.trace.order == [
-        "blocks.0", "blocks.1", "seq.layers.0", "seq.layers.1", "seq", "pair.proj", "pair.0", "pair.2",
-        "heads.mel", "heads.gate", "output.mel", "output.gate",
+        "blocks.0",
+        "blocks.1",
+        "seq.layers.0",
+        "seq.layers.1",
+        "seq",
+        "pair.proj",
+        "pair.0",
+        "pair.2",
+        "heads.mel",
+        "heads.gate",
+        "output.mel",
+        "output.gate",
     ]
     np.testing.assert_array_equal(rec.trace.read("output.mel"), np.array(out["mel"]))
-    assert sorted(w.stages) == sorted(["", "blocks.0", "blocks.1", "heads.mel", "heads.gate", "seq", "seq.layers.0",
-                                       "seq.layers.1", "pair", "pair.proj"][1:] + ["output"])
+    assert sorted(w.stages) == sorted(
+        [
+            "",
+            "blocks.0",
+            "blocks.1",
+            "heads.mel",
+            "heads.gate",
+            "seq",
+            "seq.layers.0",
+            "seq.layers.1",
+            "pair",
+            "pair.proj",
+        ][1:]
+        + ["output"]
+    )
 
 
 def test_repeated_calls_get_call_indices_and_one_eval_per_top_level_call(monkeypatch):
@@ -135,8 +167,16 @@ def test_explicit_taps_inside_a_forward_keep_their_place_and_scope():
     with numtrace.record() as rec, numtrace.scope("dec"), numtrace.watch(model, prefix="tts"):
         model(mx.ones((1, 2)))
         model(mx.ones((1, 2)))
-    assert rec.trace.order == ["dec.tts.a", "dec.between", "dec.tts.b", "dec.tts",
-                               "dec.tts.a@1", "dec.between@1", "dec.tts.b@1", "dec.tts@1"]
+    assert rec.trace.order == [
+        "dec.tts.a",
+        "dec.between",
+        "dec.tts.b",
+        "dec.tts",
+        "dec.tts.a@1",
+        "dec.between@1",
+        "dec.tts.b@1",
+        "dec.tts@1",
+    ]
 
 
 def test_watched_results_are_bit_identical_and_classes_come_back():
@@ -195,8 +235,16 @@ def test_include_exclude_prefix_inputs_and_weights():
     with numtrace.record() as rec:
         with numtrace.watch(model, include=["mel.layers.*"], exclude=["*.1"], inputs=True, weights=True, prefix="mel"):
             model(mx.array([[1.0, -1.0]]))
-    assert rec.trace.order == ["mel.layers.0.weight", "mel.layers.0.bias", "mel.layers.2.weight", "mel.layers.2.bias",
-                               "mel.layers.0.input", "mel.layers.0", "mel.layers.2.input", "mel.layers.2"]
+    assert rec.trace.order == [
+        "mel.layers.0.weight",
+        "mel.layers.0.bias",
+        "mel.layers.2.weight",
+        "mel.layers.2.bias",
+        "mel.layers.0.input",
+        "mel.layers.0",
+        "mel.layers.2.input",
+        "mel.layers.2",
+    ]
     assert rec.trace.read("mel.layers.0").tolist() == [[0.0, 0.0]]  # [0*1 + 1*-1, 2*1 + 3*-1] + 1
     assert rec.trace.read("mel.layers.2.input").tolist() == [[0.0, 0.0]]
     assert rec.trace.read("mel.layers.2").tolist() == [[1.0]]

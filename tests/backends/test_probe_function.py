@@ -13,7 +13,8 @@ from numtrace.errors import UsageError
 
 @pytest.fixture
 def lib(tmp_path, monkeypatch):
-    (tmp_path / "audiolib.py").write_text(textwrap.dedent('''
+    (tmp_path / "audiolib.py").write_text(
+        textwrap.dedent("""
         import numpy as np
 
         def mel(x):
@@ -33,13 +34,15 @@ def lib(tmp_path, monkeypatch):
             @classmethod
             def make(cls):
                 return cls()
-    '''))
+    """)
+    )
     (tmp_path / "reexport.py").write_text("from audiolib import mel\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     for name in ("audiolib", "reexport"):
         sys.modules.pop(name, None)
     import audiolib
     import reexport
+
     yield audiolib, reexport
     for name in ("audiolib", "reexport"):
         sys.modules.pop(name, None)
@@ -48,8 +51,9 @@ def lib(tmp_path, monkeypatch):
 def test_functions_and_methods_are_recorded_at_every_call_and_restored(lib):
     audiolib, reexport = lib
     originals = (audiolib.mel, vars(audiolib.Frontend)["pad"], vars(audiolib.Frontend)["window"])
-    undo = probe_function.install(["audiolib:mel", "audiolib:Frontend.pad=frontend.pad",
-                                   "audiolib:Frontend.window", "audiolib:describe"])
+    undo = probe_function.install(
+        ["audiolib:mel", "audiolib:Frontend.pad=frontend.pad", "audiolib:Frontend.window", "audiolib:describe"]
+    )
     try:
         with numtrace.record() as rec:
             reexport.mel([1.0])  # imported by name before the probe: wrapped too
@@ -76,10 +80,16 @@ def test_without_a_recording_the_wrapper_only_calls_through(lib):
         undo()
 
 
-@pytest.mark.parametrize("spec, message", [
-    ("audiolib", "MODULE:FUNCTION"), ("audiolib:", "MODULE:FUNCTION"), ("audiolib:no_such", "no such function"),
-    ("no_such_module_xyz:f", "cannot import"), ("audiolib:Frontend.nope", "no such function"),
-])
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ("audiolib", "MODULE:FUNCTION"),
+        ("audiolib:", "MODULE:FUNCTION"),
+        ("audiolib:no_such", "no such function"),
+        ("no_such_module_xyz:f", "cannot import"),
+        ("audiolib:Frontend.nope", "no such function"),
+    ],
+)
 def test_bad_specs_are_usage_errors(lib, spec, message):
     with pytest.raises(UsageError, match=message):
         probe_function.install([spec])

@@ -17,12 +17,24 @@ def test_the_torch_adapter_is_registered_under_its_sys_modules_key():
     assert backends.framework_versions()["torch"] == torch.__version__
 
 
-@pytest.mark.parametrize("dtype, name", [
-    (torch.float32, "float32"), (torch.float64, "float64"), (torch.int8, "int8"), (torch.uint8, "uint8"),
-    (torch.int16, "int16"), (torch.int32, "int32"), (torch.int64, "int64"), (torch.uint16, "uint16"),
-    (torch.uint32, "uint32"), (torch.uint64, "uint64"), (torch.bool, "bool"),
-    (torch.complex64, "complex64"), (torch.complex128, "complex128"),
-])
+@pytest.mark.parametrize(
+    "dtype, name",
+    [
+        (torch.float32, "float32"),
+        (torch.float64, "float64"),
+        (torch.int8, "int8"),
+        (torch.uint8, "uint8"),
+        (torch.int16, "int16"),
+        (torch.int32, "int32"),
+        (torch.int64, "int64"),
+        (torch.uint16, "uint16"),
+        (torch.uint32, "uint32"),
+        (torch.uint64, "uint64"),
+        (torch.bool, "bool"),
+        (torch.complex64, "complex64"),
+        (torch.complex128, "complex128"),
+    ],
+)
 def test_plain_dtypes_convert_exactly(dtype, name):
     source = torch.arange(-3, 9).reshape(3, 4)
     t = (source % 2 == 0) if dtype is torch.bool else (source.abs() if name.startswith("uint") else source).to(dtype)
@@ -101,11 +113,14 @@ def test_without_a_recording_tap_returns_the_tensor_untouched():
 
 
 @pytest.mark.filterwarnings("ignore:(ComplexHalf|torch.quantize_per_tensor)")
-@pytest.mark.parametrize("make, message", [
-    (lambda: torch.ones(2, dtype=torch.complex64).to(torch.complex32), "complex32|ComplexHalf|dtype"),
-    (lambda: torch.quantize_per_tensor(torch.ones(2), 0.1, 0, torch.qint8), "quantized|dtype"),
-    (lambda: torch.ones(2, device="meta"), "meta"),
-])
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda: torch.ones(2, dtype=torch.complex64).to(torch.complex32), "complex32|ComplexHalf|dtype"),
+        (lambda: torch.quantize_per_tensor(torch.ones(2), 0.1, 0, torch.qint8), "quantized|dtype"),
+        (lambda: torch.ones(2, device="meta"), "meta"),
+    ],
+)
 def test_tensors_that_cannot_be_recorded_say_why(make, message):
     with pytest.raises(TapError, match=message):
         ADAPTER.to_numpy(make())

@@ -5,12 +5,12 @@ import pytest
 
 torch = pytest.importorskip("torch")
 from torch import nn  # noqa: E402
+from torch_models import TinyResNet, global_hooks, module_hooks  # noqa: E402
 
 import numtrace  # noqa: E402
-from numtrace.errors import NumtraceWarning  # noqa: E402
-from numtrace.backends.torch_hooks import capture  # noqa: E402
 from numtrace.backends import REGISTRY, backend, module_of  # noqa: E402
-from torch_models import TinyResNet, global_hooks, module_hooks  # noqa: E402
+from numtrace.backends.torch_hooks import capture  # noqa: E402
+from numtrace.errors import NumtraceWarning  # noqa: E402
 
 
 def captured(fn, **options):
@@ -47,8 +47,18 @@ def test_the_first_model_gets_no_prefix_and_later_ones_their_class_name():
         return vocoder_a(h), vocoder_b(h), encoder(x)
 
     (a, b, _), trace = captured(script)
-    assert trace.order == ["0", "1", "output", "Vocoder.up", "Vocoder", "Vocoder_2.up", "Vocoder_2",
-                           "0@1", "1@1", "output@1"]
+    assert trace.order == [
+        "0",
+        "1",
+        "output",
+        "Vocoder.up",
+        "Vocoder",
+        "Vocoder_2.up",
+        "Vocoder_2",
+        "0@1",
+        "1@1",
+        "output@1",
+    ]
     np.testing.assert_array_equal(trace.read("Vocoder"), a.detach().numpy())
     np.testing.assert_array_equal(trace.read("Vocoder_2"), b.detach().numpy())
 

@@ -1,6 +1,5 @@
 """`trace run --backend torch` on scripts that never import numtrace (real subprocesses)."""
 
-import json
 import textwrap
 
 import numpy as np
@@ -8,8 +7,9 @@ import pytest
 
 pytest.importorskip("torch")
 
-import numtrace  # noqa: E402
 from torch_models import trace_cli  # noqa: E402
+
+import numtrace  # noqa: E402
 
 pytestmark = pytest.mark.slow  # each test starts `trace run` processes that import torch
 
@@ -63,7 +63,7 @@ def features(x):
     return x.cumsum(-1), x.mean()
 '''
 
-SCRIPT = '''
+SCRIPT = """
 import sys
 import torch
 import thirdparty
@@ -79,7 +79,7 @@ with torch.no_grad():
             raise RuntimeError("stopped on purpose")
     feats, mean = thirdparty.features(out["logits"])
 print("logits", tuple(out["logits"].shape))
-'''
+"""
 
 
 @pytest.fixture
@@ -98,9 +98,19 @@ def module_names(call=""):
     names = [f"embed{call}"]
     for i in range(2):
         p = f"layers.{i}"
-        names += [f"{p}.norm{call}", f"{p}.attn.qkv{call}", f"{p}.attn.out{call}", f"{p}.attn{call}.0",
-                  f"{p}.attn{call}.1", f"{p}.ff.0{call}", f"{p}.ff.1{call}", f"{p}.ff.2{call}", f"{p}.ff{call}",
-                  f"{p}{call}.0", f"{p}{call}.1"]
+        names += [
+            f"{p}.norm{call}",
+            f"{p}.attn.qkv{call}",
+            f"{p}.attn.out{call}",
+            f"{p}.attn{call}.0",
+            f"{p}.attn{call}.1",
+            f"{p}.ff.0{call}",
+            f"{p}.ff.1{call}",
+            f"{p}.ff.2{call}",
+            f"{p}.ff{call}",
+            f"{p}{call}.0",
+            f"{p}{call}.1",
+        ]
     return names + [f"head{call}", f"output{call}.logits", f"output{call}.attentions.0", f"output{call}.attentions.1"]
 
 
@@ -117,7 +127,9 @@ def test_an_unmodified_script_records_every_module_and_two_runs_diff_all_match(p
         assert (trace.read("layers.0.ff.0") < 0).any()
         np.testing.assert_array_equal(np.maximum(trace.read("layers.0.ff.0"), 0), trace.read("layers.0.ff.1"))
     report = numtrace.diff(a, b)
-    assert [s.verdict for s in report.stages] == ["MATCH"] * len(report.stages) and len(report.stages) == 2 * len(module_names())
+    assert [s.verdict for s in report.stages] == ["MATCH"] * len(report.stages) and len(report.stages) == 2 * len(
+        module_names()
+    )
     assert report.first_divergence is None
     result = trace_cli("diff", a, b)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -135,26 +147,61 @@ def test_a_crashing_script_keeps_its_partial_trace_and_exits_non_zero(project):
 
 def test_probe_max_calls_inputs_weights_and_probe_function(project):
     out = project / "t.safetensors"
-    result = trace_cli("run", "--backend", "torch", "-o", out, "--probe", "layers.1.attn*", "--probe", "head*",
-                       "--probe", "features*", "--probe", "cumsum", "--max-calls", "1", "--inputs", "--weights",
-                       "--probe-function", "thirdparty:features",
-                       "--probe-function", "thirdparty:features=cumsum",
-                       project / "predict.py", cwd=project)
+    result = trace_cli(
+        "run",
+        "--backend",
+        "torch",
+        "-o",
+        out,
+        "--probe",
+        "layers.1.attn*",
+        "--probe",
+        "head*",
+        "--probe",
+        "features*",
+        "--probe",
+        "cumsum",
+        "--max-calls",
+        "1",
+        "--inputs",
+        "--weights",
+        "--probe-function",
+        "thirdparty:features",
+        "--probe-function",
+        "thirdparty:features=cumsum",
+        project / "predict.py",
+        cwd=project,
+    )
     assert result.returncode == 0, result.stderr
     with numtrace.load(out) as trace:
         assert trace.order == [
-            "layers.1.attn.qkv.weight", "layers.1.attn.qkv.bias", "layers.1.attn.out.weight",
-            "layers.1.attn.out.bias", "head.weight", "head.bias",
-            "layers.1.attn.input", "layers.1.attn.qkv.input", "layers.1.attn.qkv", "layers.1.attn.out.input",
-            "layers.1.attn.out", "layers.1.attn.0", "layers.1.attn.1", "head.input", "head",
-            "features.0", "features.1",  # the first spec's wrapper is the inner one: it records first
-            "cumsum.0", "cumsum.1"]
+            "layers.1.attn.qkv.weight",
+            "layers.1.attn.qkv.bias",
+            "layers.1.attn.out.weight",
+            "layers.1.attn.out.bias",
+            "head.weight",
+            "head.bias",
+            "layers.1.attn.input",
+            "layers.1.attn.qkv.input",
+            "layers.1.attn.qkv",
+            "layers.1.attn.out.input",
+            "layers.1.attn.out",
+            "layers.1.attn.0",
+            "layers.1.attn.1",
+            "head.input",
+            "head",
+            "features.0",
+            "features.1",  # the first spec's wrapper is the inner one: it records first
+            "cumsum.0",
+            "cumsum.1",
+        ]
         np.testing.assert_array_equal(trace.read("features.0"), trace.read("cumsum.0"))
         assert trace.read("features.1").shape == () and trace.read("features.0").shape == (2, 5, 2)
 
 
 def test_several_models_and_a_nested_root_in_one_script(tmp_path):
-    (tmp_path / "two.py").write_text(textwrap.dedent('''
+    (tmp_path / "two.py").write_text(
+        textwrap.dedent("""
         import torch
         from torch import nn
 
@@ -180,7 +227,8 @@ def test_several_models_and_a_nested_root_in_one_script(tmp_path):
         decoder = Decoder()
         with torch.no_grad():
             decoder(encoder(torch.ones(1, 3)))
-    '''))
+    """)
+    )
     out = tmp_path / "two.safetensors"
     result = trace_cli("run", "--backend", "torch", "-o", out, tmp_path / "two.py", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
@@ -208,16 +256,23 @@ def test_usage_errors_are_one_line_and_exit_2(project):
 
 def test_a_class_whose_call_is_replaced_is_named_on_stderr_not_dropped_silently(project):
     """A port monkeypatched with `Layer.__call__ = patched` bypasses torch's hooks: say which modules."""
-    (project / "patched.py").write_text(SCRIPT.replace("model = thirdparty.Model().eval()", '''
+    (project / "patched.py").write_text(
+        SCRIPT.replace(
+            "model = thirdparty.Model().eval()",
+            """
 def patched(self, x):
     return self.forward(x)
 
 thirdparty.Layer.__call__ = patched
-model = thirdparty.Model().eval()'''))
+model = thirdparty.Model().eval()""",
+        )
+    )
     out = project / "patched.safetensors"
     result = trace_cli("run", "--backend", "torch", "-o", out, project / "patched.py", cwd=project)
     assert result.returncode == 0, result.stderr
-    assert ("numtrace: layers.0, layers.1 never recorded: Layer.__call__ is __main__.patched, not nn.Module's, "
-            "which bypasses torch's module hooks unless it calls super().__call__; patch forward instead") in result.stderr
+    assert (
+        "numtrace: layers.0, layers.1 never recorded: Layer.__call__ is __main__.patched, not nn.Module's, "
+        "which bypasses torch's module hooks unless it calls super().__call__; patch forward instead"
+    ) in result.stderr
     with numtrace.load(out) as trace:
         assert "layers.0.attn.qkv" in trace.order and "layers.0.0" not in trace.order  # its children still are

@@ -7,10 +7,10 @@ import pytest
 
 torch = pytest.importorskip("torch")
 from torch import nn  # noqa: E402
+from torch_models import Encoder, TinyResNet, TransformerBlock, global_hooks, module_hooks  # noqa: E402
 
 import numtrace  # noqa: E402
 from numtrace.errors import NumtraceWarning  # noqa: E402
-from torch_models import Encoder, TinyResNet, TransformerBlock, global_hooks, module_hooks  # noqa: E402
 
 
 def watched(model, *args, **options):
@@ -36,7 +36,9 @@ def test_every_module_of_a_resnet_is_recorded_with_the_values_it_computed():
         np.testing.assert_array_equal(trace.read("stem"), stem.numpy())
         np.testing.assert_array_equal(trace.read("layer1.0.conv1"), model.layer1[0].conv1(stem).numpy())
     # a ReLU module used twice per block: call indices in execution order
-    assert trace.order.index("layer1.0.relu") < trace.order.index("layer1.0.conv2") < trace.order.index("layer1.0.relu@1")
+    assert (
+        trace.order.index("layer1.0.relu") < trace.order.index("layer1.0.conv2") < trace.order.index("layer1.0.relu@1")
+    )
     assert module_hooks(model) == [] and global_hooks() == before
 
 
@@ -112,13 +114,24 @@ def test_include_exclude_inputs_and_weights():
     torch.manual_seed(6)
     model = nn.Sequential(nn.Linear(2, 3), nn.ReLU(), nn.Linear(3, 1))
     x = torch.randn(4, 2)
-    with numtrace.record() as rec, numtrace.watch(model, include=["net.*"], exclude=["net.1", "net.1.*"],
-                                                  inputs=True, weights=True, prefix="net"):
+    with (
+        numtrace.record() as rec,
+        numtrace.watch(model, include=["net.*"], exclude=["net.1", "net.1.*"], inputs=True, weights=True, prefix="net"),
+    ):
         model(x)
     trace = rec.trace
     # globs select stage names: `net` (the output) is not under `net.*`, its input `net.input` is
-    assert trace.order == ["net.0.weight", "net.0.bias", "net.2.weight", "net.2.bias",
-                           "net.input", "net.0.input", "net.0", "net.2.input", "net.2"]
+    assert trace.order == [
+        "net.0.weight",
+        "net.0.bias",
+        "net.2.weight",
+        "net.2.bias",
+        "net.input",
+        "net.0.input",
+        "net.0",
+        "net.2.input",
+        "net.2",
+    ]
     np.testing.assert_array_equal(trace.read("net.0.input"), x.numpy())
     np.testing.assert_array_equal(trace.read("net.2.bias"), model[2].bias.detach().numpy())
 

@@ -18,9 +18,13 @@ from numtrace.report.table import summary_line  # noqa: E402
 
 def model(approximate: str = "none", eps: float = 1e-5):
     torch.manual_seed(0)
-    return torch.nn.Sequential(torch.nn.Linear(64, 256), torch.nn.GELU(approximate=approximate),
-                               torch.nn.Linear(256, 64), torch.nn.LayerNorm(64, eps=eps),
-                               torch.nn.Linear(64, 32)).eval()
+    return torch.nn.Sequential(
+        torch.nn.Linear(64, 256),
+        torch.nn.GELU(approximate=approximate),
+        torch.nn.Linear(256, 64),
+        torch.nn.LayerNorm(64, eps=eps),
+        torch.nn.Linear(64, 32),
+    ).eval()
 
 
 def recorded(m, x):

@@ -25,9 +25,11 @@ pytestmark = pytest.mark.slow
 def traced(tmp_path: Path, *plant: str):
     data = tmp_path / "data"
     run = [sys.executable, "-c", "from numtrace.cli import main; main()", "run"]
-    for cmd in ([sys.executable, EXAMPLE / "prepare.py", data, *plant],
-                [*run, "--backend", "torch", "-o", tmp_path / "torch.safetensors", EXAMPLE / "infer_torch.py", data],
-                [*run, "--backend", "mlx", "-o", tmp_path / "mlx.safetensors", EXAMPLE / "infer_mlx.py", data]):
+    for cmd in (
+        [sys.executable, EXAMPLE / "prepare.py", data, *plant],
+        [*run, "--backend", "torch", "-o", tmp_path / "torch.safetensors", EXAMPLE / "infer_torch.py", data],
+        [*run, "--backend", "mlx", "-o", tmp_path / "mlx.safetensors", EXAMPLE / "infer_mlx.py", data],
+    ):
         result = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, timeout=600)
         assert result.returncode == 0, result.stderr
     return numtrace.diff(tmp_path / "torch.safetensors", tmp_path / "mlx.safetensors")

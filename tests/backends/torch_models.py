@@ -16,10 +16,19 @@ SRC = Path(__file__).resolve().parents[2] / "src"
 
 def trace_cli(*args, cwd=None, timeout=300) -> subprocess.CompletedProcess:
     """Run the `trace` command line in a fresh process (the package from src/, installed or not)."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
-           "COLUMNS": "200"}
-    return subprocess.run([sys.executable, "-c", "from numtrace.cli import main; main()", *map(str, args)],
-                          capture_output=True, text=True, cwd=cwd, env=env, timeout=timeout)
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
+        "COLUMNS": "200",
+    }
+    return subprocess.run(
+        [sys.executable, "-c", "from numtrace.cli import main; main()", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        timeout=timeout,
+    )
 
 
 class BasicBlock(nn.Module):
@@ -30,8 +39,11 @@ class BasicBlock(nn.Module):
         self.relu = nn.ReLU(inplace=True)
         self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
         self.bn2 = nn.BatchNorm2d(cout)
-        self.shortcut = nn.Identity() if stride == 1 and cin == cout else nn.Sequential(
-            nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+        self.shortcut = (
+            nn.Identity()
+            if stride == 1 and cin == cout
+            else nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+        )
 
     def forward(self, x):
         out = self.relu(self.bn1(self.conv1(x)))
@@ -95,15 +107,25 @@ class Encoder(nn.Module):
 
 def module_hooks(model: nn.Module) -> list[str]:
     """Paths of modules that still carry any forward hook or pre-hook."""
-    return [path or "<root>" for path, m in model.named_modules()
-            if m._forward_hooks or m._forward_pre_hooks or m._forward_hooks_with_kwargs
-            or m._forward_pre_hooks_with_kwargs]
+    return [
+        path or "<root>"
+        for path, m in model.named_modules()
+        if m._forward_hooks or m._forward_pre_hooks or m._forward_hooks_with_kwargs or m._forward_pre_hooks_with_kwargs
+    ]
 
 
 def global_hooks() -> dict[str, int]:
     """Sizes of torch's process-wide hook tables (all must go back to what they were)."""
     from torch.nn.modules import module as m
 
-    return {name: len(getattr(m, name)) for name in (
-        "_global_forward_hooks", "_global_forward_pre_hooks", "_global_forward_hooks_always_called",
-        "_global_forward_hooks_with_kwargs", "_global_backward_hooks", "_global_backward_pre_hooks")}
+    return {
+        name: len(getattr(m, name))
+        for name in (
+            "_global_forward_hooks",
+            "_global_forward_pre_hooks",
+            "_global_forward_hooks_always_called",
+            "_global_forward_hooks_with_kwargs",
+            "_global_backward_hooks",
+            "_global_backward_pre_hooks",
+        )
+    }

@@ -60,7 +60,10 @@ def traces(tmp_path):
         "drift": mel * (1 + 2e-3),
     }.items():
         path = tmp_path / f"{label}.safetensors"
-        numtrace.save(path, {"encoder.out": enc, "decoder.final_proj": final, "decoder.vocoder": final * 2},
-                      order=["encoder.out", "decoder.final_proj", "decoder.vocoder"])
+        numtrace.save(
+            path,
+            {"encoder.out": enc, "decoder.final_proj": final, "decoder.vocoder": final * 2},
+            order=["encoder.out", "decoder.final_proj", "decoder.vocoder"],
+        )
         paths[label] = path
     return paths

@@ -22,11 +22,16 @@ def padded(tmp_path):
     standardized[:, :, 100:] = mel.min()
     port_standardized = standardized.copy()
     port_standardized[:, :, 100:] = 0.0
-    numtrace.save(ref, {"audio": audio, "frontend.mel": mel, "frontend.standardized": standardized},
-                  order=["audio", "frontend.mel", "frontend.standardized"])
-    numtrace.save(port, {"audio": audio, "frontEnd/melSpec": mel.reshape(64, 120),
-                         "frontEnd/standardized": port_standardized},
-                  order=["audio", "frontEnd/melSpec", "frontEnd/standardized"])
+    numtrace.save(
+        ref,
+        {"audio": audio, "frontend.mel": mel, "frontend.standardized": standardized},
+        order=["audio", "frontend.mel", "frontend.standardized"],
+    )
+    numtrace.save(
+        port,
+        {"audio": audio, "frontEnd/melSpec": mel.reshape(64, 120), "frontEnd/standardized": port_standardized},
+        order=["audio", "frontEnd/melSpec", "frontEnd/standardized"],
+    )
     mapping = tmp_path / "map.toml"
     mapping.write_text('[rename]\n"frontEnd/melSpec" = "frontend.mel"\n')
     return ref, port, mapping
@@ -55,8 +60,14 @@ def test_json_has_root_cause_growth_and_findings(invoke, padded):
     assert stages["frontend.mel"]["verdict"] == "MATCH"
     std = stages["frontend.standardized"]
     assert std["name_b"] == "frontEnd/standardized" and std["pairing"] == "normalized"
-    assert std["diagnosis"][0] == {**std["diagnosis"][0], "kind": "padding", "axis": 2, "start": 100, "stop": 120,
-                                   "value": 0.0}
+    assert std["diagnosis"][0] == {
+        **std["diagnosis"][0],
+        "kind": "padding",
+        "axis": 2,
+        "start": 100,
+        "stop": 120,
+        "value": 0.0,
+    }
     assert std["growth"] > 1e6 and std["rel_err"] > 0.1
 
 
@@ -85,8 +96,14 @@ def test_stage_drill_down(invoke, padded):
     assert invoke("diff", ref, port, "--stage", "audio")[0] == 0
 
 
-@pytest.mark.parametrize("args", [["diff", "--stage", "nope"], ["diff", "--stage", "audio", "--map", "missing.toml"],
-                                  ["plot", "--stage", "nope", "-o", "x.png"]])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["diff", "--stage", "nope"],
+        ["diff", "--stage", "audio", "--map", "missing.toml"],
+        ["plot", "--stage", "nope", "-o", "x.png"],
+    ],
+)
 def test_bad_stage_or_map_exits_two_with_one_line(invoke, padded, args, tmp_path):
     ref, port, _ = padded
     code, out, err = invoke(args[0], ref, port, *args[1:])

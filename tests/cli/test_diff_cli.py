@@ -66,7 +66,9 @@ def test_tolerance_file(invoke, traces, tmp_path):
     assert invoke("diff", traces["ref"], traces["offset"], "--tol-file", toml)[0] == 0
 
 
-@pytest.mark.parametrize("args", [["--tol", "decoder.*=banana"], ["--only", "nothing.matches"], ["--tol-file", "missing.toml"]])
+@pytest.mark.parametrize(
+    "args", [["--tol", "decoder.*=banana"], ["--only", "nothing.matches"], ["--tol-file", "missing.toml"]]
+)
 def test_bad_arguments_exit_two_with_one_line(invoke, traces, args):
     code, out, err = invoke("diff", traces["ref"], traces["same"], *args)
     assert code == 2

@@ -56,8 +56,10 @@ def test_a_candidate_whose_run_crashed_does_not_pass_and_says_what_it_lacks(invo
     code, out, _ = invoke("diff", ref, cand, "--width", "250")
     assert code == 1
     assert "(recording did not complete: error: RuntimeError: boom in the decoder)" in out
-    assert ("Not verified: the candidate's recording did not complete (error: RuntimeError: boom in the "
-            "decoder): 2 stages of the reference are not in it, the first decoder.") in " ".join(out.split())
+    assert (
+        "Not verified: the candidate's recording did not complete (error: RuntimeError: boom in the "
+        "decoder): 2 stages of the reference are not in it, the first decoder."
+    ) in " ".join(out.split())
     report = json.loads(invoke("diff", ref, cand, "--json")[1])
     assert report["status"] == {"a": "complete", "b": "error: RuntimeError: boom in the decoder"}
     assert report["summary"]["MATCH"] == 2 and report["compared"] == 2
@@ -70,8 +72,10 @@ def test_a_candidate_whose_run_crashed_does_not_pass_and_says_what_it_lacks(invo
 
 def test_a_tolerance_rule_that_matches_no_stage_is_bad_input(invoke, tmp_path):
     a = save(tmp_path / "a.safetensors", {"model.decoder.out": np.ones(3), "model.out": np.ones(3)})
-    b = save(tmp_path / "b.safetensors", {"model.decoder.out": np.ones(3), "model.out": np.ones(3) + 0.5,
-                                          "swift.final": np.ones(1)})
+    b = save(
+        tmp_path / "b.safetensors",
+        {"model.decoder.out": np.ones(3), "model.out": np.ones(3) + 0.5, "swift.final": np.ones(1)},
+    )
     code, _, err = invoke("diff", a, b, "--tol", "decoder.*=atol=1")
     assert code == 2
     assert err.count("\n") == 1 and "Traceback" not in err

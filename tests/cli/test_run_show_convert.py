@@ -15,7 +15,9 @@ def write(path, text):
 @pytest.fixture
 def script(tmp_path):
     write(tmp_path / "helper.py", "SCALE = 2.0\n")
-    return write(tmp_path / "pipe.py", """
+    return write(
+        tmp_path / "pipe.py",
+        """
         import sys
         import numpy as np
         import numtrace
@@ -33,7 +35,8 @@ def script(tmp_path):
             if "--exit" in args:
                 sys.exit(3)
             numtrace.tap("output", x)
-    """)
+    """,
+    )
 
 
 def test_run_records_the_taps_and_passes_arguments_through(invoke, script, tmp_path):
@@ -120,8 +123,9 @@ def test_convert_round_trip_is_lossless(invoke, tmp_path, suffix):
     if suffix == ".h5":
         pytest.importorskip("h5py")
     src = tmp_path / "src.safetensors"
-    numtrace.save(src, {"z": np.arange(5, dtype=np.int8), "a": np.linspace(0, 1, 7, dtype=np.float16)},
-                  metadata={"note": "ü"})
+    numtrace.save(
+        src, {"z": np.arange(5, dtype=np.int8), "a": np.linspace(0, 1, 7, dtype=np.float16)}, metadata={"note": "ü"}
+    )
     mid, back = tmp_path / f"mid{suffix}", tmp_path / "back.safetensors"
     assert invoke("convert", src, mid)[0] == 0
     assert invoke("convert", mid, back)[0] == 0

@@ -66,6 +66,7 @@ def one_error_line(code, out, err):
 
 # --- trace show ------------------------------------------------------------------------------------
 
+
 def test_show_lists_the_recorded_shapes_statistics_and_hashes_of_a_sketch(invoke, sketches):
     code, out, err = invoke("show", sketches["ref"], "--width", "200")
     assert code == 0, err
@@ -92,7 +93,9 @@ def test_show_json_of_a_sketch_and_of_a_full_trace(invoke, sketches):
     full = json.loads(out)
     assert code == 0 and full["stats_only"] is False
     full_mel = next(s for s in full["stages"] if s["name"] == "mel")
-    assert {k: full_mel[k] for k in ("shape", "dtype", "count", "nan")} == {k: mel[k] for k in ("shape", "dtype", "count", "nan")}
+    assert {k: full_mel[k] for k in ("shape", "dtype", "count", "nan")} == {
+        k: mel[k] for k in ("shape", "dtype", "count", "nan")
+    }
     assert full_mel["mean"] == pytest.approx(mel["mean"], rel=1e-9)
 
 
@@ -115,7 +118,9 @@ def test_show_one_stage_of_a_full_trace_and_as_json(invoke, sketches):
     code, out, _ = invoke("show", sketches["ref"], "wide", "--json")
     stage = json.loads(out)
     assert code == 0 and stage["stats_only"] and stage["axis"] == 1
-    assert stage["channel_means"] == pytest.approx([float(np.arange(120.0).reshape(2, 20, 3)[:, c].mean()) for c in range(20)])
+    assert stage["channel_means"] == pytest.approx(
+        [float(np.arange(120.0).reshape(2, 20, 3)[:, c].mean()) for c in range(20)]
+    )
     code, out, _ = invoke("show", sketches["fullref"], "wide", "--json")
     assert json.loads(out)["channel_means"] == stage["channel_means"] and json.loads(out)["hash"] == stage["hash"]
 
@@ -126,6 +131,7 @@ def test_show_an_unknown_stage_exits_two_with_one_line(invoke, sketches):
 
 
 # --- trace diff --stage -----------------------------------------------------------------------------
+
 
 def test_diff_stage_of_two_sketches_compares_the_sketches(invoke, sketches):
     code, out, err = invoke("diff", sketches["ref"], sketches["cand"], "--stage", "mel", "--width", "200")
@@ -170,6 +176,7 @@ def test_diff_stage_by_sketch_bad_stage_exits_two(invoke, sketches):
 
 # --- trace plot ------------------------------------------------------------------------------------
 
+
 def _png(path):
     return path.exists() and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -191,6 +198,7 @@ def test_plot_stage_without_channel_means_exits_two_and_says_how_to_record_it(in
 
 
 # --- long profiles and --help ------------------------------------------------------------------------
+
 
 @pytest.fixture
 def long_axis(tmp_path):

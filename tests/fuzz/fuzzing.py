@@ -56,6 +56,7 @@ def _forbidden(*args, **kwargs):
 @contextlib.contextmanager
 def guarded():
     """Time limit (SIGALRM), memory cap (tracemalloc peak) and no unpickling, around one example."""
+
     def on_alarm(signum, frame):
         raise Hang(f"an example ran longer than {TIME_LIMIT_S} s")
 

@@ -9,10 +9,10 @@ import struct
 
 import numpy as np
 import pytest
+from fuzzing import assert_refused, check_bytes, check_file, examples, flip_bits, scratch_dir
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fuzzing import assert_refused, check_bytes, check_file, examples, flip_bits, scratch_dir
 from numtrace.formats import save
 
 h5py = pytest.importorskip("h5py")
@@ -21,11 +21,14 @@ SHAPES = {"enc": (7, 5), "mel": (3, 11), "big": (41, 200)}
 
 
 def _valid() -> tuple[bytes, str, dict]:
-    good = save(os.path.join(scratch_dir("numtrace-fuzz-h5-"), "good.h5"), {
-        "enc": np.linspace(-1.0, 1.0, 35, dtype=np.float32).reshape(SHAPES["enc"]),
-        "mel": (np.arange(33, dtype=np.float32).reshape(SHAPES["mel"]), "bfloat16"),
-        "big": np.random.default_rng(0).standard_normal(SHAPES["big"]),  # >= 64 KiB: chunked + gzip
-    })
+    good = save(
+        os.path.join(scratch_dir("numtrace-fuzz-h5-"), "good.h5"),
+        {
+            "enc": np.linspace(-1.0, 1.0, 35, dtype=np.float32).reshape(SHAPES["enc"]),
+            "mel": (np.arange(33, dtype=np.float32).reshape(SHAPES["mel"]), "bfloat16"),
+            "big": np.random.default_rng(0).standard_normal(SHAPES["big"]),  # >= 64 KiB: chunked + gzip
+        },
+    )
     with h5py.File(good, "r") as f:
         offsets = {name: f[f"stages/{i:06d}"].id.get_offset() for i, name in enumerate(SHAPES)}
     with open(good, "rb") as f:
@@ -93,8 +96,11 @@ def test_overlapping_data_addresses(shift):
 
 
 @SETTINGS
-@given(stage=st.sampled_from(sorted(SHAPES)), dim=st.integers(0, 1),
-       value=st.sampled_from([2**64 - 1, 2**64 - 2, 2**63]) | st.integers(2**63, 2**64 - 1))
+@given(
+    stage=st.sampled_from(sorted(SHAPES)),
+    dim=st.integers(0, 1),
+    value=st.sampled_from([2**64 - 1, 2**64 - 2, 2**63]) | st.integers(2**63, 2**64 - 1),
+)
 def test_negative_dimensions(stage, dim, value):
     """A dimension written as a negative int64 (an all-ones or top-bit unsigned): refused or unreadable."""
     content = bytearray(VALID)

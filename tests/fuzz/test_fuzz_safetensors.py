@@ -9,23 +9,27 @@ import os
 import struct
 
 import numpy as np
+from fuzzing import assert_clean, assert_refused, check_bytes, check_file, examples, flip_bits, scratch_dir, written
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fuzzing import assert_clean, assert_refused, check_bytes, check_file, examples, flip_bits, scratch_dir, written
 from numtrace.formats import save
 
 SETTINGS = settings(max_examples=examples(20), deadline=None, suppress_health_check=list(HealthCheck))
 
 
 def _valid() -> tuple[bytes, str]:
-    good = save(os.path.join(scratch_dir("numtrace-fuzz-st-"), "good.safetensors"), {
-        "enc": np.linspace(-1.0, 1.0, 24, dtype=np.float32).reshape(2, 3, 4),
-        "mel": (np.arange(12, dtype=np.float32).reshape(3, 4), "bfloat16"),
-        "ids": np.arange(5, dtype=np.int64),
-        "mask": np.array([True, False, True]),
-        "empty": np.zeros((0, 2), np.float16),
-    }, metadata={"k": "v"})
+    good = save(
+        os.path.join(scratch_dir("numtrace-fuzz-st-"), "good.safetensors"),
+        {
+            "enc": np.linspace(-1.0, 1.0, 24, dtype=np.float32).reshape(2, 3, 4),
+            "mel": (np.arange(12, dtype=np.float32).reshape(3, 4), "bfloat16"),
+            "ids": np.arange(5, dtype=np.int64),
+            "mask": np.array([True, False, True]),
+            "empty": np.zeros((0, 2), np.float16),
+        },
+        metadata={"k": "v"},
+    )
     with open(good, "rb") as f:
         return f.read(), good
 
@@ -91,14 +95,19 @@ def test_overlapping_offsets(first, second, shift):
 
 
 @SETTINGS
-@given(stage=st.sampled_from(STAGES), shape=st.lists(st.integers(-(2**63), -1), min_size=1, max_size=4),
-       keep=st.lists(st.integers(0, 8), max_size=3))
+@given(
+    stage=st.sampled_from(STAGES),
+    shape=st.lists(st.integers(-(2**63), -1), min_size=1, max_size=4),
+    keep=st.lists(st.integers(0, 8), max_size=3),
+)
 def test_negative_shape(stage, shape, keep):
     _check(_edited(stage, shape=keep + shape), refused=True)
 
 
 @SETTINGS
-@given(stage=st.sampled_from(STAGES), shape=st.lists(st.integers(2**31, 2**70) | st.integers(0, 3), min_size=1, max_size=5))
+@given(
+    stage=st.sampled_from(STAGES), shape=st.lists(st.integers(2**31, 2**70) | st.integers(0, 3), min_size=1, max_size=5)
+)
 def test_huge_shape(stage, shape):
     begin, end = HEADER[stage]["data_offsets"]
     itemsize = {"F32": 4, "BF16": 2, "I64": 8, "BOOL": 1, "F16": 2}[HEADER[stage]["dtype"]]
@@ -117,8 +126,9 @@ def test_every_category_is_refused_by_name():
         "truncated": VALID[: len(VALID) // 2],
         "oversized header": struct.pack("<Q", 2**63) + VALID[8:],
         "wrong offset": _edited("ids", data_offsets=[len(DATA) - 8, len(DATA) + 32]),
-        "overlapping offset": _edited("ids", data_offsets=[HEADER["enc"]["data_offsets"][0] + 8,
-                                                           HEADER["enc"]["data_offsets"][0] + 48]),
+        "overlapping offset": _edited(
+            "ids", data_offsets=[HEADER["enc"]["data_offsets"][0] + 8, HEADER["enc"]["data_offsets"][0] + 48]
+        ),
         "negative shape": _edited("enc", shape=[-2, 3, 4]),
         "huge shape": _edited("enc", shape=[2**40, 2**40, 4]),
     }

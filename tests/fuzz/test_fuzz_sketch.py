@@ -11,10 +11,10 @@ import tempfile
 
 import numpy as np
 import pytest
+from fuzzing import assert_refused, check_bytes, check_file, examples, flip_bits, scratch_dir
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fuzzing import assert_refused, check_bytes, check_file, examples, flip_bits, scratch_dir
 import numtrace
 from numtrace.compare.sketches.format import SKETCH_KEY, STAGE_PREFIX
 from numtrace.formats import load, save
@@ -22,6 +22,7 @@ from numtrace.formats import load, save
 SETTINGS = settings(max_examples=examples(15), deadline=None, suppress_health_check=list(HealthCheck))
 try:
     import h5py  # noqa: F401
+
     SUFFIXES = [".safetensors", ".h5"]
 except ImportError:
     SUFFIXES = [".safetensors"]
@@ -44,10 +45,25 @@ with load(GOOD[".safetensors"]) as _t:
 FIELDS = sorted(STAGES["enc"][1])
 
 hostile_value = (
-    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats() | st.text(max_size=6)
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**70), 2**70)
+    | st.floats()
+    | st.text(max_size=6)
     | st.lists(st.integers(-(2**64), 2**64), max_size=4)
-    | st.sampled_from([[2**40, 2**40], [-1, 6], [2, 2**17, 5], {"a": 1}, "blake2b:" + "0" * 32, "blake2b:zz",
-                       10**400, -(10**400), 2**1024])
+    | st.sampled_from(
+        [
+            [2**40, 2**40],
+            [-1, 6],
+            [2, 2**17, 5],
+            {"a": 1},
+            "blake2b:" + "0" * 32,
+            "blake2b:zz",
+            10**400,
+            -(10**400),
+            2**1024,
+        ]
+    )
 )
 
 
@@ -55,7 +71,9 @@ def _write(suffix: str, stages: dict, metadata: dict) -> str:
     fd, path = tempfile.mkstemp(suffix=suffix, dir=DIRECTORY)
     os.close(fd)
     os.remove(path)
-    return save(path, stages, metadata={k: v for k, v in metadata.items() if k not in ("numtrace.order", "numtrace.format")})
+    return save(
+        path, stages, metadata={k: v for k, v in metadata.items() if k not in ("numtrace.order", "numtrace.format")}
+    )
 
 
 def _check(path: str, suffix: str, refused: bool) -> None:
@@ -89,8 +107,12 @@ def certainly_invalid(field: str, value: object, original: dict) -> bool:
 
 
 @SETTINGS
-@given(suffix=st.sampled_from(SUFFIXES), stage=st.sampled_from(sorted(STAGES)),
-       field=st.sampled_from(FIELDS), value=hostile_value)
+@given(
+    suffix=st.sampled_from(SUFFIXES),
+    stage=st.sampled_from(sorted(STAGES)),
+    field=st.sampled_from(FIELDS),
+    value=hostile_value,
+)
 def test_hostile_sketch_fields(suffix, stage, field, value):
     means, info = STAGES[stage]
     metadata = {**METADATA, STAGE_PREFIX + stage: json.dumps({**info, field: value})}
@@ -107,16 +129,23 @@ def test_a_missing_sketch_field_is_refused(suffix, stage, field):
 
 
 @SETTINGS
-@given(suffix=st.sampled_from(SUFFIXES), stage=st.sampled_from(sorted(STAGES)),
-       text=st.sampled_from(["", "[", "[]", "null", "1e999", '{"shape": [' * 50]) | st.text(max_size=20))
+@given(
+    suffix=st.sampled_from(SUFFIXES),
+    stage=st.sampled_from(sorted(STAGES)),
+    text=st.sampled_from(["", "[", "[]", "null", "1e999", '{"shape": [' * 50]) | st.text(max_size=20),
+)
 def test_sketch_json_that_is_not_a_sketch(suffix, stage, text):
     metadata = {**METADATA, STAGE_PREFIX + stage: text}
     _check(_write(suffix, {n: m for n, (m, _) in STAGES.items()}, metadata), suffix, refused=True)
 
 
 @SETTINGS
-@given(suffix=st.sampled_from(SUFFIXES), stage=st.sampled_from(sorted(STAGES)),
-       length=st.integers(0, 40), dtype=st.sampled_from([np.float64, np.float32, np.int64]))
+@given(
+    suffix=st.sampled_from(SUFFIXES),
+    stage=st.sampled_from(sorted(STAGES)),
+    length=st.integers(0, 40),
+    dtype=st.sampled_from([np.float64, np.float32, np.int64]),
+)
 def test_channel_means_of_the_wrong_shape_or_dtype(suffix, stage, length, dtype):
     means, info = STAGES[stage]
     stages = {n: m for n, (m, _) in STAGES.items()}
@@ -128,7 +157,9 @@ def test_channel_means_of_the_wrong_shape_or_dtype(suffix, stage, length, dtype)
 @pytest.mark.parametrize("suffix", SUFFIXES)
 @pytest.mark.parametrize("marker", ["2", "", "1 ", "sketch"])
 def test_unknown_sketch_version_is_refused(suffix, marker):
-    _check(_write(suffix, {n: m for n, (m, _) in STAGES.items()}, {**METADATA, SKETCH_KEY: marker}), suffix, refused=True)
+    _check(
+        _write(suffix, {n: m for n, (m, _) in STAGES.items()}, {**METADATA, SKETCH_KEY: marker}), suffix, refused=True
+    )
 
 
 @pytest.mark.parametrize("suffix", SUFFIXES)
@@ -143,10 +174,11 @@ def test_truncated_or_bit_flipped_sketch_files(suffix, data):
     with open(GOOD[suffix], "rb") as f:
         content = f.read()
     if data.draw(st.booleans(), label="truncate"):
-        content = content[:data.draw(st.integers(0, len(content) - 1), label="cut")]
+        content = content[: data.draw(st.integers(0, len(content) - 1), label="cut")]
     else:
-        content = flip_bits(content, data.draw(st.lists(st.integers(0, 8 * len(content) - 1), min_size=1, max_size=6),
-                                               label="bits"))
+        content = flip_bits(
+            content, data.draw(st.lists(st.integers(0, 8 * len(content) - 1), min_size=1, max_size=6), label="bits")
+        )
     check_bytes(content, GOOD[suffix], refused=False)
 
 

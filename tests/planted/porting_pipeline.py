@@ -149,7 +149,7 @@ class Port:
         bug = self.bugs
         left = N_FFT // 2 + (-HOP if "frame_shift" in bug else 0)
         right = N_FFT // 2 + (HOP if "frame_shift" in bug else 0) + (HOP if "extra_frame" in bug else 0)
-        padded = np.concatenate([audio[1:left + 1][::-1], audio, audio[-right - 1:-1][::-1]])
+        padded = np.concatenate([audio[1 : left + 1][::-1], audio, audio[-right - 1 : -1][::-1]])
         n = (padded.size - N_FFT) // HOP + 1
         frames = np.lib.stride_tricks.sliding_window_view(padded, N_FFT)[::HOP][:n]
         self.tap("frontEnd/frames", frames)
@@ -158,7 +158,10 @@ class Port:
         else:
             window = np.sin(np.pi * np.arange(N_FFT) / N_FFT) ** 2
         windowed = self.tap("frontEnd/windowed", np.einsum("fn,n->fn", frames, window))
-        spec = self.tap("frontEnd/spec", np.hypot(*np.fft.rfft(windowed).view(np.float64).reshape(*windowed.shape[:1], -1, 2).transpose(2, 0, 1)))
+        spec = self.tap(
+            "frontEnd/spec",
+            np.hypot(*np.fft.rfft(windowed).view(np.float64).reshape(*windowed.shape[:1], -1, 2).transpose(2, 0, 1)),
+        )
         power = spec.astype(np.float16) ** 2 if "float16_power" in bug else spec * spec
         power = self.tap("frontEnd/power", power)
         mel = np.einsum("mk,fk->mf", self.filters, power.astype(np.float64))

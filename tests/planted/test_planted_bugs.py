@@ -10,12 +10,11 @@ import json
 
 import numpy as np
 import pytest
+from porting_pipeline import BUGS, DT, N_FRAMES, traces
 
 from numtrace.compare import Verdict, diff
 from numtrace.report.table import summary_line
 from numtrace.report.words import describe_findings
-
-from porting_pipeline import BUGS, DT, N_FRAMES, traces
 
 
 def finding(stage, kind):
@@ -48,27 +47,52 @@ def test_the_port_without_bugs_matches_everywhere_with_names_aligned(clean):
 
 # bug -> (first divergence, root cause, kind of the root cause's first finding, check of its fields)
 EXPECTED = {
-    "pad_zero": ("frontend.standardized", "frontend.standardized", "padding",
-                 lambda f: (f["axis"], f["start"], f["stop"], f["value"]) == (1, 161, N_FRAMES, 0.0) and f["value_a"] < -20),
-    "extra_frame": ("frontend.frames", "frontend.standardized", "localized",
-                    lambda f: (f["axis"], f["start"], f["stop"]) == (1, 161, 162)),
+    "pad_zero": (
+        "frontend.standardized",
+        "frontend.standardized",
+        "padding",
+        lambda f: (f["axis"], f["start"], f["stop"], f["value"]) == (1, 161, N_FRAMES, 0.0) and f["value_a"] < -20,
+    ),
+    "extra_frame": (
+        "frontend.frames",
+        "frontend.standardized",
+        "localized",
+        lambda f: (f["axis"], f["start"], f["stop"]) == (1, 161, 162),
+    ),
     "frame_shift": ("frontend.frames", "frontend.frames", "shift", lambda f: (f["axis"], f["lag"]) == (0, -1)),
     "wrong_window": ("frontend.windowed", "frontend.windowed", "channel_scale", lambda f: f["axis"] == 1),
     "float16_power": ("frontend.power", "frontend.power", "nonfinite", lambda f: f["side"] == "b" and f["count"] > 0),
-    "wrong_filter_band": ("frontend.mel", "frontend.mel", "localized",
-                          lambda f: (f["axis"], f["start"], f["stop"]) == (0, 40, 44)),
+    "wrong_filter_band": (
+        "frontend.mel",
+        "frontend.mel",
+        "localized",
+        lambda f: (f["axis"], f["start"], f["stop"]) == (0, 40, 44),
+    ),
     "log_not_log10": ("frontend.log", "frontend.log", "scale", lambda f: f["factor"] == pytest.approx(np.log(10))),
     "db_reference": ("frontend.log", "frontend.log", "offset", lambda f: f["value"] < -10),
-    "transposed_weight": ("encoder.0.in_proj.weight", "encoder.0.in_proj.weight", "layout", lambda f: f["perm"] == [1, 0]),
+    "transposed_weight": (
+        "encoder.0.in_proj.weight",
+        "encoder.0.in_proj.weight",
+        "layout",
+        lambda f: f["perm"] == [1, 0],
+    ),
     "dropped_bias": ("encoder.0.in_proj", "encoder.0.in_proj", "channel_offset", lambda f: f["axis"] == 1),
     "layernorm_eps": ("encoder.0.norm", "encoder.0.norm", "channel_scale", lambda f: f["axis"] == 0 and f["max"] < 1),
     "norm_gain_init": ("encoder.0.norm", "encoder.0.norm", "scale", lambda f: f["factor"] == pytest.approx(0.01)),
     "gelu_tanh": ("encoder.0.act", "encoder.0.act", "elementwise", lambda f: f["of"] == "encoder.0.norm"),
-    "dropped_residual": ("encoder.0.out", "encoder.0.out", "proportional",
-                         lambda f: f["stage"] == "encoder.0.in_proj" and f["factor"] == pytest.approx(-1.0)),
+    "dropped_residual": (
+        "encoder.0.out",
+        "encoder.0.out",
+        "proportional",
+        lambda f: f["stage"] == "encoder.0.in_proj" and f["factor"] == pytest.approx(-1.0),
+    ),
     "velocity_sign": ("ode.velocity", "ode.velocity", "sign", lambda f: True),
-    "doubled_step": ("ode.state@1", "ode.state@1", "proportional",
-                     lambda f: f["stage"] == "ode.velocity@1" and f["factor"] == pytest.approx(DT)),
+    "doubled_step": (
+        "ode.state@1",
+        "ode.state@1",
+        "proportional",
+        lambda f: f["stage"] == "ode.velocity@1" and f["factor"] == pytest.approx(DT),
+    ),
 }
 
 

@@ -92,8 +92,8 @@ def test_linear_frame_shift_is_recovered(frames, lag, sign, seed):
     """Frames one hop late: the candidate's frame i is the reference's i + 1 (the edge is new data)."""
     rng = np.random.default_rng(seed)
     long = rng.standard_normal((16, frames + 2 * lag)).cumsum(axis=1)
-    a = long[:, lag:lag + frames]
-    b = long[:, lag - sign * lag:lag - sign * lag + frames]  # b[i] = a[i - sign * lag]
+    a = long[:, lag : lag + frames]
+    b = long[:, lag - sign * lag : lag - sign * lag + frames]  # b[i] = a[i - sign * lag]
     f = first(diagnose(a, b), "shift")
     assert (f["axis"], f["lag"]) == (1, sign * lag)
 
@@ -225,8 +225,9 @@ def test_random_noise_well_above_rounding_earns_no_structured_finding(rows, seed
 
 
 @SETTINGS
-@given(st.integers(1, 5), st.data(), float_dtypes,
-       st.sampled_from(["offset", "scale", "sign", "padding", "band", "shift"]))
+@given(
+    st.integers(1, 5), st.data(), float_dtypes, st.sampled_from(["offset", "scale", "sign", "padding", "band", "shift"])
+)
 def test_the_planted_stage_is_first_divergence_and_root_cause(count, data, dtype, kind):
     where = data.draw(st.integers(0, count - 1))
     stages_a, stages_b = {}, {}

@@ -20,9 +20,12 @@ ERRORS = ("offset", "scale", "shift", "padding", "band")  # the kinds that chang
 DENSE = nst.arrays(min_side=4, max_side=8, magnitudes=[1.0, 1e3])
 # ... whose values float32 holds as normal numbers (what underflows is not rounding)
 NORMAL32 = nst.arrays("float64", min_side=4, max_side=8, magnitudes=[1.0, 1e3]).map(
-    lambda a: np.where(np.abs(a) < 1e-30, 0.0, a))
+    lambda a: np.where(np.abs(a) < 1e-30, 0.0, a)
+)
 
-needs_diagnosis = pytest.mark.skipif(not hasattr(compare, "diagnose"), reason="numtrace.compare.diagnosis.diagnose not available")
+needs_diagnosis = pytest.mark.skipif(
+    not hasattr(compare, "diagnose"), reason="numtrace.compare.diagnosis.diagnose not available"
+)
 
 
 def stage(p, tolerance=None):

@@ -8,8 +8,8 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from numtrace.compare import diff
-from numtrace.compare.pairing.align import Pair
 from numtrace.compare.diagnosis.ordering import CAUSE_MIN, WHERE_KINDS, as_causes, cause_share
+from numtrace.compare.pairing.align import Pair
 from numtrace.compare.precision import Precisions
 from numtrace.compare.rootcause import BORN_HERE_RATIO
 from numtrace.compare.verdict import default_tolerance
@@ -32,8 +32,7 @@ def test_an_error_born_under_the_tolerance_is_marked_exactly_where_planted(count
     assume(abs(math.log(r / (BORN_HERE_RATIO * floor))) > 0.05)  # not on the threshold itself
     rng = np.random.default_rng(seed)
     a = {f"s{i}": rng.standard_normal(64).astype(dtype) for i in range(count)}
-    b = {name: (x.astype(np.float64) * (1 + r) if i >= k else x).astype(dtype)
-         for i, (name, x) in enumerate(a.items())}
+    b = {name: (x.astype(np.float64) * (1 + r) if i >= k else x).astype(dtype) for i, (name, x) in enumerate(a.items())}
     if dtype == "float32":  # the planted error must survive the rounding of float32
         assume(r > 64 * floor)
     report = diff(MemoryTrace(a, order=list(a)), MemoryTrace(b, order=list(b)))
@@ -69,10 +68,15 @@ def test_inherited_precision_is_symmetric_and_never_tightens_a_tolerance(kinds_a
             assert x is None
 
 
-findings = st.lists(st.fixed_dictionaries({
-    "kind": st.sampled_from(["offset", "scale", "shift", "layout", "channel_offset", "padding", "localized"]),
-    "explained": st.floats(0.0, 1.0),
-}), max_size=5).map(lambda fs: sorted(fs, key=lambda f: -f["explained"]))
+findings = st.lists(
+    st.fixed_dictionaries(
+        {
+            "kind": st.sampled_from(["offset", "scale", "shift", "layout", "channel_offset", "padding", "localized"]),
+            "explained": st.floats(0.0, 1.0),
+        }
+    ),
+    max_size=5,
+).map(lambda fs: sorted(fs, key=lambda f: -f["explained"]))
 
 
 @SETTINGS

@@ -20,6 +20,8 @@ def trace_run():
 
     def _run(*args, timeout=300, **kwargs):
         env = {**os.environ, "COLUMNS": "200"}
-        return subprocess.run([exe, *map(str, args)], capture_output=True, text=True, env=env, timeout=timeout, **kwargs)
+        return subprocess.run(
+            [exe, *map(str, args)], capture_output=True, text=True, env=env, timeout=timeout, **kwargs
+        )
 
     return _run

@@ -85,11 +85,13 @@ def test_the_window_fits_the_budget_holds_the_worst_element_and_keeps_trailing_a
     assert all(0 <= lo < hi <= n for (lo, hi), n in zip(box, shape))
     assert all(lo <= w < hi for (lo, hi), w in zip(box, worst))
 
-
     def rule(c):  # leading axes at the worst element's index, axis c cut, later ones whole but a square partner
         later = [i for i in range(c + 1, len(shape)) if lengths[i] < shape[i]]
-        return all(lengths[i] == 1 for i in range(c)) and len(later) <= 1 and \
-            all(shape[i] == shape[c] and lengths[i] == lengths[c] for i in later)
+        return (
+            all(lengths[i] == 1 for i in range(c))
+            and len(later) <= 1
+            and all(shape[i] == shape[c] and lengths[i] == lengths[c] for i in later)
+        )
 
     assert lengths == list(shape) or any(rule(c) for c in range(len(shape)))
 

@@ -4,22 +4,21 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from scaling import trace_run  # noqa: F401 - a fixture
+
 import numtrace
 from numtrace.compare import diff
 from numtrace.compare.sketches.diff import compare_sketches
+from numtrace.compare.sketches.format import SKETCH_KEY, STAGE_PREFIX, channel_axis, make_sketch
 from numtrace.compare.statistics.stats import compare_stage
 from numtrace.compare.verdict import Tolerance, default_tolerance
-from numtrace.compare.sketches.format import SKETCH_KEY, STAGE_PREFIX, channel_axis, make_sketch
-from numtrace.trace import MemoryTrace
 from numtrace.formats import load
+from numtrace.trace import MemoryTrace
 
 ODE = """
 import sys, numpy as np, numtrace
@@ -60,7 +59,9 @@ def test_a_recording_in_stats_mode_writes_a_sketch_trace(tmp_path):
     assert info["shape"] == [2, 3, 40] and info["dtype"] == "float32" and info["axis"] == 1
     assert (info["count"], info["nan"], info["posinf"], info["neginf"]) == (240, 1, 0, 0)
     assert info["min"] == finite.min() and info["max"] == finite.max() and info["abs_max"] == np.abs(finite).max()
-    assert info["mean"] == pytest.approx(finite.mean(), rel=1e-13) and info["std"] == pytest.approx(finite.std(), rel=1e-12)
+    assert info["mean"] == pytest.approx(finite.mean(), rel=1e-13) and info["std"] == pytest.approx(
+        finite.std(), rel=1e-12
+    )
     assert means.dtype == np.float64 and means.shape == (3,)
     np.testing.assert_allclose(means, np.nanmean(x.astype(np.float64), axis=(0, 2)), rtol=1e-13)
     assert info["hash"] == "blake2b:" + hashlib.blake2b(x.tobytes(), digest_size=16).hexdigest()
@@ -126,9 +127,14 @@ def test_in_memory_stats_recording_diffs_by_sketch():
     assert stage.diagnosis[0]["value"] == pytest.approx(1.0)
 
 
-@pytest.mark.parametrize("change, kind", [
-    (lambda x: x * 1.5, "scale"), (lambda x: -x, "sign"), (lambda x: x + 2.0, "offset"),
-])
+@pytest.mark.parametrize(
+    "change, kind",
+    [
+        (lambda x: x * 1.5, "scale"),
+        (lambda x: -x, "sign"),
+        (lambda x: x + 2.0, "offset"),
+    ],
+)
 def test_findings_from_sketches(change, kind):
     x = np.random.default_rng(3).standard_normal((3, 10, 30)) + 0.3
     stage = diff(sketched({"x": x}), sketched({"x": change(x)})).stages[0]
@@ -141,7 +147,10 @@ def test_nonfinite_missing_shape_and_dtype():
     y[0, 1, 1] = np.inf
     report = diff(sketched({"x": x, "only_a": x, "s": x}), sketched({"x": y, "s": x[:, :2], "only_b": x}))
     by_name = {s.name: s for s in report.stages}
-    assert by_name["x"].verdict.value == "LARGE" and {"kind": "nonfinite", "side": "b", "count": 1} in by_name["x"].diagnosis
+    assert (
+        by_name["x"].verdict.value == "LARGE"
+        and {"kind": "nonfinite", "side": "b", "count": 1} in by_name["x"].diagnosis
+    )
     assert by_name["only_a"].verdict.value == "MISSING" and by_name["only_b"].verdict.value == "MISSING"
     assert by_name["s"].verdict.value == "LARGE" and "shapes differ" in by_name["s"].note
     same = diff(sketched({"x": x}), sketched({"x": x.astype(np.float64)})).stages[0]
@@ -149,8 +158,12 @@ def test_nonfinite_missing_shape_and_dtype():
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
-@given(seed=st.integers(0, 2**32 - 1), noise=st.sampled_from([0.0, 1e-9, 1e-6, 1e-4, 1e-2, 1.0]),
-       shape=st.sampled_from([(5,), (2, 3, 4), (1, 7, 11)]), planted=st.booleans())
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    noise=st.sampled_from([0.0, 1e-9, 1e-6, 1e-4, 1e-2, 1.0]),
+    shape=st.sampled_from([(5,), (2, 3, 4), (1, 7, 11)]),
+    planted=st.booleans(),
+)
 def test_the_sketch_ratio_never_exceeds_the_elementwise_ratio(seed, noise, shape, planted):
     """A sketch LARGE is a real LARGE; an elementwise MATCH is a sketch MATCH."""
     rng = np.random.default_rng(seed)

@@ -9,7 +9,6 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from numtrace import dtypes
 from numtrace.compare.statistics import blocks
 from numtrace.compare.statistics.stats import compare_stage, summarize
 from numtrace.compare.verdict import Tolerance, default_tolerance
@@ -55,7 +54,7 @@ def test_boundary_ratios_match_the_general_code(monkeypatch):
     """Elements exactly at and just over the tolerance, in many blocks: same counts, same worst element."""
     a = np.tile(np.array([0.0, 2.0, 4.0, -3.0]), 70_000)
     b = a.copy()
-    b[::4] += 0.5                      # exactly at atol: passes
+    b[::4] += 0.5  # exactly at atol: passes
     b[5::40] = np.nextafter(b[5::40] + 0.5 + 1e-3 * 2.0, np.inf)  # just over rtol*|a| + atol
     ta, tb = MemoryTrace({"x": a}), MemoryTrace({"x": b})
     tol = Tolerance(1e-3, 0.5)

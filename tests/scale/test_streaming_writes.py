@@ -10,8 +10,8 @@ import time
 
 import numpy as np
 import pytest
-
 from scaling import trace_run  # noqa: F401 - a fixture
+
 from numtrace.formats import load
 
 WRITER = """
@@ -40,8 +40,15 @@ def test_two_concurrent_runs_writing_one_output_leave_one_complete_trace(tmp_pat
     script, go, out = tmp_path / "writer.py", tmp_path / "go", tmp_path / f"out{suffix}"
     script.write_text(WRITER)
     trace = os.path.join(os.path.dirname(sys.executable), "trace")
-    procs = [subprocess.Popen([trace, "run", "-o", str(out), str(script), str(run), str(go)],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for run in (1, 2)]
+    procs = [
+        subprocess.Popen(
+            [trace, "run", "-o", str(out), str(script), str(run), str(go)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for run in (1, 2)
+    ]
     time.sleep(0.5)
     go.write_text("")
     results = [p.communicate(timeout=300) for p in procs]
@@ -62,8 +69,9 @@ def test_ctrl_c_during_a_run_keeps_the_stages_tapped(tmp_path, suffix):
     script, out = tmp_path / "sleeper.py", tmp_path / f"out{suffix}"
     script.write_text(SLEEPER)
     trace = os.path.join(os.path.dirname(sys.executable), "trace")
-    proc = subprocess.Popen([trace, "run", "-o", str(out), str(script)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [trace, "run", "-o", str(out), str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     assert proc.stdout.readline().strip() == "ready"
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
@@ -80,6 +88,7 @@ def test_a_killed_run_leaves_the_previous_file_intact(tmp_path):
     script, out = tmp_path / "sleeper.py", tmp_path / "out.safetensors"
     script.write_text(SLEEPER)
     from numtrace.formats import save
+
     save(out, {"old": np.ones(2)})
     trace = os.path.join(os.path.dirname(sys.executable), "trace")
     proc = subprocess.Popen([trace, "run", "-o", str(out), str(script)], stdout=subprocess.PIPE, text=True)

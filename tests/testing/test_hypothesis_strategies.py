@@ -30,8 +30,15 @@ def test_arrays_refuse_dtypes_they_cannot_draw():
         find(nst.arrays("int32"), lambda a: True)
 
 
-STRATEGIES = {"offset": nst.offsets(), "scale": nst.scales(), "shift": nst.shifts(), "padding": nst.paddings(),
-              "band": nst.bands(), "permutation": nst.permutations(), "rounding": nst.roundings()}
+STRATEGIES = {
+    "offset": nst.offsets(),
+    "scale": nst.scales(),
+    "shift": nst.shifts(),
+    "padding": nst.paddings(),
+    "band": nst.bands(),
+    "permutation": nst.permutations(),
+    "rounding": nst.roundings(),
+}
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -39,8 +46,11 @@ def test_planting_again_from_the_parameters_gives_the_same_candidate(kind):
     @SETTINGS
     @given(STRATEGIES[kind])
     def check(p):
-        assert p.kind == kind and p.finding["kind"] == {"band": "localized", "permutation": "layout",
-                                                         "rounding": "precision"}.get(kind, kind)
+        assert p.kind == kind and p.finding["kind"] == {
+            "band": "localized",
+            "permutation": "layout",
+            "rounding": "precision",
+        }.get(kind, kind)
         if kind != "rounding":  # the default min_error: 1% of the reference's peak
             assert max_abs_error(p) >= 0.01 * peak(p.reference) and max_abs_error(p) > 0
         if kind == "band":
@@ -110,8 +120,12 @@ def test_planting_conventions():
     with pytest.raises(ValueError, match="cannot round to"):
         plant("rounding", a, dtype="int8")
     assert repr(plant("offset", a, value=1.5)) == (
-        "Planted(offset: value=1.5; shape (5,), float64 -> float64; reference [0.0, 1.0, 2.0, 3.0, 4.0])")
-    assert repr(plant("scale", np.ones((4, 4)), factor=2.0)) == "Planted(scale: factor=2.0; shape (4, 4), float64 -> float64)"
+        "Planted(offset: value=1.5; shape (5,), float64 -> float64; reference [0.0, 1.0, 2.0, 3.0, 4.0])"
+    )
+    assert (
+        repr(plant("scale", np.ones((4, 4)), factor=2.0))
+        == "Planted(scale: factor=2.0; shape (4, 4), float64 -> float64)"
+    )
 
 
 def test_run_traced_records_the_call_and_its_output():

@@ -45,19 +45,26 @@ def run(pytester, *args):
 def test_a_missing_golden_fails_and_says_how_to_create_it(project):
     result = run(project)
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines([
-        f"numtrace: no golden trace for this test: {GOLDEN} does not exist.",
-        "Record it by running the test once with --numtrace-update:",
-        '    pytest --numtrace-update "test_frontend.py::test_frontend"',
-        "then review the file and commit it.",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            f"numtrace: no golden trace for this test: {GOLDEN} does not exist.",
+            "Record it by running the test once with --numtrace-update:",
+            '    pytest --numtrace-update "test_frontend.py::test_frontend"',
+            "then review the file and commit it.",
+        ]
+    )
 
 
 def test_update_writes_the_golden_then_the_test_passes(project, monkeypatch):
     result = run(project, "--numtrace-update")
     result.assert_outcomes(passed=1)
-    result.stdout.fnmatch_lines(["*numtrace*", "golden traces in tests/golden: 1 written (1 new, 0 changed), 0 unchanged",
-                                 f"  new     {GOLDEN}"])
+    result.stdout.fnmatch_lines(
+        [
+            "*numtrace*",
+            "golden traces in tests/golden: 1 written (1 new, 0 changed), 0 unchanged",
+            f"  new     {GOLDEN}",
+        ]
+    )
     golden = project.path / GOLDEN
     with numtrace.load(golden) as trace:
         assert trace.order == ["audio", "mel", "db"]
@@ -82,11 +89,13 @@ def test_update_keeps_a_golden_the_new_recording_still_matches_unless_forced(pro
     run(project).assert_outcomes(passed=1)
     result = run(project, "--numtrace-update")
     result.assert_outcomes(passed=1)
-    result.stdout.fnmatch_lines([
-        "golden traces in tests/golden: 0 written (0 new, 0 changed), 0 unchanged, 1 kept: still matched within "
-        "tolerance (--numtrace-force-update rewrites them)",
-        f"  kept    {GOLDEN}",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "golden traces in tests/golden: 0 written (0 new, 0 changed), 0 unchanged, 1 kept: still matched within "
+            "tolerance (--numtrace-force-update rewrites them)",
+            f"  kept    {GOLDEN}",
+        ]
+    )
     assert golden.read_bytes() == written
     result = run(project, "--numtrace-force-update")
     result.stdout.fnmatch_lines(["golden traces in tests/golden: 1 written (0 new, 1 changed), 0 unchanged"])
@@ -101,22 +110,25 @@ def test_a_changed_stage_fails_with_the_report_and_no_numtrace_frames(project, m
     monkeypatch.setenv("BUG", "0.5")
     result = run(project)
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines([
-        ">       numtrace.check_golden()",
-        "E       numtrace.testing.TraceMismatch: Traces differ: 2 / 3 stages (66.7%) fail "
-        "(a stage fails when it is SMALL, LARGE or MISSING)",
-        f"E         reference: {GOLDEN} (golden)",
-        "E         candidate: <stages tapped by test_frontend.py::test_frontend>",
-        "E       First divergence: mel (LARGE)",
-        "E         1 MATCH   audio  max |Δ| 0",
-        "E         2 LARGE   mel    max |Δ| 0.5, 100% out of tolerance; *  <- first divergence",
-        "test_frontend.py:13: TraceMismatch",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            ">       numtrace.check_golden()",
+            "E       numtrace.testing.TraceMismatch: Traces differ: 2 / 3 stages (66.7%) fail "
+            "(a stage fails when it is SMALL, LARGE or MISSING)",
+            f"E         reference: {GOLDEN} (golden)",
+            "E         candidate: <stages tapped by test_frontend.py::test_frontend>",
+            "E       First divergence: mel (LARGE)",
+            "E         1 MATCH   audio  max |Δ| 0",
+            "E         2 LARGE   mel    max |Δ| 0.5, 100% out of tolerance; *  <- first divergence",
+            "test_frontend.py:13: TraceMismatch",
+        ]
+    )
     assert "numtrace/testing" not in result.stdout.str()  # __tracebackhide__: only the user's frame
 
 
 def test_the_report_dir_keeps_traces_and_json_of_failing_tests(project, monkeypatch):
-    project.makepyfile(test_other="""
+    project.makepyfile(
+        test_other="""
 import numpy as np
 import numtrace
 
@@ -126,14 +138,19 @@ def test_fails_for_another_reason(numtrace):
 
 def test_passes(numtrace):
     numtrace.tap("x", np.ones(3))
-""")
+"""
+    )
     run(project, "--numtrace-update", "test_frontend.py")
     monkeypatch.setenv("BUG", "0.5")
     result = run(project, "--numtrace-report", "artifacts")
     result.assert_outcomes(failed=2, passed=1)
     folder = project.path / "artifacts" / "test_frontend__test_frontend"
-    assert sorted(p.name for p in folder.iterdir()) == ["candidate.safetensors", "reference.safetensors",
-                                                          "report.json", "report.txt"]
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "candidate.safetensors",
+        "reference.safetensors",
+        "report.json",
+        "report.txt",
+    ]
     report = json.loads((folder / "report.json").read_text())
     assert report["test"] == "test_frontend.py::test_frontend"
     assert report["first_divergence"] == "mel"
@@ -145,8 +162,12 @@ def test_passes(numtrace):
     with numtrace.load(other) as recorded:
         assert recorded.order == ["x"]
     assert not (project.path / "artifacts" / "test_other__test_passes").exists()
-    result.stdout.fnmatch_lines(["E       numtrace kept the traces and the report in artifacts/test_frontend__test_frontend",
-                                 "traces and reports of 2 failing check(s) kept in artifacts"])
+    result.stdout.fnmatch_lines(
+        [
+            "E       numtrace kept the traces and the report in artifacts/test_frontend__test_frontend",
+            "traces and reports of 2 failing check(s) kept in artifacts",
+        ]
+    )
 
 
 def test_pyproject_tolerances_apply_per_stage(project, monkeypatch):
@@ -164,10 +185,12 @@ def test_bad_pyproject_settings_stop_the_run(project):
     project.makepyprojecttoml('[tool.numtrace]\ntolerance = {"mel" = {rtol = "lots"}}\n')
     result = run(project)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*pyproject.toml: [[]tool.numtrace[]] tolerance for 'mel': bad tolerance rtol='lots'*"])
+    result.stderr.fnmatch_lines(
+        ["*pyproject.toml: [[]tool.numtrace[]] tolerance for 'mel': bad tolerance rtol='lots'*"]
+    )
     project.makepyprojecttoml('[tool.numtrace]\nfail_on = "sometimes"\n')
     assert run(project).ret == pytest.ExitCode.USAGE_ERROR
-    project.makepyprojecttoml('[tool.numtrace]\ntolerances = 1e-3\n')
+    project.makepyprojecttoml("[tool.numtrace]\ntolerances = 1e-3\n")
     result = run(project, "--numtrace-update")
     result.assert_outcomes(passed=1, warnings=1)
     result.stdout.fnmatch_lines(["*numtrace ignores unknown [[]tool.numtrace[]] key(s) tolerances*"])
@@ -183,7 +206,8 @@ def test_golden_dir_from_pyproject_and_from_the_command_line(project):
 
 
 def test_named_checks_check_against_and_the_module_like_fixture(pytester):
-    pytester.makepyfile(test_checks="""
+    pytester.makepyfile(
+        test_checks="""
 import numpy as np
 import pytest
 
@@ -214,7 +238,8 @@ def test_against_a_nested_recording(numtrace):
     numtrace.tap("y", np.arange(3.0) + 1)
     with pytest.raises(AssertionError, match="First divergence: y"):
         numtrace.check_against({"y": np.arange(3.0)})
-""")
+"""
+    )
     result = run(pytester, "--numtrace-update")
     result.assert_outcomes(passed=2, failed=2)
     golden = pytester.path / "tests" / "golden"
@@ -228,12 +253,17 @@ def test_against_a_nested_recording(numtrace):
     result.stdout.fnmatch_lines(["*numtrace.check_golden(): this test tapped no stage (nothing to compare)*"])
     result = run(pytester)
     result.assert_outcomes(passed=2, failed=2)
-    result.stdout.fnmatch_lines(["*numtrace.check_golden() was already called without a name in this test; "
-                                 "give each golden check of a test its own name: check_golden('encoder')"])
+    result.stdout.fnmatch_lines(
+        [
+            "*numtrace.check_golden() was already called without a name in this test; "
+            "give each golden check of a test its own name: check_golden('encoder')"
+        ]
+    )
 
 
 def test_the_recording_ends_with_the_test(pytester):
-    pytester.makepyfile(test_scope="""
+    pytester.makepyfile(
+        test_scope="""
 import numtrace as nt
 
 def test_records(numtrace):
@@ -241,24 +271,28 @@ def test_records(numtrace):
 
 def test_after():
     assert not nt.is_recording()
-""")
+"""
+    )
     run(pytester, "-p", "no:randomly").assert_outcomes(passed=2)
 
 
 def test_the_tolerances_fixture(pytester):
-    pytester.makepyprojecttoml('[tool.numtrace]\ntolerance = {default = 1e-3}\n')
-    pytester.makepyfile(test_tol="""
+    pytester.makepyprojecttoml("[tool.numtrace]\ntolerance = {default = 1e-3}\n")
+    pytester.makepyfile(
+        test_tol="""
 from numtrace.compare import Tolerance
 
 def test_table(numtrace_tolerances, numtrace):
     assert numtrace_tolerances.default == Tolerance(1e-3)
     assert numtrace.tolerances is numtrace_tolerances
-""")
+"""
+    )
     run(pytester).assert_outcomes(passed=1)
 
 
 def test_loading_the_plugin_imports_neither_the_engine_nor_frameworks(pytester):
-    pytester.makepyfile(test_modules="""
+    pytester.makepyfile(
+        test_modules="""
 import sys
 AT_COLLECTION = sorted(m for m in ("numtrace.compare", "numtrace.testing.assertions", "rich", "torch", "mlx")
                        if m in sys.modules)
@@ -266,24 +300,30 @@ AT_COLLECTION = sorted(m for m in ("numtrace.compare", "numtrace.testing.asserti
 def test_nothing_heavy_at_collection():
     assert "numtrace.testing.plugin" in sys.modules
     assert AT_COLLECTION == []
-""")
+"""
+    )
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     result.assert_outcomes(passed=1)
 
 
 def test_importing_the_plugin_module_alone_is_light():
-    code = ("import sys, numtrace.testing.plugin; "
-            "print(sorted(m for m in ('numtrace.compare', 'rich', 'hypothesis', 'torch', 'mlx') if m in sys.modules))")
+    code = (
+        "import sys, numtrace.testing.plugin; "
+        "print(sorted(m for m in ('numtrace.compare', 'rich', 'hypothesis', 'torch', 'mlx') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
 
 
-@pytest.mark.parametrize("nodeid, stem", [
-    ("tests/test_mel.py::test_db", "tests.test_mel__test_db"),
-    ("test_port.py::TestMel::test_db[short]", "test_port__TestMel__test_db-short"),
-    ("test_a.py::test_b[1-x=2]", "test_a__test_b-1-x=2"),
-])
+@pytest.mark.parametrize(
+    "nodeid, stem",
+    [
+        ("tests/test_mel.py::test_db", "tests.test_mel__test_db"),
+        ("test_port.py::TestMel::test_db[short]", "test_port__TestMel__test_db-short"),
+        ("test_a.py::test_b[1-x=2]", "test_a__test_b-1-x=2"),
+    ],
+)
 def test_golden_names(nodeid, stem):
     assert golden_stem(nodeid) == stem
 

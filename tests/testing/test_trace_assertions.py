@@ -33,7 +33,9 @@ def test_two_arrays_with_an_offset_message_verbatim():
     a = np.array([1.0, 2.0, 4.0, 8.0])
     err = failure(assert_close_diagnosed, a, a + 0.5, {"atol": 0.1})
     assert err.report.stages[0].diagnosis[0]["kind"] == "offset"
-    assert str(err) == f"""\
+    assert (
+        str(err)
+        == f"""\
 Arrays differ: SMALL, 4 / 4 values (100%) out of tolerance
   shape (4,), float64; tolerance rtol=0, atol=0.1; worst 5x its tolerance
   max |Δ| 0.5, mean |Δ| 0.5, relative rms 0.1085
@@ -45,6 +47,7 @@ Arrays differ: SMALL, 4 / 4 values (100%) out of tolerance
     (1,): 2, 2.5, 0.5
     (2,): 4, 4.5, 0.5
     (3,): 8, 8.5, 0.5"""
+    )
 
 
 def test_padding_with_zero_db_message_verbatim():
@@ -56,7 +59,9 @@ def test_padding_with_zero_db_message_verbatim():
     candidate = {"audio": np.arange(5.0), "mel": bad, "features": bad.T.copy()}
     err = failure(assert_traces_close, reference, candidate, tolerance={"default": 1e-3, "mel": {"atol": 0.01}})
     assert [f["kind"] for f in err.report["mel"].diagnosis][:1] == ["padding"]
-    assert str(err) == f"""\
+    assert (
+        str(err)
+        == f"""\
 Traces differ: 2 / 3 stages (66.7%) fail (a stage fails when it is SMALL, LARGE or MISSING)
   reference: <reference>
   candidate: <candidate>
@@ -78,6 +83,7 @@ Stages (reference order):
   1 MATCH   audio     max |Δ| 0
   2 LARGE   mel       max |Δ| 77, 50% out of tolerance; {words(err, "mel")}  <- first divergence
   3 LARGE   features  max |Δ| 77, 50% out of tolerance; {words(err, "features")}"""
+    )
 
 
 def test_one_frame_too_many_passes_on_large_and_fails_on_any_verbatim():
@@ -87,7 +93,9 @@ def test_one_frame_too_many_passes_on_large_and_fails_on_any_verbatim():
     report = assert_traces_close({"frames": frames}, {"frames": longer}, fail_on="large")
     assert report["frames"].verdict.value == "SMALL"
     err = failure(assert_traces_close, {"frames": frames}, {"frames": longer})  # fail_on="any" by default
-    assert str(err) == f"""\
+    assert (
+        str(err)
+        == f"""\
 Traces differ: 1 / 1 stages (100%) fail (a stage fails when it is SMALL, LARGE or MISSING)
   reference: <reference>
   candidate: <candidate>
@@ -103,11 +111,14 @@ First divergence: frames (SMALL)
 
 Stages (reference order):
   1 SMALL   frames  max |Δ| 0, 0% out of tolerance; {words(err, "frames")}  <- first divergence"""
+    )
 
 
 def test_a_missing_stage_is_the_first_failing_stage_verbatim():
     err = failure(assert_traces_close, {"enc": np.ones(2), "dec": np.ones(2)}, {"enc": np.ones(2)}, fail_on="missing")
-    assert str(err) == """\
+    assert (
+        str(err)
+        == """\
 Traces differ: 1 / 2 stages (50%) fail (a stage fails when it is LARGE or MISSING)
   reference: <reference>
   candidate: <candidate>
@@ -120,6 +131,7 @@ First failing stage: dec (MISSING)
 Stages (reference order):
   1 MATCH   enc  max |Δ| 0
   2 MISSING dec  only in the reference"""
+    )
 
 
 def test_a_non_finite_mismatch_is_named():
@@ -158,7 +170,14 @@ def test_every_kind_of_source_works_and_paths_are_labelled(tmp_path):
     bad_path = numtrace.save(tmp_path / "bad.safetensors", {"x": x + 1})
     with numtrace.record() as recording:
         numtrace.tap("x", x)
-    for source in (ref_path, tmp_path / "ref.safetensors", numtrace.load(ref_path), recording, recording.trace, {"x": x}):
+    for source in (
+        ref_path,
+        tmp_path / "ref.safetensors",
+        numtrace.load(ref_path),
+        recording,
+        recording.trace,
+        {"x": x},
+    ):
         assert assert_traces_close(source, {"x": x}).first_divergence is None
     err = failure(assert_traces_close, ref_path, bad_path)
     assert f"  reference: {ref_path}\n  candidate: {bad_path}\n" in str(err)
@@ -168,9 +187,22 @@ def test_every_kind_of_source_works_and_paths_are_labelled(tmp_path):
         assert_traces_close(tmp_path / "missing.safetensors", ref_path)
 
 
-@pytest.mark.parametrize("form", [1e-2, Tolerance(1e-2), {"default": 1e-2}, {"x": 1e-2}, {"x": {"rtol": 1e-2}},
-                                  {"rtol": 1e-2}, "1e-2", "x=1e-2", ["x=rtol=1e-2"], {"x": "rtol=1e-2"},
-                                  ToleranceTable(default=Tolerance(1e-2))])
+@pytest.mark.parametrize(
+    "form",
+    [
+        1e-2,
+        Tolerance(1e-2),
+        {"default": 1e-2},
+        {"x": 1e-2},
+        {"x": {"rtol": 1e-2}},
+        {"rtol": 1e-2},
+        "1e-2",
+        "x=1e-2",
+        ["x=rtol=1e-2"],
+        {"x": "rtol=1e-2"},
+        ToleranceTable(default=Tolerance(1e-2)),
+    ],
+)
 def test_tolerance_forms_agree(form):
     x = np.linspace(1.0, 2.0, 8)
     assert_traces_close({"x": x}, {"x": x * 1.005}, form, fail_on="any")

@@ -19,8 +19,13 @@ def test_reference_order_with_reference_only_in_place_and_candidate_only_at_the_
     a = trace(["enc", "ode.0", "ode.1", "final_proj", "vocoder"])
     b = trace(["vocoder", "extra.1", "enc", "ode.1", "extra.0", "final_proj"])
     assert pairs(a, b) == [
-        ("enc", "enc"), ("ode.0", None), ("ode.1", "ode.1"), ("final_proj", "final_proj"),
-        ("vocoder", "vocoder"), (None, "extra.1"), (None, "extra.0"),
+        ("enc", "enc"),
+        ("ode.0", None),
+        ("ode.1", "ode.1"),
+        ("final_proj", "final_proj"),
+        ("vocoder", "vocoder"),
+        (None, "extra.1"),
+        (None, "extra.0"),
     ]
     assert align(a, b)[1] == Pair("ode.0", None) and align(a, b)[1].name == "ode.0"
     assert align(a, b)[-1].name == "extra.0"
@@ -32,8 +37,13 @@ def test_reference_without_stored_order_follows_the_candidates_order():
     assert a.order == ["encoder", "mel", "step.2", "step.10", "swift_only.0", "swift_only.1"]
     b = trace(["encoder", "step.2", "step.10", "mel", "py_only"])
     assert pairs(a, b) == [
-        ("encoder", "encoder"), ("step.2", "step.2"), ("step.10", "step.10"), ("mel", "mel"),
-        ("swift_only.0", None), ("swift_only.1", None), (None, "py_only"),
+        ("encoder", "encoder"),
+        ("step.2", "step.2"),
+        ("step.10", "step.10"),
+        ("mel", "mel"),
+        ("swift_only.0", None),
+        ("swift_only.1", None),
+        (None, "py_only"),
     ]
 
 

@@ -21,14 +21,17 @@ def pairs(a, b, **kw):
     return [(p.name_a, p.name_b, p.how) for p in align(trace(a), trace(b), **kw)]
 
 
-@pytest.mark.parametrize("left, right", [
-    ("decoder.finalProj", "decoder.final_proj"),
-    ("decoder/finalProj", "decoder.final_proj"),
-    ("Decoder:FinalProj", "decoder.final-proj"),
-    ("encoder.layers.0.conv", "encoder.0.conv"),
-    ("model.layers.3.self_attn", "model.3.selfAttn"),
-    ("ode.step@2", "ode/step@2"),
-])
+@pytest.mark.parametrize(
+    "left, right",
+    [
+        ("decoder.finalProj", "decoder.final_proj"),
+        ("decoder/finalProj", "decoder.final_proj"),
+        ("Decoder:FinalProj", "decoder.final-proj"),
+        ("encoder.layers.0.conv", "encoder.0.conv"),
+        ("model.layers.3.self_attn", "model.3.selfAttn"),
+        ("ode.step@2", "ode/step@2"),
+    ],
+)
 def test_normalized_names_meet(left, right):
     assert normalize(left) == normalize(right)
 
@@ -42,8 +45,12 @@ def test_exact_pairs_first_then_normalized_then_tuples():
     a = ["enc", "dec.final_proj", "lstm.0", "lstm.1", "ode.v@1", "only_a"]
     b = ["enc", "dec/finalProj", "lstm", "ode.V@1", "only_b"]
     assert pairs(a, b) == [
-        ("enc", "enc", "exact"), ("dec.final_proj", "dec/finalProj", "normalized"), ("lstm.0", "lstm", "tuple"),
-        ("lstm.1", None, "missing"), ("ode.v@1", "ode.V@1", "normalized"), ("only_a", None, "missing"),
+        ("enc", "enc", "exact"),
+        ("dec.final_proj", "dec/finalProj", "normalized"),
+        ("lstm.0", "lstm", "tuple"),
+        ("lstm.1", None, "missing"),
+        ("ode.v@1", "ode.V@1", "normalized"),
+        ("only_a", None, "missing"),
         (None, "only_b", "missing"),
     ]
 
@@ -56,7 +63,10 @@ def test_tuple_pairing_works_both_ways_and_keeps_call_indices():
 def test_an_ambiguous_normalized_key_pairs_nothing():
     # two candidate stages normalise to the same key: no guess, both stay unpaired
     assert pairs(["final_proj"], ["finalProj", "final-proj"]) == [
-        ("final_proj", None, "missing"), (None, "finalProj", "missing"), (None, "final-proj", "missing")]
+        ("final_proj", None, "missing"),
+        (None, "finalProj", "missing"),
+        (None, "final-proj", "missing"),
+    ]
 
 
 def test_exact_name_wins_over_a_normalized_one():
@@ -64,18 +74,23 @@ def test_exact_name_wins_over_a_normalized_one():
 
 
 def test_map_renames_strips_and_ignores():
-    names = NameMap.from_dict({
-        "strip_prefix_a": ["model."],
-        "strip_prefix_b": ["swift/"],
-        "ignore": ["*.num_batches_tracked"],
-        "ignore_b": ["debug.*"],
-        "rename": {"blocks.*.mlp": "layers.*.ffn", r"re:ode\.v(\d+)": r"ode.velocity@\1"},
-    })
+    names = NameMap.from_dict(
+        {
+            "strip_prefix_a": ["model."],
+            "strip_prefix_b": ["swift/"],
+            "ignore": ["*.num_batches_tracked"],
+            "ignore_b": ["debug.*"],
+            "rename": {"blocks.*.mlp": "layers.*.ffn", r"re:ode\.v(\d+)": r"ode.velocity@\1"},
+        }
+    )
     a = ["model.enc", "model.layers.2.ffn", "model.ode.velocity@3", "model.bn.num_batches_tracked"]
     b = ["swift/enc", "swift/blocks.2.mlp", "swift/ode.v3", "debug.tmp", "bn.num_batches_tracked"]
     got = [(p.name_a, p.name_b, p.how) for p in align(trace(a), trace(b), names=names)]
-    assert got == [("model.enc", "swift/enc", "mapped"), ("model.layers.2.ffn", "swift/blocks.2.mlp", "mapped"),
-                   ("model.ode.velocity@3", "swift/ode.v3", "mapped")]
+    assert got == [
+        ("model.enc", "swift/enc", "mapped"),
+        ("model.layers.2.ffn", "swift/blocks.2.mlp", "mapped"),
+        ("model.ode.velocity@3", "swift/ode.v3", "mapped"),
+    ]
     report = diff(trace(a), trace(b), map=names)
     assert report.ignored == {"a": ["model.bn.num_batches_tracked"], "b": ["debug.tmp", "bn.num_batches_tracked"]}
     assert report.to_dict()["stages"][0]["name_b"] == "swift/enc"
@@ -89,7 +104,9 @@ def test_map_file_round_trip_and_errors(tmp_path):
     assert names.key_b("py.decoder.finalProj") == "decoder.proj" and names.key_a("py.x") == "x"
     assert names.ignores("tmp.1", "a") and names.ignores("tmp.1", "b")
     report = diff(trace(["py.decoder.proj"]), trace(["decoder.finalProj"]), map=str(path))
-    assert [(s.name, s.name_b, s.verdict) for s in report.stages] == [("py.decoder.proj", "decoder.finalProj", Verdict.MATCH)]
+    assert [(s.name, s.name_b, s.verdict) for s in report.stages] == [
+        ("py.decoder.proj", "decoder.finalProj", Verdict.MATCH)
+    ]
     bad = {
         "typo.toml": 'strip_prefixes = ["x"]\n',
         "notlist.toml": "ignore = 3\n",

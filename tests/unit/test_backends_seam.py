@@ -64,7 +64,7 @@ class Model:
 '''
 
 # The one module a new backend needs: the same four names as numtrace.backends.torch and .mlx.
-TOY_BACKEND = '''
+TOY_BACKEND = """
 import numpy as np
 import toyframework
 from numtrace import tap
@@ -99,7 +99,7 @@ def watch(model, *, prefix="", **options):
 def capture(include=None, exclude=None, *, inputs=False, weights=False):
     watched = watch(toyframework.Model())  # every Model from now on: the class is patched
     return watched.detach
-'''
+"""
 
 
 @pytest.fixture

@@ -39,7 +39,12 @@ def test_use_case_1_zero_db_padding_and_band():
     findings = diagnose(db, fastai)
     pad = findings[0]
     assert {k: pad[k] for k in ("kind", "axis", "start", "stop", "value")} == {
-        "kind": "padding", "axis": 1, "start": 251, "stop": 312, "value": 0.0}
+        "kind": "padding",
+        "axis": 1,
+        "start": 251,
+        "stop": 312,
+        "value": 0.0,
+    }
     assert pad["value_a"] is None
     words = describe_findings(findings, (256, 312))
     assert words.startswith("0.0 padding in indices 251-311 of axis 1 (61 of 312)")
@@ -54,12 +59,22 @@ def test_use_case_1_zero_db_padding_and_band():
     top = db.copy()
     top[243:256] = -74.0
     pad = diagnose(db, top)[0]
-    assert (pad["kind"], pad["start"], pad["stop"], pad["value"], pad["value_a"]) == ("padding", 243, 256, -74.0, -77.09)
+    assert (pad["kind"], pad["start"], pad["stop"], pad["value"], pad["value_a"]) == (
+        "padding",
+        243,
+        256,
+        -74.0,
+        -77.09,
+    )
 
 
 def test_affine_channel_and_elementwise_fits():
     affine = diagnose(X, 0.434 * X + 2.0)[0]
-    assert affine["kind"] == "affine" and affine["factor"] == pytest.approx(0.434) and affine["value"] == pytest.approx(2.0)
+    assert (
+        affine["kind"] == "affine"
+        and affine["factor"] == pytest.approx(0.434)
+        and affine["value"] == pytest.approx(2.0)
+    )
     bias = RNG.standard_normal(48)
     channel = diagnose(X + bias, X)[0]
     assert (channel["kind"], channel["axis"]) == ("channel_offset", 1)

@@ -67,36 +67,92 @@ def test_mel_offset_use_case(ref):
 
 def test_to_dict_follows_spec_section_3(ref):
     a = make(ref, "a.st")
-    b = make(ref, "b.st", drop=("tokens",), extra=np.ones(3),
-             **{"decoder.final_proj": ref["decoder.final_proj"] - np.float32(1.46)})
+    b = make(
+        ref,
+        "b.st",
+        drop=("tokens",),
+        extra=np.ones(3),
+        **{"decoder.final_proj": ref["decoder.final_proj"] - np.float32(1.46)},
+    )
     out = diff(a, b).to_dict()
     text = json.dumps(out, allow_nan=False)  # JSON-safe: no NaN/inf anywhere
     assert json.loads(text) == out
-    assert list(out) == ["a", "b", "first_divergence", "root_cause", "largest_jump", "summary", "compared",
-                         "status", "incomplete", "ignored", "stages"]
+    assert list(out) == [
+        "a",
+        "b",
+        "first_divergence",
+        "root_cause",
+        "largest_jump",
+        "summary",
+        "compared",
+        "status",
+        "incomplete",
+        "ignored",
+        "stages",
+    ]
     assert out["root_cause"] == "decoder.final_proj" and out["ignored"] == {"a": [], "b": []}
     assert out["largest_jump"] is None and out["compared"] == 3 and out["incomplete"] == []
     assert (out["a"], out["b"], out["first_divergence"]) == ("a.st", "b.st", "decoder.final_proj")
     assert out["summary"] == {"MATCH": 2, "SMALL": 0, "LARGE": 1, "MISSING": 2}
     names = [(s["name"], s["verdict"]) for s in out["stages"]]
-    assert names == [("encoder.out", "MATCH"), ("ode.step.0", "MATCH"), ("decoder.final_proj", "LARGE"),
-                     ("tokens", "MISSING"), ("extra", "MISSING")]
+    assert names == [
+        ("encoder.out", "MATCH"),
+        ("ode.step.0", "MATCH"),
+        ("decoder.final_proj", "LARGE"),
+        ("tokens", "MISSING"),
+        ("extra", "MISSING"),
+    ]
     large = out["stages"][2]
     assert "name_b" not in large and "only_in" not in large
-    assert set(large) == {"name", "verdict", "a", "b", "diff", "diagnosis", "note", "tolerance",
-                          "pairing", "rel_err", "growth", "born_here"}
+    assert set(large) == {
+        "name",
+        "verdict",
+        "a",
+        "b",
+        "diff",
+        "diagnosis",
+        "note",
+        "tolerance",
+        "pairing",
+        "rel_err",
+        "growth",
+        "born_here",
+    }
     assert large["pairing"] == "exact" and large["rel_err"] > 0.1 and large["growth"] > 1e3
     assert large["a"] == {
-        "shape": [1, 80, 312], "dtype": "float32", "min": pytest.approx(-10.38), "max": 0.0,
+        "shape": [1, 80, 312],
+        "dtype": "float32",
+        "min": pytest.approx(-10.38),
+        "max": 0.0,
         "mean": pytest.approx(float(ref["decoder.final_proj"].astype(np.float64).mean())),
         "std": pytest.approx(float(ref["decoder.final_proj"].astype(np.float64).std())),
-        "abs_max": pytest.approx(10.38), "count": 80 * 312, "nan": 0, "posinf": 0, "neginf": 0,
+        "abs_max": pytest.approx(10.38),
+        "count": 80 * 312,
+        "nan": 0,
+        "posinf": 0,
+        "neginf": 0,
     }
     assert type(large["a"]["count"]) is int and type(large["a"]["mean"]) is float
     d = large["diff"]
     assert d["abs_max"] == pytest.approx(1.46, abs=1e-5) and d["abs_mean"] == pytest.approx(1.46, abs=1e-5)
-    for key in ("rms", "rel_rms", "rel_max", "cosine", "snr_db", "mismatched", "total", "mismatch_fraction",
-                "max_ratio", "worst_index", "worst_a", "worst_b", "rtol", "atol", "nonfinite_a", "nonfinite_b"):
+    for key in (
+        "rms",
+        "rel_rms",
+        "rel_max",
+        "cosine",
+        "snr_db",
+        "mismatched",
+        "total",
+        "mismatch_fraction",
+        "max_ratio",
+        "worst_index",
+        "worst_a",
+        "worst_b",
+        "rtol",
+        "atol",
+        "nonfinite_a",
+        "nonfinite_b",
+    ):
         assert key in d
     assert d["mismatch_fraction"] == 1.0 and isinstance(d["worst_index"], list)
     assert large["tolerance"] == {"rtol": pytest.approx(3.4527e-4, rel=1e-4), "atol": None}
@@ -179,9 +235,13 @@ def test_nan_cases():
     out = one_side.to_dict()["stages"][0]
     assert out["diff"]["max_ratio"] is None and out["diff"]["worst_a"] is None and out["a"]["nan"] == 1
     json.dumps(one_side.to_dict(), allow_nan=False)
-    infs = diff(MemoryTrace({"x": np.array([np.inf, -np.inf, 2.0])}), MemoryTrace({"x": np.array([-np.inf, -np.inf, np.inf])}))
-    assert infs.stages[0].diagnosis == [{"kind": "nonfinite", "side": "a", "count": 1},
-                                        {"kind": "nonfinite", "side": "b", "count": 2}]
+    infs = diff(
+        MemoryTrace({"x": np.array([np.inf, -np.inf, 2.0])}), MemoryTrace({"x": np.array([-np.inf, -np.inf, np.inf])})
+    )
+    assert infs.stages[0].diagnosis == [
+        {"kind": "nonfinite", "side": "a", "count": 1},
+        {"kind": "nonfinite", "side": "b", "count": 2},
+    ]
 
 
 def test_integer_stages_are_exact_even_under_a_blanket_tolerance():

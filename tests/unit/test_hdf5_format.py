@@ -14,10 +14,10 @@ h5py = pytest.importorskip("h5py")
 
 from numtrace import dtypes  # noqa: E402
 from numtrace.errors import RecordingError, TapError, TraceFileError  # noqa: E402
+from numtrace.formats import convert, load, open_writer, save
 from numtrace.formats import writer as writer_module  # noqa: E402
 from numtrace.formats.hdf5 import CONTAINER, HDF5Trace, HDF5Writer, _slabs  # noqa: E402
 from numtrace.trace import FORMAT_KEY, ORDER_KEY  # noqa: E402
-from numtrace.formats import convert, load, open_writer, save
 
 BF16_BITS = np.array([0x7FC1, 0xFFC0, 0x7F81, 0x7F80, 0xFF80, 0x8000, 0x0001, 0x7F7F, 0x3F80], np.uint16)
 
@@ -42,10 +42,10 @@ def raw_cases() -> dict[str, tuple[np.ndarray, str]]:
     return out
 
 
-
 def st_raw_cases() -> dict[str, tuple[np.ndarray, str]]:
     """raw_cases() less complex128: HDF5 holds it, safetensors has no code for it."""
     return {name: case for name, case in raw_cases().items() if case[1] != "complex128"}
+
 
 def write_raw(path, cases, metadata=None) -> str:
     with open_writer(path) as writer:
@@ -79,7 +79,9 @@ def test_raw_round_trip_for_every_dtype(tmp_path, suffix):
 
 def test_layout_on_disk(tmp_path):
     big = np.arange(40_000, dtype=np.float32).reshape(200, 200)  # 160 KB: chunked + gzip
-    path = save(tmp_path / "t.h5", {"enc/out": big, "small": np.ones(3, np.float32), "b": (np.ones(2, np.float32), "bfloat16")})
+    path = save(
+        tmp_path / "t.h5", {"enc/out": big, "small": np.ones(3, np.float32), "b": (np.ones(2, np.float32), "bfloat16")}
+    )
     with h5py.File(path, "r") as f:
         assert f.attrs["numtrace.container"] == CONTAINER
         meta = json.loads(f["numtrace/metadata"][()])
@@ -110,7 +112,11 @@ def test_chunked_reads_of_nd_datasets(tmp_path):
     big = rng.normal(size=(3, 50_000)).astype(np.float32)  # compressed
     with load(save(tmp_path / "t.h5", {"v": values, "big": big, "row": values[0, 0]})) as trace:
         small_sizes = (1, 7, 299, 300, 301, 2100, 10**6)
-        for name, expected, sizes in (("v", values, small_sizes), ("row", values[0, 0], small_sizes), ("big", big, (999, 50_001, 10**6))):
+        for name, expected, sizes in (
+            ("v", values, small_sizes),
+            ("row", values[0, 0], small_sizes),
+            ("big", big, (999, 50_001, 10**6)),
+        ):
             for size in sizes:
                 chunks = list(trace.iter_chunks(name, size))
                 assert all(c.size == size for c in chunks[:-1]) and 0 < chunks[-1].size <= size
@@ -153,7 +159,13 @@ def test_foreign_hdf5_file(tmp_path):
         assert np.concatenate(list(trace.iter_chunks("packed", 777))).tolist() == list(range(100_000))
     out = convert(path, tmp_path / "foreign.st")
     with load(out) as converted:
-        assert converted.has_order and converted.order == ["decoder/final_proj", "encoder/step.2", "encoder/step.10", "packed", "scalar"]
+        assert converted.has_order and converted.order == [
+            "decoder/final_proj",
+            "encoder/step.2",
+            "encoder/step.10",
+            "packed",
+            "scalar",
+        ]
         assert converted.read("encoder/step.10").dtype == np.dtype("<f8")
 
 

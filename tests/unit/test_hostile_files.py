@@ -61,10 +61,19 @@ HOSTILE = {
     "zero_length_header": (struct.pack("<Q", 0) + b"data", "not valid JSON"),
     "json_array": (st_bytes([1, 2, 3]), "not a JSON object"),
     "deep_nesting": (st_bytes(b'{"x":' + b"[" * 200_000 + b"]" * 200_000 + b"}"), "nested too deeply"),
-    "duplicate_key": (st_bytes(b'{"x":' + json.dumps(f32([1], 0, 4)).encode() + b',"x":' + json.dumps(f32([1], 0, 4)).encode() + b"}", bytes(4)), "'x' appears twice"),
+    "duplicate_key": (
+        st_bytes(
+            b'{"x":' + json.dumps(f32([1], 0, 4)).encode() + b',"x":' + json.dumps(f32([1], 0, 4)).encode() + b"}",
+            bytes(4),
+        ),
+        "'x' appears twice",
+    ),
     "entry_not_object": (st_bytes({"x": 3}), "is a number, not an object"),
     "entry_is_list": (st_bytes({"x": [1, 2]}), "is an array, not an object"),
-    "unknown_dtype": (st_bytes({"x": {"dtype": "F8_E8M0", "shape": [1], "data_offsets": [0, 1]}}, b"\0"), "unknown dtype code 'F8_E8M0'"),
+    "unknown_dtype": (
+        st_bytes({"x": {"dtype": "F8_E8M0", "shape": [1], "data_offsets": [0, 1]}}, b"\0"),
+        "unknown dtype code 'F8_E8M0'",
+    ),
     "missing_dtype": (st_bytes({"x": {"shape": [1], "data_offsets": [0, 4]}}, bytes(4)), "unknown dtype code None"),
     "shape_not_list": (st_bytes({"x": f32("4", 0, 16)}, bytes(16)), "not a list of non-negative integers"),
     "shape_negative": (st_bytes({"x": f32([-1, -4], 0, 16)}, bytes(16)), "not a list of non-negative integers"),
@@ -76,20 +85,32 @@ HOSTILE = {
     "offsets_bool": (st_bytes({"x": f32([1], 0, 4) | {"data_offsets": [False, 4]}}, bytes(4)), "not two integers"),
     "offsets_reversed": (st_bytes({"x": f32([1], 4, 0)}, bytes(4)), "need 0 <= begin <= end"),
     "offsets_negative": (st_bytes({"x": f32([1], -4, 0)}, bytes(4)), "need 0 <= begin <= end"),
-    "beyond_data": (st_bytes({"x": f32([2], 0, 8)}, bytes(4)), "ends at byte 8 of a data section of 4 bytes: truncated"),
+    "beyond_data": (
+        st_bytes({"x": f32([2], 0, 8)}, bytes(4)),
+        "ends at byte 8 of a data section of 4 bytes: truncated",
+    ),
     "size_mismatch": (st_bytes({"x": f32([3], 0, 8)}, bytes(8)), "(12 bytes) but its data_offsets span 8 bytes"),
     "overlap": (st_bytes({"a": f32([2], 0, 8), "b": f32([2], 4, 12)}, bytes(12)), "overlap"),
     "same_range": (st_bytes({"a": f32([2], 0, 8), "b": f32([2], 0, 8)}, bytes(8)), "overlap"),
     "huge_shape": (st_bytes({"x": f32([2**40, 2**40], 0, 4)}, bytes(4)), "too large for any array"),
     "huge_zero_size_shape": (st_bytes({"x": f32([0, 2**70], 0, 0)}), "too large for any array"),
-    "claimed_shape_no_data": (st_bytes({"x": f32([2**20, 2**10], 0, 4)}, bytes(4)), "(4294967296 bytes) but its data_offsets span 4"),
+    "claimed_shape_no_data": (
+        st_bytes({"x": f32([2**20, 2**10], 0, 4)}, bytes(4)),
+        "(4294967296 bytes) but its data_offsets span 4",
+    ),
     "tensor_named_metadata": (st_bytes({"__metadata__": f32([1], 0, 4)}, bytes(4)), "tensor named '__metadata__'"),
-    "metadata_list": (st_bytes({"__metadata__": ["a"]}), "'__metadata__' is an array; it must be an object of strings (or null)"),
+    "metadata_list": (
+        st_bytes({"__metadata__": ["a"]}),
+        "'__metadata__' is an array; it must be an object of strings (or null)",
+    ),
     "metadata_string": (st_bytes({"__metadata__": "a"}), "'__metadata__' is a string"),
     "order_not_json": (st_bytes({"__metadata__": {"numtrace.order": "[x"}}), "numtrace.order"),
     "order_not_list": (st_bytes({"__metadata__": {"numtrace.order": '{"a": 1}'}}), "JSON array of stage names"),
     "order_unknown_stage": (st_bytes({"__metadata__": {"numtrace.order": '["ghost"]'}}), "'ghost'"),
-    "order_repeats": (st_bytes({"__metadata__": {"numtrace.order": '["x", "x"]'}, "x": f32([1], 0, 4)}, bytes(4)), "twice"),
+    "order_repeats": (
+        st_bytes({"__metadata__": {"numtrace.order": '["x", "x"]'}, "x": f32([1], 0, 4)}, bytes(4)),
+        "twice",
+    ),
 }
 
 
@@ -254,7 +275,11 @@ def test_fuzz_mutated_and_truncated_files(mutations, cut):
 
 
 json_leaf = st.one_of(st.none(), st.booleans(), st.integers(-(2**70), 2**70), st.floats(), st.text(max_size=8))
-json_value = st.recursive(json_leaf, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3), max_leaves=8)
+json_value = st.recursive(
+    json_leaf,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    max_leaves=8,
+)
 entry = st.fixed_dictionaries(
     {},
     optional={
@@ -263,16 +288,24 @@ entry = st.fixed_dictionaries(
         "data_offsets": st.lists(st.integers(-2, 80), min_size=0, max_size=3) | json_value,
     },
 )
-metadata = st.none() | st.dictionaries(
-    st.sampled_from(["numtrace.order", "k", "numtrace.format"]),
-    st.sampled_from(['["a"]', '["a", "b"]', "[", "[1]", "{}"]) | json_value,
-    max_size=3,
-) | json_value
+metadata = (
+    st.none()
+    | st.dictionaries(
+        st.sampled_from(["numtrace.order", "k", "numtrace.format"]),
+        st.sampled_from(['["a"]', '["a", "b"]', "[", "[1]", "{}"]) | json_value,
+        max_size=3,
+    )
+    | json_value
+)
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
-    entries=st.dictionaries(st.sampled_from(["a", "b", "c", "__metadata__", "step.10"]) | st.text(max_size=4), entry | json_value, max_size=4),
+    entries=st.dictionaries(
+        st.sampled_from(["a", "b", "c", "__metadata__", "step.10"]) | st.text(max_size=4),
+        entry | json_value,
+        max_size=4,
+    ),
     meta=st.none() | metadata,
     data=st.binary(max_size=80),
 )

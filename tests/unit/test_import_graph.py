@@ -86,5 +86,15 @@ def test_compare_and_formats_never_import_report_cli_or_a_framework_backend():
     graph = import_graph()
     for name, targets in graph.items():
         if name.startswith(("numtrace.compare", "numtrace.formats", "numtrace.trace")):
-            assert not any(t.startswith(("numtrace.report", "numtrace.cli", "numtrace.backends.torch",
-                                         "numtrace.backends.mlx", "numtrace.backends.fastai")) for t in targets), name
+            assert not any(
+                t.startswith(
+                    (
+                        "numtrace.report",
+                        "numtrace.cli",
+                        "numtrace.backends.torch",
+                        "numtrace.backends.mlx",
+                        "numtrace.backends.fastai",
+                    )
+                )
+                for t in targets
+            ), name

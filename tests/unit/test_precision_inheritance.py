@@ -31,7 +31,7 @@ def pipeline(front: type = np.float64, bug: str | None = None) -> MemoryTrace:
         x = numtrace.tap("frontend.standardize", (mel - mel.mean()) / mel.std())
         # the weights are float64: NumPy 2 promotes a float32 front end to float64 from here on
         padded = np.pad(x, ((0, 0), (1, 1)))
-        conv = np.einsum("oik,itk->ot", W_CONV, np.stack([padded[:, k:k + x.shape[1]] for k in range(3)], -1))
+        conv = np.einsum("oik,itk->ot", W_CONV, np.stack([padded[:, k : k + x.shape[1]] for k in range(3)], -1))
         conv = numtrace.tap("encoder.conv1", conv)
         act = numtrace.tap("encoder.act", np.tanh(conv) + (0.01 if bug == "bias" else 0.0))
         numtrace.tap("encoder.out", W_OUT @ act)
@@ -75,9 +75,16 @@ def test_precision_comes_from_either_side_in_its_own_order_and_skips_integers():
     up = coarsest_so_far(list(kinds), kinds.get, "b")
     assert up["ids"] is None and up["emb"].dtype == "float32" and up["head"] == Inherited("bfloat16", "body", "b")
     a = MemoryTrace({"ids": np.arange(3), "emb": np.zeros(3, np.float32), "head": np.zeros(3, np.float32)})
-    b = MemoryTrace({"ids": np.arange(3), "emb": np.zeros(3, np.float32), "body": (np.zeros(3, np.float32), "bfloat16"),
-                     "head": np.zeros(3, np.float32), "tokens": np.arange(3)},
-                    order=["ids", "emb", "body", "head", "tokens"])
+    b = MemoryTrace(
+        {
+            "ids": np.arange(3),
+            "emb": np.zeros(3, np.float32),
+            "body": (np.zeros(3, np.float32), "bfloat16"),
+            "head": np.zeros(3, np.float32),
+            "tokens": np.arange(3),
+        },
+        order=["ids", "emb", "body", "head", "tokens"],
+    )
     precisions = Precisions(a, b)
     from numtrace.compare.pairing.align import Pair
 

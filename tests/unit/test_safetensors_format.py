@@ -12,10 +12,10 @@ import pytest
 
 from numtrace import dtypes
 from numtrace.errors import RecordingError, TapError, TraceFileError
+from numtrace.formats import convert, load, open_writer, save
 from numtrace.formats import writer as writer_module
 from numtrace.formats.safetensors import NOT_IN_SAFETENSORS, SafetensorsTrace, SafetensorsWriter
 from numtrace.trace import FORMAT_KEY, ORDER_KEY
-from numtrace.formats import convert, load, open_writer, save
 
 # Raw bfloat16 bits: quiet and signalling NaNs with payloads, +-inf, -0.0, smallest subnormal, max.
 BF16_BITS = np.array([0x7FC1, 0xFFC0, 0x7F81, 0x7F80, 0xFF80, 0x8000, 0x0001, 0x7F7F, 0x3F80, 0xC049], np.uint16)
@@ -136,7 +136,7 @@ def test_zero_d_and_zero_size(tmp_path):
 
 
 def test_awkward_names(tmp_path):
-    names = ["enc/layer.0:attn", "ünïcødé.名前.🙂", "x" * 20_000, "with space", "new\nline", "q\"uote\\"]
+    names = ["enc/layer.0:attn", "ünïcødé.名前.🙂", "x" * 20_000, "with space", "new\nline", 'q"uote\\']
     stages = {name: np.full(2, i, np.int32) for i, name in enumerate(names)}
     with load(save(tmp_path / "t.st", stages)) as trace:
         assert trace.order == names
@@ -207,7 +207,10 @@ def test_zero_stages_is_a_valid_empty_trace(tmp_path):
 
 def test_chunked_reads_match_whole_reads(tmp_path):
     rng = np.random.default_rng(0)
-    stages = {"f": rng.normal(size=(7, 13)).astype(np.float32), "b": (rng.normal(size=101).astype(np.float32), "bfloat16")}
+    stages = {
+        "f": rng.normal(size=(7, 13)).astype(np.float32),
+        "b": (rng.normal(size=101).astype(np.float32), "bfloat16"),
+    }
     with load(save(tmp_path / "t.st", stages)) as trace:
         for name in stages:
             whole = trace.read(name).reshape(-1)
@@ -371,14 +374,18 @@ def test_torch_bfloat16_and_float8_interop(tmp_path):
         np.testing.assert_array_equal(trace.read("bf16"), bf16.float().numpy())
         np.testing.assert_array_equal(trace.read("f8"), f8.float().numpy())
     # and the other way: torch reads our bfloat16 bits unchanged
-    ours = write_raw(tmp_path / "ours.st", {"bf16": (BF16_BITS, "bfloat16"), "f8": (np.arange(256, dtype=np.uint8), "float8_e5m2")})
+    ours = write_raw(
+        tmp_path / "ours.st", {"bf16": (BF16_BITS, "bfloat16"), "f8": (np.arange(256, dtype=np.uint8), "float8_e5m2")}
+    )
     back = load_file(ours)
     assert back["bf16"].dtype == torch.bfloat16 and same_bits(back["bf16"].view(torch.int16).numpy(), BF16_BITS)
     assert back["f8"].dtype == torch.float8_e5m2
     assert same_bits(back["f8"].view(torch.uint8).numpy(), np.arange(256, dtype=np.uint8))
 
 
-@pytest.mark.parametrize("metadata", [None, {"numtrace.order": json.dumps(["z", "b16", "step.10", "step.2"]), "k": "v"}])
+@pytest.mark.parametrize(
+    "metadata", [None, {"numtrace.order": json.dumps(["z", "b16", "step.10", "step.2"]), "k": "v"}]
+)
 def test_mlx_save_safetensors_interop(tmp_path, metadata):
     mx = pytest.importorskip("mlx.core")
     arrays = {
@@ -402,7 +409,13 @@ def test_mlx_save_safetensors_interop(tmp_path, metadata):
 
 def test_mlx_loads_what_we_write(tmp_path):
     mx = pytest.importorskip("mlx.core")
-    path = save(tmp_path / "t.safetensors", {"b16": (np.array([1.0, -2.5, np.inf], np.float32), "bfloat16"), "x": np.arange(4.0, dtype=np.float32).reshape(2, 2).T})
+    path = save(
+        tmp_path / "t.safetensors",
+        {
+            "b16": (np.array([1.0, -2.5, np.inf], np.float32), "bfloat16"),
+            "x": np.arange(4.0, dtype=np.float32).reshape(2, 2).T,
+        },
+    )
     loaded, meta = mx.load(path, return_metadata=True)
     assert loaded["b16"].dtype == mx.bfloat16
     assert np.array(loaded["b16"].astype(mx.float32)).tolist() == [1.0, -2.5, np.inf]
@@ -417,7 +430,9 @@ def test_convert_safetensors_to_safetensors_keeps_bits(tmp_path):
         assert a.order == b.order and a.metadata == b.metadata
         for name in a.order:
             assert a.info(name) == b.info(name)
-            assert same_bits(np.concatenate(list(a.iter_raw_chunks(name, 7))), np.concatenate(list(b.iter_raw_chunks(name, 1 << 20))))
+            assert same_bits(
+                np.concatenate(list(a.iter_raw_chunks(name, 7))), np.concatenate(list(b.iter_raw_chunks(name, 1 << 20)))
+            )
 
 
 def test_ml_dtypes_arrays_keep_their_exact_bits(tmp_path):

@@ -15,10 +15,10 @@ import sys
 import numpy as np
 import pytest
 
+from numtrace.formats import load
 from numtrace.formats import safetensors as st
 from numtrace.formats.writer import publish_file
 from numtrace.trace import ORDER_KEY
-from numtrace.formats import load
 
 
 def _header(path) -> tuple[int, bytes]:

@@ -62,7 +62,7 @@ class RaggedTrace(Trace):
     def iter_chunks(self, name, max_elements):
         flat, at, step = self._arrays[name].reshape(-1), 0, 1
         while at < flat.size:
-            yield flat[at:at + min(step, max_elements)]
+            yield flat[at : at + min(step, max_elements)]
             at += min(step, max_elements)
             step = step * 3 + 1
 
@@ -98,8 +98,9 @@ def test_offset_and_scale_are_exact_for_the_whole_stage():
     offset = stage(a, a + np.float32(0.25))
     f = offset.diagnosis[0]
     assert f["kind"] == "offset" and f["value"] == pytest.approx(0.25, rel=1e-6) and "source" not in f
-    assert offset.note.endswith("diagnosed from whole-stage sums, streamed (a whole-stage model explains the "
-                                "error: no sample needed)")  # exact and complete: no window is diagnosed
+    assert offset.note.endswith(
+        "diagnosed from whole-stage sums, streamed (a whole-stage model explains the error: no sample needed)"
+    )  # exact and complete: no window is diagnosed
     scale = stage(a, a * np.float32(1.01)).diagnosis[0]
     assert scale["kind"] == "scale" and scale["factor"] == pytest.approx(1.01, rel=1e-6)
     assert stage(a, -a).diagnosis[0]["kind"] == "sign"
@@ -110,8 +111,11 @@ def test_the_findings_match_the_whole_diagnosis_where_they_are_exact():
     b = a.copy()
     b[2] += np.float32(0.5)  # one channel of the cut axis 0: a band there, with its offset
     sampled, whole = stage(a, b).diagnosis, stage(a, b, budget=1 << 20).diagnosis
-    assert [(f["kind"], f["axis"], f["start"], f["stop"]) for f in sampled] == \
-           [(f["kind"], f["axis"], f["start"], f["stop"]) for f in whole] == [("localized", 0, 2, 3)]
+    assert (
+        [(f["kind"], f["axis"], f["start"], f["stop"]) for f in sampled]
+        == [(f["kind"], f["axis"], f["start"], f["stop"]) for f in whole]
+        == [("localized", 0, 2, 3)]
+    )
     assert sampled[0]["offset"] == pytest.approx(0.5, rel=1e-6) and "source" not in sampled[0]
 
 
@@ -120,8 +124,11 @@ def test_a_band_along_a_kept_axis_comes_from_the_window_in_stage_indices():
     b = a.copy()
     b[1, 30:34, 100:110] += np.float32(0.5)
     result = stage(a, b)
-    assert re.search(r"diagnosed from a sample \[1, \d+:\d+, :\] \(4096 of 32768 elements, 100% of the error\): "
-                     r"findings with \"source\": \"sample\" describe the sample, the others the whole stage", result.note)
+    assert re.search(
+        r"diagnosed from a sample \[1, \d+:\d+, :\] \(4096 of 32768 elements, 100% of the error\): "
+        r"findings with \"source\": \"sample\" describe the sample, the others the whole stage",
+        result.note,
+    )
     found = result.diagnosis
     assert find(found, "localized", axis=0, start=1, stop=2).get("source") is None  # exact: cut axis
     assert find(found, "localized", axis=1, start=30, stop=34).get("source") is None  # exact: cut axis
@@ -218,9 +225,9 @@ def test_small_stages_are_diagnosed_whole_as_before():
 
 
 def test_sketch_traces_are_dispatched_by_the_engine_itself():
+    import numtrace.compare as compare
     from numtrace.compare import engine
     from numtrace.compare.sketches.format import SKETCH_KEY, STAGE_PREFIX, encode_info, make_sketch
-    import numtrace.compare as compare
 
     x = np.linspace(-1.0, 1.0, 40).reshape(2, 4, 5)
     means, info = make_sketch(x)

@@ -43,6 +43,7 @@ class SplitTrace(MemoryTrace):
 
 # --- side statistics -----------------------------------------------------------
 
+
 def test_summarize_matches_numpy_over_finite_values_and_counts_nonfinite():
     x = np.array([[1.5, np.nan, -3.0], [np.inf, 2.0, -np.inf], [np.nan, 0.25, 4.0]])
     finite = x[np.isfinite(x)]
@@ -72,6 +73,7 @@ def test_float32_statistics_are_accumulated_in_float64():
 
 
 # --- planted differences ---------------------------------------------------------
+
 
 def test_offset_of_minus_1_46_on_a_mel_is_large_with_abs_mean_1_46():
     a = mel_like()
@@ -136,6 +138,7 @@ def test_pass_rule_boundary_is_inclusive():
 
 # --- non-finite values -----------------------------------------------------------
 
+
 def test_nan_vs_nan_and_equal_infinities_are_equal():
     a = np.array([np.nan, np.inf, -np.inf, 1.0])
     _, _, d = cmp(a, a.copy())
@@ -155,6 +158,7 @@ def test_nonfinite_mismatches_are_infinitely_out_and_counted_per_side():
 
 
 # --- dtypes ----------------------------------------------------------------------
+
 
 def test_integer_stages_are_exact():
     _, _, same = cmp(np.array([1, 2, 3], np.int64), np.array([1, 2, 3], np.int32))
@@ -203,6 +207,7 @@ def test_shapes_that_differ_are_refused():
 
 
 # --- streaming -------------------------------------------------------------------
+
 
 def planted_pair(seed=5):
     rng = np.random.default_rng(seed)

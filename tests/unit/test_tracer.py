@@ -97,8 +97,15 @@ def test_containers_are_flattened_per_spec():
         numtrace.tap("nested", [np.zeros(1), {"h": np.ones(1)}])
         numtrace.tap("out", Output(hidden=np.ones(2), attention=np.zeros(2)))
     assert rec.trace.order == [
-        "pair.0", "pair.1", "single", "named.mean", "named.std", "nested.0", "nested.1.h",
-        "out.hidden", "out.attention",
+        "pair.0",
+        "pair.1",
+        "single",
+        "named.mean",
+        "named.std",
+        "nested.0",
+        "nested.1.h",
+        "out.hidden",
+        "out.attention",
     ]
     assert rec.trace.info("single").shape == (3,)
 

@@ -18,8 +18,8 @@ from numtrace.compare.verdict import (
 )
 from numtrace.errors import NumtraceError, ToleranceError
 
-
 # --- verdicts -----------------------------------------------------------------
+
 
 def test_verdict_is_a_json_friendly_string_enum():
     assert Verdict.MATCH == "MATCH" and Verdict("LARGE") is Verdict.LARGE
@@ -40,9 +40,17 @@ def test_classify_boundaries():
 
 
 def test_verdict_help_states_the_rule_and_module_docstring_agrees():
-    for phrase in ("|b - a| <= rtol*|a| + atol", "MATCH    ratio <= 1", "SMALL    1 < ratio <= 10",
-                   "more than 10x its tolerance", "NaN vs NaN", "shapes that differ", "MISSING",
-                   "3.45e-4", "0.088"):
+    for phrase in (
+        "|b - a| <= rtol*|a| + atol",
+        "MATCH    ratio <= 1",
+        "SMALL    1 < ratio <= 10",
+        "more than 10x its tolerance",
+        "NaN vs NaN",
+        "shapes that differ",
+        "MISSING",
+        "3.45e-4",
+        "0.088",
+    ):
         assert phrase in VERDICT_HELP, phrase
     doc = verdict_module.__doc__
     assert "1 < ratio <= 10" in doc and "ratio <= 1, every element within tolerance" in doc
@@ -50,10 +58,16 @@ def test_verdict_help_states_the_rule_and_module_docstring_agrees():
 
 # --- tolerances ---------------------------------------------------------------
 
+
 @pytest.mark.parametrize(
     "dtype, rtol",
-    [("float64", 1.4901161193847656e-08), ("float32", 3.4526698300124393e-04),
-     ("float16", 0.03125), ("bfloat16", 0.08838834764831845), ("complex64", 3.4526698300124393e-04)],
+    [
+        ("float64", 1.4901161193847656e-08),
+        ("float32", 3.4526698300124393e-04),
+        ("float16", 0.03125),
+        ("bfloat16", 0.08838834764831845),
+        ("complex64", 3.4526698300124393e-04),
+    ],
 )
 def test_default_tolerance_is_sqrt_eps_of_the_coarser_dtype(dtype, rtol):
     assert default_tolerance(dtype, "float64").rtol == pytest.approx(rtol, rel=1e-12)
@@ -77,7 +91,9 @@ def test_resolve_atol_relative_and_absolute():
     assert Tolerance(0.0, 0.0).resolve_atol(5.0, "int64", "int64") == 0.0
 
 
-@pytest.mark.parametrize("rtol, atol", [(-1.0, None), (math.nan, None), (math.inf, None), (1e-3, -1e-6), (1e-3, math.nan), ("1", None)])
+@pytest.mark.parametrize(
+    "rtol, atol", [(-1.0, None), (math.nan, None), (math.inf, None), (1e-3, -1e-6), (1e-3, math.nan), ("1", None)]
+)
 def test_tolerance_validates(rtol, atol):
     with pytest.raises(ToleranceError):
         Tolerance(rtol, atol)
@@ -92,6 +108,7 @@ def test_tolerance_ints_become_floats_and_to_dict():
 
 
 # --- --tol parsing --------------------------------------------------------------
+
 
 @pytest.mark.parametrize(
     "text, expected",
@@ -118,9 +135,26 @@ def test_parse_tol_option_forms(text, expected):
 
 @pytest.mark.parametrize(
     "text",
-    ["", "banana", "decoder.*=banana", "decoder.*=", "=1e-3", "-1e-3", "nan", "inf", "x=-1",
-     "rtol=1e-3,rtol=1e-4", "rtol=1e-3,btol=1", "atol=x", "x=rtol=", "x=rtol=1e-3,", "atol",
-     "x=rtol=1e-3,btol=1", "weird=name=1e-3", "model.out=atl=0.1"],
+    [
+        "",
+        "banana",
+        "decoder.*=banana",
+        "decoder.*=",
+        "=1e-3",
+        "-1e-3",
+        "nan",
+        "inf",
+        "x=-1",
+        "rtol=1e-3,rtol=1e-4",
+        "rtol=1e-3,btol=1",
+        "atol=x",
+        "x=rtol=",
+        "x=rtol=1e-3,",
+        "atol",
+        "x=rtol=1e-3,btol=1",
+        "weird=name=1e-3",
+        "model.out=atl=0.1",
+    ],
 )
 def test_parse_tol_option_errors_quote_the_text_and_the_forms(text):
     with pytest.raises(ToleranceError) as info:
@@ -148,9 +182,11 @@ def test_unmatched_rules_are_listed_in_order():
 
 # --- the table ------------------------------------------------------------------
 
+
 def test_lookup_last_matching_glob_wins_then_default_then_dtype_default():
-    table = ToleranceTable([("decoder.*", Tolerance(1e-3)), ("decoder.proj", Tolerance(1e-2)),
-                            ("decoder.*", Tolerance(5e-3))])
+    table = ToleranceTable(
+        [("decoder.*", Tolerance(1e-3)), ("decoder.proj", Tolerance(1e-2)), ("decoder.*", Tolerance(5e-3))]
+    )
     assert table.lookup("decoder.proj", "float32", "float32") == Tolerance(5e-3)
     assert table.lookup("encoder", "float32", "float32") == default_tolerance("float32", "float32")
     table.default = Tolerance(1e-4, 1e-6)
@@ -191,8 +227,11 @@ def test_load_tolerance_toml_every_value_form(tmp_path):
     assert load_tolerance_toml(path) == table  # a Path works too
     assert table.default == Tolerance(1e-4, 1e-6)
     assert table.rules == [
-        ("decoder.*", Tolerance(1e-3)), ("mel", Tolerance(1e-2)), ("ids", Tolerance(0.0, 1.0)),
-        ("post", Tolerance(2e-3, 1e-7)), ("zero", Tolerance(0.0)),
+        ("decoder.*", Tolerance(1e-3)),
+        ("mel", Tolerance(1e-2)),
+        ("ids", Tolerance(0.0, 1.0)),
+        ("post", Tolerance(2e-3, 1e-7)),
+        ("zero", Tolerance(0.0)),
     ]
 
 
@@ -208,7 +247,7 @@ def test_load_tolerance_toml_every_value_form(tmp_path):
         ('[tolerance]\n"mel" = {}\n', "'mel'"),
         ('[tolerance]\n"mel" = [1e-3]\n', "'mel'"),
         ('[tolerance]\n"mel" = "banana"\n', "'mel'"),
-        ('[tolerance]\ndefault = {rtol = -1}\n', "'default'"),
+        ("[tolerance]\ndefault = {rtol = -1}\n", "'default'"),
     ],
 )
 def test_load_tolerance_toml_errors(tmp_path, content, needle):

@@ -62,11 +62,19 @@ class Backend(NamedTuple):
 
 #: every backend, in the order arrays and models are offered to them
 REGISTRY: tuple[Backend, ...] = (
-    Backend("numpy", "numtrace.backends.numpy", "numpy", True, False, "NumPy arrays and Python numbers, by numtrace.tap"),
+    Backend(
+        "numpy", "numtrace.backends.numpy", "numpy", True, False, "NumPy arrays and Python numbers, by numtrace.tap"
+    ),
     Backend("torch", "numtrace.backends.torch", "torch", True, True, "PyTorch tensors and every nn.Module call"),
     Backend("mlx", "numtrace.backends.mlx", "mlx.core", True, True, "MLX arrays and every mlx.nn.Module call"),
-    Backend("fastai", "numtrace.backends.fastai", "fastai", False, True,
-            "fastai Learners: the data pipeline, the model, predictions and loss (validation only)"),
+    Backend(
+        "fastai",
+        "numtrace.backends.fastai",
+        "fastai",
+        False,
+        True,
+        "fastai Learners: the data pipeline, the model, predictions and loss (validation only)",
+    ),
 )
 
 _by_type: dict[type, Adapter] = {}
@@ -92,8 +100,11 @@ def module_of(entry: Backend) -> ModuleType:
 
 def loaded(arrays: bool = False, models: bool = False) -> list[ModuleType]:
     """The modules of the backends whose framework the running program has imported."""
-    return [module_of(b) for b in REGISTRY
-            if b.framework in sys.modules and (b.arrays or not arrays) and (b.models or not models)]
+    return [
+        module_of(b)
+        for b in REGISTRY
+        if b.framework in sys.modules and (b.arrays or not arrays) and (b.models or not models)
+    ]
 
 
 def loaded_adapters() -> list[Adapter]:

@@ -43,8 +43,8 @@ from fastai.callback.core import Callback
 from fastai.learner import defaults
 from fasttransform.transform import Pipeline, Transform
 
-from ..tracer import active_recording, flatten
 from ..errors import UsageError, warn_once
+from ..tracer import active_recording, flatten
 from . import torch_hooks
 from .torch import watch as watch_torch
 
@@ -93,8 +93,9 @@ def tap_pipeline(pipeline: Pipeline, stage: str) -> None:
         return
     tapped = _tapped_classes.get(cls)
     if tapped is None:  # Pipeline.__call__ is looked up on the class: swap the instance's class
-        tapped = type(cls.__name__, (cls,), {"__call__": _tapped_call, "__reduce_ex__": _reduce_ex,
-                                             "__module__": cls.__module__})
+        tapped = type(
+            cls.__name__, (cls,), {"__call__": _tapped_call, "__reduce_ex__": _reduce_ex, "__module__": cls.__module__}
+        )
         _tapped_classes[cls] = tapped
     _original_class[pipeline] = cls
     _stage_of[pipeline] = stage
@@ -140,9 +141,18 @@ class NumtraceCallback(Callback):
     order = 100  # after the other after_pred callbacks: `pred` is what the loss sees
     run_train = False
 
-    def __init__(self, *, modules: bool = True, data: bool = True, include: list[str] | None = None,
-                 exclude: list[str] | None = None, inputs: bool = False, weights: bool = False,
-                 prefix: str = "", single_process: bool = False) -> None:
+    def __init__(
+        self,
+        *,
+        modules: bool = True,
+        data: bool = True,
+        include: list[str] | None = None,
+        exclude: list[str] | None = None,
+        inputs: bool = False,
+        weights: bool = False,
+        prefix: str = "",
+        single_process: bool = False,
+    ) -> None:
         super().__init__()
         self._nt_options = dict(include=include, exclude=exclude, inputs=inputs, weights=weights, prefix=prefix)
         self._nt_modules, self._nt_data, self._nt_single = modules, data, single_process
@@ -165,9 +175,12 @@ class NumtraceCallback(Callback):
                 tap_pipeline(pipeline, stage)
                 self._nt_undo.append(lambda p=pipeline: untap_pipeline(p))
             if workers:
-                warn_once("fastai-workers", f"this DataLoader uses num_workers={workers}: its dataset "
-                          "transforms, after_item and before_batch run in worker processes and are not recorded "
-                          "(after_batch, the model, pred and loss are); use num_workers=0 to record them")
+                warn_once(
+                    "fastai-workers",
+                    f"this DataLoader uses num_workers={workers}: its dataset "
+                    "transforms, after_item and before_batch run in worker processes and are not recorded "
+                    "(after_batch, the model, pred and loss are); use num_workers=0 to record them",
+                )
         if self._nt_modules:
             options = dict(self._nt_options)
             recording = active_recording()
@@ -258,11 +271,18 @@ class NumtraceCaptureCallback(NumtraceCallback):
         return (Callback, ())  # `learn.export()` must not make the exported Learner depend on numtrace
 
 
-def capture(include: list[str] | None = None, exclude: list[str] | None = None, *,
-            inputs: bool = False, weights: bool = False) -> Callable[[], None]:
+def capture(
+    include: list[str] | None = None, exclude: list[str] | None = None, *, inputs: bool = False, weights: bool = False
+) -> Callable[[], None]:
     """Start zero-edit capture of every Learner's validation passes; returns the undo callable."""
-    hooks = torch_hooks.TorchCapture(include, exclude, inputs=inputs, weights=weights, unprefixed_first=False,
-                                       gate=lambda: _CaptureState.training == 0).start()
+    hooks = torch_hooks.TorchCapture(
+        include,
+        exclude,
+        inputs=inputs,
+        weights=weights,
+        unprefixed_first=False,
+        gate=lambda: _CaptureState.training == 0,
+    ).start()
     defaults.callbacks.append(NumtraceCaptureCallback)
     _CaptureState.active, _CaptureState.training, _CaptureState.hooks = True, 0, hooks
 
@@ -286,5 +306,7 @@ def watches(model: Any) -> bool:
 
 
 def watch(model: Any, **options: Any) -> Any:
-    raise UsageError("numtrace.watch takes the model itself (learn.model, a torch.nn.Module); record a whole "
-                     "Learner with NumtraceCallback or `trace run --backend fastai`")
+    raise UsageError(
+        "numtrace.watch takes the model itself (learn.model, a torch.nn.Module); record a whole "
+        "Learner with NumtraceCallback or `trace run --backend fastai`"
+    )

@@ -44,16 +44,27 @@ from .. import tracer
 from ..errors import TapError
 from ..probes import StageFilter
 from ..watch import Watch
-from .naming import stage_name
 from . import mlx_batch
 from .mlx_batch import GENERATED, Site, module_paths, run_captured, weights_of
+from .naming import stage_name
 
 __all__ = ["ADAPTER", "watches", "watch", "capture"]
 
 _NAMES = {
-    "bool_": "bool", "uint8": "uint8", "uint16": "uint16", "uint32": "uint32", "uint64": "uint64",
-    "int8": "int8", "int16": "int16", "int32": "int32", "int64": "int64", "float16": "float16",
-    "bfloat16": "bfloat16", "float32": "float32", "float64": "float64", "complex64": "complex64",
+    "bool_": "bool",
+    "uint8": "uint8",
+    "uint16": "uint16",
+    "uint32": "uint32",
+    "uint64": "uint64",
+    "int8": "int8",
+    "int16": "int16",
+    "int32": "int32",
+    "int64": "int64",
+    "float16": "float16",
+    "bfloat16": "bfloat16",
+    "float32": "float32",
+    "float64": "float64",
+    "complex64": "complex64",
 }
 
 

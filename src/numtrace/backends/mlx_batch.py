@@ -49,7 +49,6 @@ Example:
 
 from __future__ import annotations
 
-import sys
 import threading
 from typing import Any
 
@@ -73,6 +72,8 @@ class _ThreadState(threading.local):
 
 
 STATE = _ThreadState()
+
+
 def say(key: str, message: str) -> None:
     """A :class:`~numtrace.errors.NumtraceWarning` once per ``key`` (``trace run``: one line on stderr)."""
     warn_once(key, message, stacklevel=4)
@@ -227,9 +228,12 @@ class Batch:
             mx.eval(outputs, arrays)
         except Exception as error:
             if "transformation" in str(error):
-                say("transform", "MLX module outputs inside mx.compile or mx.vmap cannot be recorded (the Python "
+                say(
+                    "transform",
+                    "MLX module outputs inside mx.compile or mx.vmap cannot be recorded (the Python "
                     "body runs only while tracing, on placeholders): not recorded. Call the model uncompiled, or "
-                    "run the script with `trace run --backend mlx`, which records functions compiled while it runs")
+                    "run the script with `trace run --backend mlx`, which records functions compiled while it runs",
+                )
                 return
             # Keep what evaluates; the output's own error reaches the program when it evaluates it.
             items = [item for item in items if _evaluates(item[3])]
@@ -245,8 +249,9 @@ def _evaluates(leaves: list) -> bool:
         return False
 
 
-def run_captured(module: Any, call: Any, args: tuple, kwargs: dict, sites: tuple, root: Any = None,
-                 pre: list | None = None) -> Any:
+def run_captured(
+    module: Any, call: Any, args: tuple, kwargs: dict, sites: tuple, root: Any = None, pre: list | None = None
+) -> Any:
     """``call(module, *args, **kwargs)``, recording inputs/output for each :class:`Site`.
 
     The outermost captured call opens the batch; ``pre`` holds ``(name, value)`` pairs recorded

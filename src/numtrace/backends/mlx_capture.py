@@ -65,9 +65,9 @@ import mlx.core as mx
 
 from ..errors import UsageError
 from ..probes import StageFilter
-from .naming import stage_name
 from .mlx_batch import ACTIVE, GENERATED, STATE, Site, module_paths, run_captured, say, weights_of
 from .mlx_compile import compile_recording
+from .naming import stage_name
 
 _current: "_Session | None" = None
 
@@ -167,9 +167,11 @@ class _Session:
                 if inspect.isfunction(call) and not getattr(call, "_numtrace_zero_edit", False):
                     # every class was wrapped when capture began or when it was defined: this call
                     # was assigned since
-                    say(f"rewrapped:{id(target)}:{id(call)}",
+                    say(
+                        f"rewrapped:{id(target)}:{id(call)}",
                         f"{_qualname(target)}.__call__ was replaced after capture began (by {_qualname(call)}); "
-                        "wrapped again: its calls are recorded from now on")
+                        "wrapped again: its calls are recorded from now on",
+                    )
                     self.wrap(target, base)
                 wrapper = target.__dict__.get("__call__")
                 if getattr(wrapper, "_numtrace_zero_edit", False):
@@ -240,8 +242,14 @@ def _subclasses(base: type) -> list[type]:
     return list(found)
 
 
-def capture(include: list[str] | None = None, exclude: list[str] | None = None, *, inputs: bool = False,
-            weights: bool = False, **_other: Any) -> Any:
+def capture(
+    include: list[str] | None = None,
+    exclude: list[str] | None = None,
+    *,
+    inputs: bool = False,
+    weights: bool = False,
+    **_other: Any,
+) -> Any:
     """Start zero-edit capture of every MLX model called from now on; return the callable that undoes it.
 
     ``include``/``exclude`` select modules by stage name (cheaply, before anything is held);
@@ -282,8 +290,11 @@ def capture(include: list[str] | None = None, exclude: list[str] | None = None, 
         for cls, wrapper in last.items():
             call = cls.__dict__.get("__call__")
             if call is not wrapper and inspect.isfunction(call):
-                say(f"unseen:{id(cls)}:{id(call)}", f"{_qualname(cls)}.__call__ was replaced during the run (by "
-                    f"{_qualname(call)}) and no model numtrace saw used it: calls through it were not recorded")
+                say(
+                    f"unseen:{id(cls)}:{id(call)}",
+                    f"{_qualname(cls)}.__call__ was replaced during the run (by "
+                    f"{_qualname(call)}) and no model numtrace saw used it: calls through it were not recorded",
+                )
         for cls, own, wrapper in reversed(session.patched):
             if cls.__dict__.get("__call__") is wrapper:
                 if own is None:

@@ -44,7 +44,7 @@ class _CompiledCaptures:
 
     def add(self, scope: str, name: str, value: Any, leaves: list) -> None:
         base = self.scope
-        rel = "" if scope == base else scope[len(base) + 1:] if base and scope.startswith(base + ".") else scope
+        rel = "" if scope == base else scope[len(base) + 1 :] if base and scope.startswith(base + ".") else scope
         refs = []
         for key, leaf in leaves:
             if isinstance(leaf, mx.array):
@@ -61,8 +61,10 @@ class _CompiledCaptures:
             except Exception as error:
                 if "transformation" not in str(error):
                     raise
-                say("transform-compiled", "a compiled function called inside mx.compile or mx.vmap: "
-                    "its modules are not recorded")
+                say(
+                    "transform-compiled",
+                    "a compiled function called inside mx.compile or mx.vmap: its modules are not recorded",
+                )
                 return
         target, base = ACTIVE[-1], tracer.current_scope()
         for rel, name, refs in self.entries:
@@ -74,6 +76,7 @@ class _CompiledCaptures:
 def compile_recording(original: Any, on: Callable[[], bool]) -> Any:
     """``mx.compile`` (``original``) made to record the captures of the functions it compiles while
     ``on()`` is true."""
+
     def compile(fun: Any, inputs: Any = None, outputs: Any = None, shapeless: bool = False) -> Any:
         caps = _CompiledCaptures()
 
@@ -94,8 +97,9 @@ def compile_recording(original: Any, on: Callable[[], bool]) -> Any:
                 pop(proxy)
                 STATE.sink = saved
 
-        compiled = original(traced, inputs=inputs, outputs=caps.box if outputs is None else [outputs, caps.box],
-                            shapeless=shapeless)
+        compiled = original(
+            traced, inputs=inputs, outputs=caps.box if outputs is None else [outputs, caps.box], shapeless=shapeless
+        )
 
         def call(*args: Any, **kwargs: Any) -> Any:
             output = compiled(*args, **kwargs)
@@ -103,9 +107,12 @@ def compile_recording(original: Any, on: Callable[[], bool]) -> Any:
                 if caps.entries:
                     caps.record(output)
                 elif caps.idle_trace:
-                    say(f"idle:{id(caps)}", f"{getattr(fun, '__qualname__', fun)!s} was compiled (traced) before the "
+                    say(
+                        f"idle:{id(caps)}",
+                        f"{getattr(fun, '__qualname__', fun)!s} was compiled (traced) before the "
                         "recording started; MLX does not run its Python body again, so the modules it calls, if "
-                        "any, are not recorded")
+                        "any, are not recorded",
+                    )
             return output
 
         try:

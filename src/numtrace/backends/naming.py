@@ -40,6 +40,7 @@ def input_stage_name(prefix: str, path: str) -> str:
 
 def input_value(args: tuple, kwargs: dict | None) -> dict:
     """A call's inputs as one tappable value: positional ``0``, ``1``... and keyword names."""
+
     def data(v: Any) -> bool:
         return v is not None and not isinstance(v, (bool, int, float, complex, str))
 

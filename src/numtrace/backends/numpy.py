@@ -44,16 +44,21 @@ def watches(model: Any) -> bool:
 
 
 def watch(model: Any, **options: Any) -> Any:
-    raise UsageError(f"numtrace cannot watch a {type(model).__module__}.{type(model).__qualname__}: NumPy has no "
-                     "models (tap its values with numtrace.tap)")
+    raise UsageError(
+        f"numtrace cannot watch a {type(model).__module__}.{type(model).__qualname__}: NumPy has no "
+        "models (tap its values with numtrace.tap)"
+    )
 
 
-def capture(include: list[str] | None = None, exclude: list[str] | None = None, *,
-            inputs: bool = False, weights: bool = False) -> Callable[[], None]:
+def capture(
+    include: list[str] | None = None, exclude: list[str] | None = None, *, inputs: bool = False, weights: bool = False
+) -> Callable[[], None]:
     """Nothing to capture: the stages are the script's ``numtrace.tap`` calls. Returns a no-op undo."""
     if inputs or weights:
         from . import REGISTRY
 
         models = ", ".join(b.name for b in REGISTRY if b.models)
-        raise UsageError(f"--inputs and --weights record module inputs and parameters: use them with --backend {models}")
+        raise UsageError(
+            f"--inputs and --weights record module inputs and parameters: use them with --backend {models}"
+        )
     return lambda: None

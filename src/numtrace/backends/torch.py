@@ -38,10 +38,20 @@ from ..watch import Watch
 
 #: torch dtype -> recorded dtype name (the others are refused with a hint)
 DTYPE_NAMES: dict[torch.dtype, str] = {
-    torch.bool: "bool", torch.uint8: "uint8", torch.int8: "int8", torch.int16: "int16",
-    torch.int32: "int32", torch.int64: "int64", torch.uint16: "uint16", torch.uint32: "uint32",
-    torch.uint64: "uint64", torch.float16: "float16", torch.bfloat16: "bfloat16",
-    torch.float32: "float32", torch.float64: "float64", torch.complex64: "complex64",
+    torch.bool: "bool",
+    torch.uint8: "uint8",
+    torch.int8: "int8",
+    torch.int16: "int16",
+    torch.int32: "int32",
+    torch.int64: "int64",
+    torch.uint16: "uint16",
+    torch.uint32: "uint32",
+    torch.uint64: "uint64",
+    torch.float16: "float16",
+    torch.bfloat16: "bfloat16",
+    torch.float32: "float32",
+    torch.float64: "float64",
+    torch.complex64: "complex64",
     torch.complex128: "complex128",
 }
 for _name in ("float8_e4m3fn", "float8_e5m2"):
@@ -62,8 +72,10 @@ class TorchAdapter:
             raise TapError("cannot record a quantized tensor; record x.dequantize() or x.int_repr()")
         dtype = DTYPE_NAMES.get(x.dtype)
         if dtype is None:
-            raise TapError(f"cannot record a torch tensor of dtype {x.dtype}; convert it first "
-                           f"(e.g. .float() or .to(torch.complex64)); recorded dtypes: {', '.join(DTYPE_NAMES.values())}")
+            raise TapError(
+                f"cannot record a torch tensor of dtype {x.dtype}; convert it first "
+                f"(e.g. .float() or .to(torch.complex64)); recorded dtypes: {', '.join(DTYPE_NAMES.values())}"
+            )
         if x.device.type == "meta":
             raise TapError("cannot record a tensor on the meta device: it holds no values")
         t = x.detach()
@@ -99,8 +111,9 @@ def watch(model: nn.Module, **options: Any) -> Watch:
     return watch_model(model, **options)
 
 
-def capture(include: list[str] | None = None, exclude: list[str] | None = None, *,
-            inputs: bool = False, weights: bool = False) -> Callable[[], None]:
+def capture(
+    include: list[str] | None = None, exclude: list[str] | None = None, *, inputs: bool = False, weights: bool = False
+) -> Callable[[], None]:
     """Record every module call of every model from now on (``trace run --backend torch``); returns
     the callable that undoes it."""
     from .torch_hooks import capture as start

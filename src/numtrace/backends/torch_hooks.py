@@ -67,6 +67,7 @@ def _mark_child() -> None:
 
 os.register_at_fork(after_in_child=_mark_child)
 
+
 def eager(hook: Any) -> Any:
     """``hook`` made opaque to torch.compile: traced, it would crash dynamo or be replayed wrongly."""
     return torch.compiler.disable(hook)
@@ -115,8 +116,9 @@ class Site:
 
     __slots__ = ("stage", "input_stage", "children", "record_output", "record_inputs")
 
-    def __init__(self, prefix: str, path: str, module: nn.Module, selected: StageFilter | None = None,
-                 silent: bool = False) -> None:
+    def __init__(
+        self, prefix: str, path: str, module: nn.Module, selected: StageFilter | None = None, silent: bool = False
+    ) -> None:
         self.stage = stage_name(prefix, path)
         self.input_stage = input_stage_name(prefix, path)
         self.children = frozenset(name for name, _ in module.named_children()) - {COMPILED_PREFIX}
@@ -125,8 +127,11 @@ class Site:
 
     def tap_output(self, output: Any) -> None:
         if self.record_output:
-            name = self.stage if isinstance(output, torch.Tensor) else \
-                output_stage(self.stage, self.children, (key for key, _ in flatten(output)))
+            name = (
+                self.stage
+                if isinstance(output, torch.Tensor)
+                else output_stage(self.stage, self.children, (key for key, _ in flatten(output)))
+            )
             record(name, output)
 
     def tap_inputs(self, args: tuple, kwargs: dict | None) -> None:
@@ -141,7 +146,8 @@ def weights_of(model: nn.Module) -> Iterator[tuple[str, torch.Tensor]]:
     for path, module in named_modules(model):
         persistent_off = getattr(module, "_non_persistent_buffers_set", set())
         tensors = list(module._parameters.items()) + [
-            (n, b) for n, b in module._buffers.items() if n not in persistent_off]
+            (n, b) for n, b in module._buffers.items() if n not in persistent_off
+        ]
         for name, tensor in tensors:
             if tensor is not None and id(tensor) not in seen:
                 seen.add(id(tensor))
@@ -169,8 +175,14 @@ _Entry = tuple  # (weakref to the module, its Site, its _Root)
 class _Root:
     """A model first called as the outermost module: its prefix and the sites of its modules."""
 
-    def __init__(self, module: nn.Module, prefix: str, selected: StageFilter, known: dict[int, _Entry],
-                 forget: Callable[[Any], None]) -> None:
+    def __init__(
+        self,
+        module: nn.Module,
+        prefix: str,
+        selected: StageFilter,
+        known: dict[int, _Entry],
+        forget: Callable[[Any], None],
+    ) -> None:
         self.ref = weakref.ref(module, forget)
         self.prefix = prefix
         self.selected = selected
@@ -188,8 +200,7 @@ class _Root:
             if entry is not None and entry[0]() is sub:
                 continue
             # the OptimizedModule around a compiled model has the same name as the model: only the model records
-            site = Site(self.prefix, module_path(path), sub, self.selected,
-                                silent=is_compiled_wrapper(sub))
+            site = Site(self.prefix, module_path(path), sub, self.selected, silent=is_compiled_wrapper(sub))
             self.sites[id(sub)] = entry = (weakref.ref(sub), site, self)
             old = self.known.get(id(sub))
             if old is None or old[0]() is not sub:
@@ -203,9 +214,15 @@ class _Root:
 class TorchCapture:
     """The process-wide hooks and the roots seen so far; ``start()`` then ``stop()``."""
 
-    def __init__(self, include: list[str] | None = None, exclude: list[str] | None = None,
-                 inputs: bool = False, weights: bool = False, gate: Callable[[], bool] | None = None,
-                 unprefixed_first: bool = True) -> None:
+    def __init__(
+        self,
+        include: list[str] | None = None,
+        exclude: list[str] | None = None,
+        inputs: bool = False,
+        weights: bool = False,
+        gate: Callable[[], bool] | None = None,
+        unprefixed_first: bool = True,
+    ) -> None:
         self.selected = module_filter(include, exclude)
         self.inputs = inputs
         self.weights = weights
@@ -246,10 +263,13 @@ class TorchCapture:
         for cls, stages in unseen.items():
             call = cls.__call__
             shown = ", ".join(stages[:3]) + (f" and {len(stages) - 3} more" if len(stages) > 3 else "")
-            warn_once(f"unhooked:{id(cls)}", f"{shown} never recorded: {cls.__qualname__}.__call__ "
-                              f"is {getattr(call, '__module__', '?')}.{getattr(call, '__qualname__', call)}, not "
-                              "nn.Module's, which bypasses torch's module hooks unless it calls super().__call__; "
-                              "patch forward instead")
+            warn_once(
+                f"unhooked:{id(cls)}",
+                f"{shown} never recorded: {cls.__qualname__}.__call__ "
+                f"is {getattr(call, '__module__', '?')}.{getattr(call, '__qualname__', call)}, not "
+                "nn.Module's, which bypasses torch's module hooks unless it calls super().__call__; "
+                "patch forward instead",
+            )
 
     def _stack(self) -> list[tuple[nn.Module, Site | None, _Root | None]]:
         stack = getattr(self._local, "stack", None)
@@ -303,9 +323,12 @@ class TorchCapture:
             root = _Root(module, self._new_prefix(module), self.selected, self._known, self._forget)
             self.roots.append(root)
         if is_script_module(module):
-            warn_once(f"script:{type(module).__name__}", f"{root.prefix or 'the model'} is a "
-                              "TorchScript module: only its output is recorded (TorchScript runs its submodules "
-                              "without hooks)")
+            warn_once(
+                f"script:{type(module).__name__}",
+                f"{root.prefix or 'the model'} is a "
+                "TorchScript module: only its output is recorded (TorchScript runs its submodules "
+                "without hooks)",
+            )
         if self.weights:
             tap_weights(module, root.prefix, self.selected)
         return root, root.site(module)
@@ -366,8 +389,10 @@ def watch_model(
     if refused:
         handles.append(_hook_refused(refused))
         names = ", ".join(site.stage for site, _ in refused.values())
-        warn_once(f"script:{id(model)}", f"TorchScript modules refuse hooks; only their outputs are "
-                  f"recorded, not their submodules ({names})")
+        warn_once(
+            f"script:{id(model)}",
+            f"TorchScript modules refuse hooks; only their outputs are recorded, not their submodules ({names})",
+        )
     _warn_if_compiled_late(model)
     if weights:
         tap_weights_once()
@@ -415,9 +440,12 @@ def _warn_if_compiled_late(model: nn.Module) -> None:
     if compiled and getattr(torch._dynamo.config, "skip_nnmodule_hook_guards", False):
         frames = torch._dynamo.utils.counters.get("frames", {}).get("ok", 0)
         if frames:
-            warn_once(f"compiled:{id(model)}", "this torch.compile'd model may have been compiled already; "
-                      "hooks added after its first compiled call are ignored (torch._dynamo.config."
-                      "skip_nnmodule_hook_guards): watch it before its first call, or call torch._dynamo.reset()")
+            warn_once(
+                f"compiled:{id(model)}",
+                "this torch.compile'd model may have been compiled already; "
+                "hooks added after its first compiled call are ignored (torch._dynamo.config."
+                "skip_nnmodule_hook_guards): watch it before its first call, or call torch._dynamo.reset()",
+            )
 
 
 def _call_kwargs() -> dict | None:
@@ -437,8 +465,14 @@ def _call_kwargs() -> dict | None:
     return None
 
 
-def capture(include: list[str] | None = None, exclude: list[str] | None = None, *,
-            inputs: bool = False, weights: bool = False, gate: Callable[[], bool] | None = None) -> Callable[[], None]:
+def capture(
+    include: list[str] | None = None,
+    exclude: list[str] | None = None,
+    *,
+    inputs: bool = False,
+    weights: bool = False,
+    gate: Callable[[], bool] | None = None,
+) -> Callable[[], None]:
     """Start recording every module call into the active recording; returns the undo callable."""
     hooks = TorchCapture(include, exclude, inputs=inputs, weights=weights, gate=gate).start()
     return hooks.stop

@@ -29,10 +29,9 @@ which hands sketch traces to ``sketch``) and ``result`` (the report and its JSON
 
 from __future__ import annotations
 
-from .pairing.align import Pair, align
 from .diagnosis.diagnose import diagnose
 from .engine import aligned_arrays, compare_pair, diff
-from .pairing.align import stage_pair
+from .pairing.align import Pair, align, stage_pair
 from .pairing.names import NameMap
 from .result import FAIL_ON, DiffReport, StageResult
 from .statistics.stats import DiffStats, SideStats, compare_stage, summarize
@@ -49,8 +48,28 @@ from .verdict import (
 )
 
 __all__ = [
-    "DiffReport", "DiffStats", "FAIL_ON", "NameMap", "Pair", "SideStats", "StageResult", "Tolerance",
-    "ToleranceTable", "Verdict", "SMALL_FACTOR", "VERDICT_HELP", "align", "aligned_arrays", "classify",
-    "compare_pair", "compare_stage", "default_tolerance", "diagnose", "diff", "load_tolerance_toml",
-    "parse_tol_option", "stage_pair", "summarize",
+    "DiffReport",
+    "DiffStats",
+    "FAIL_ON",
+    "NameMap",
+    "Pair",
+    "SideStats",
+    "StageResult",
+    "Tolerance",
+    "ToleranceTable",
+    "Verdict",
+    "SMALL_FACTOR",
+    "VERDICT_HELP",
+    "align",
+    "aligned_arrays",
+    "classify",
+    "compare_pair",
+    "compare_stage",
+    "default_tolerance",
+    "diagnose",
+    "diff",
+    "load_tolerance_toml",
+    "parse_tol_option",
+    "stage_pair",
+    "summarize",
 ]

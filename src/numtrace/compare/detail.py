@@ -30,8 +30,15 @@ from .sketches.format import is_sketch_trace
 from .verdict import ToleranceTable
 
 
-def stage_detail(reference, candidate, name: str, *, tolerances: ToleranceTable | None = None, map=None,  # noqa: A002
-                 worst: int = 10) -> StageDetail:
+def stage_detail(
+    reference,
+    candidate,
+    name: str,
+    *,
+    tolerances: ToleranceTable | None = None,
+    map=None,  # noqa: A002
+    worst: int = 10,
+) -> StageDetail:
     """Everything the drill-down of stage ``name`` shows; UsageError when no stage is called ``name``."""
     if is_sketch_trace(reference) or is_sketch_trace(candidate):
         return sketch_stage_detail(reference, candidate, name, tolerances=tolerances, map=map)

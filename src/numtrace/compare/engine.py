@@ -38,9 +38,9 @@ import numpy as np
 from ..trace import MemoryTrace, Trace
 from . import rootcause
 from .diagnosis import sample
-from .pairing.align import Pair, align, ignored
 from .diagnosis.diagnose import DIAGNOSE_MAX_ELEMENTS, diagnose
 from .findings import Finding
+from .pairing.align import Pair, align, ignored
 from .pairing.layout import ALIGN_MAX_ELEMENTS, align_arrays
 from .pairing.names import as_name_map
 from .precision import Inherited, Precisions, tolerance_for
@@ -77,8 +77,15 @@ def diff(
     if any(_SKETCH_KEY in getattr(t, "metadata", {}) for t in (reference, candidate)):
         from .sketches import diff as by_sketch  # on demand: it imports this module's neighbours; start-up stays lean
 
-        return by_sketch.diff(reference, candidate, tolerances=tolerances, only=only, chunk_elements=chunk_elements,
-                           map=map, diagnose_max_elements=diagnose_max_elements)
+        return by_sketch.diff(
+            reference,
+            candidate,
+            tolerances=tolerances,
+            only=only,
+            chunk_elements=chunk_elements,
+            map=map,
+            diagnose_max_elements=diagnose_max_elements,
+        )
     table = tolerances if tolerances is not None else ToleranceTable()
     names = as_name_map(map)
     precisions = Precisions(reference, candidate)
@@ -89,8 +96,9 @@ def diff(
         if pair.name_a is None or pair.name_b is None:
             stages.append(_missing(reference, candidate, pair, chunk_elements))
             continue
-        result, window = _compare(reference, candidate, pair, table, chunk_elements, diagnose_max_elements,
-                                  precisions.at(pair))
+        result, window = _compare(
+            reference, candidate, pair, table, chunk_elements, diagnose_max_elements, precisions.at(pair)
+        )
         stages.append(result)
         r = rootcause.relative_error(result)
         if r is None:
@@ -100,8 +108,13 @@ def diff(
         largest = max(largest, r)
         recent = (recent + [(pair.name_a, tuple(reference.info(pair.name_a).shape))])[-LOOKBACK:]
     rootcause.annotate(stages)
-    report = DiffReport(reference.label, candidate.label, stages, ignored(reference, candidate, names),
-                        recording_status(reference, candidate))
+    report = DiffReport(
+        reference.label,
+        candidate.label,
+        stages,
+        ignored(reference, candidate, names),
+        recording_status(reference, candidate),
+    )
     return report
 
 
@@ -127,8 +140,15 @@ def _born_unexplained(result: StageResult, r: float, largest: float, diagnose_ma
     return max((f.get("explained", 0.0) for f in result.diagnosis), default=0.0) < CONTEXT_BELOW
 
 
-def _diagnose_with_context(reference: Trace, candidate: Trace, pair: Pair, result: StageResult, recent,
-                           window: sample.Window | None, diagnose_max: int) -> None:
+def _diagnose_with_context(
+    reference: Trace,
+    candidate: Trace,
+    pair: Pair,
+    result: StageResult,
+    recent,
+    window: sample.Window | None,
+    diagnose_max: int,
+) -> None:
     shape = tuple(result.a.shape)
     names = [name for name, other in recent if other == shape]
     if not names:
@@ -138,8 +158,9 @@ def _diagnose_with_context(reference: Trace, candidate: Trace, pair: Pair, resul
     elif math.prod(shape) <= diagnose_max:  # read whole
         info_a, info_b = reference.info(pair.name_a), candidate.info(pair.name_b)
         related = {name: reference.read(name) for name in names}
-        result.diagnosis = diagnose(reference.read(pair.name_a), candidate.read(pair.name_b),
-                                    info_a.dtype, info_b.dtype, related)
+        result.diagnosis = diagnose(
+            reference.read(pair.name_a), candidate.read(pair.name_b), info_a.dtype, info_b.dtype, related
+        )
 
 
 def _missing(reference: Trace, candidate: Trace, pair: Pair, chunk_elements: int) -> StageResult:
@@ -164,24 +185,38 @@ def _verdict_note(d, overlap: bool = False) -> str:
     return f"{d.mismatched} of {d.total} {what} outside tolerance; worst {worst} at {d.worst_index}"
 
 
-def compare_pair(reference: Trace, candidate: Trace, pair: Pair, table: ToleranceTable,
-                 chunk_elements: int = 1 << 20, diagnose_max_elements: int = DIAGNOSE_MAX_ELEMENTS) -> StageResult:
+def compare_pair(
+    reference: Trace,
+    candidate: Trace,
+    pair: Pair,
+    table: ToleranceTable,
+    chunk_elements: int = 1 << 20,
+    diagnose_max_elements: int = DIAGNOSE_MAX_ELEMENTS,
+) -> StageResult:
     """The :class:`StageResult` of one paired stage (plain or aligned path, module docstring), with
     the tolerance the full diff gives it (its inherited precision included)."""
     precision = Precisions(reference, candidate).at(pair)
     return _compare(reference, candidate, pair, table, chunk_elements, diagnose_max_elements, precision)[0]
 
 
-def _compare(reference: Trace, candidate: Trace, pair: Pair, table: ToleranceTable, chunk_elements: int,
-             diagnose_max_elements: int, precision: Inherited | None = None) -> tuple[StageResult, sample.Window | None]:
+def _compare(
+    reference: Trace,
+    candidate: Trace,
+    pair: Pair,
+    table: ToleranceTable,
+    chunk_elements: int,
+    diagnose_max_elements: int,
+    precision: Inherited | None = None,
+) -> tuple[StageResult, sample.Window | None]:
     """:func:`compare_pair`, and the window a large stage was diagnosed from (None if none)."""
     name_a, name_b = pair.name_a, pair.name_b
     info_a, info_b = reference.info(name_a), candidate.info(name_b)
     tolerance, precision = tolerance_for(table, name_a, info_a.dtype, info_b.dtype, precision)
     name_b_out = None if name_b == name_a else name_b
     if tuple(info_a.shape) != tuple(info_b.shape):
-        return _compare_aligned(reference, candidate, pair, tolerance, chunk_elements, diagnose_max_elements,
-                                precision), None
+        return _compare_aligned(
+            reference, candidate, pair, tolerance, chunk_elements, diagnose_max_elements, precision
+        ), None
     stats_a, stats_b, d = compare_stage(reference, name_a, candidate, name_b, tolerance, chunk_elements)
     verdict = classify(d.max_ratio)
     window = None
@@ -191,22 +226,37 @@ def _compare(reference: Trace, candidate: Trace, pair: Pair, table: ToleranceTab
         findings = diagnose(reference.read(name_a), candidate.read(name_b), info_a.dtype, info_b.dtype)
         note = _verdict_note(d)
     elif diagnose_max_elements > 0:
-        findings, sampled, window = sample.diagnose_stage(reference, name_a, candidate, name_b, stats_a, stats_b, d,
-                                                          diagnose_max_elements)
+        findings, sampled, window = sample.diagnose_stage(
+            reference, name_a, candidate, name_b, stats_a, stats_b, d, diagnose_max_elements
+        )
         note = _join(_verdict_note(d), sampled)
     else:
         findings = _undiagnosed(d, info_a.dtype, info_b.dtype)
         note = _join(_verdict_note(d), f"not diagnosed: {info_a.size} elements > {diagnose_max_elements}")
-    result = StageResult(name=name_a, name_b=name_b_out, verdict=verdict, a=stats_a, b=stats_b, diff=d,
-                         tolerance=tolerance, diagnosis=findings, note=_join(pair.note, note), pairing=pair.how,
-                         alignment_note=pair.note, precision=precision)
+    result = StageResult(
+        name=name_a,
+        name_b=name_b_out,
+        verdict=verdict,
+        a=stats_a,
+        b=stats_b,
+        diff=d,
+        tolerance=tolerance,
+        diagnosis=findings,
+        note=_join(pair.note, note),
+        pairing=pair.how,
+        alignment_note=pair.note,
+        precision=precision,
+    )
     return result, window
 
 
 def _undiagnosed(d, dtype_a: str, dtype_b: str) -> list[Finding]:
     """The findings of a stage that is not diagnosed: non-finite values and dtypes."""
-    findings = [Finding.of("nonfinite", side=side, count=count)
-                for side, count in (("a", d.nonfinite_a), ("b", d.nonfinite_b)) if count]
+    findings = [
+        Finding.of("nonfinite", side=side, count=count)
+        for side, count in (("a", d.nonfinite_a), ("b", d.nonfinite_b))
+        if count
+    ]
     return findings + _dtype_finding(dtype_a, dtype_b)
 
 
@@ -225,8 +275,15 @@ def aligned_arrays(reference: Trace, candidate: Trace, pair: Pair):
     return align_arrays(va, vb)
 
 
-def _compare_aligned(reference, candidate, pair, tolerance: Tolerance, chunk_elements, diagnose_max_elements,
-                     precision: Inherited | None = None) -> StageResult:
+def _compare_aligned(
+    reference,
+    candidate,
+    pair,
+    tolerance: Tolerance,
+    chunk_elements,
+    diagnose_max_elements,
+    precision: Inherited | None = None,
+) -> StageResult:
     name_a, name_b = pair.name_a, pair.name_b
     info_a, info_b = reference.info(name_a), candidate.info(name_b)
     name_b_out = None if name_b == name_a else name_b
@@ -244,9 +301,19 @@ def _compare_aligned(reference, candidate, pair, tolerance: Tolerance, chunk_ele
         for side, stats in (("a", stats_a), ("b", stats_b)):
             if stats.nonfinite:  # no position is compared, so none of them is matched
                 findings.append(Finding.of("nonfinite", side=side, count=stats.nonfinite))
-        return StageResult(name=name_a, name_b=name_b_out, verdict=Verdict.LARGE, a=stats_a, b=stats_b,
-                           tolerance=tolerance, diagnosis=findings, note=_join(pair.note, shape_note),
-                           pairing=pair.how, alignment_note=_join(pair.note, shape_note), precision=precision)
+        return StageResult(
+            name=name_a,
+            name_b=name_b_out,
+            verdict=Verdict.LARGE,
+            a=stats_a,
+            b=stats_b,
+            tolerance=tolerance,
+            diagnosis=findings,
+            note=_join(pair.note, shape_note),
+            pairing=pair.how,
+            alignment_note=_join(pair.note, shape_note),
+            precision=precision,
+        )
     av, bv, align_findings, align_note = aligned
     stats_a = summarize(MemoryTrace({"x": (whole_a, info_a.dtype)}), "x", chunk_elements)
     stats_b = summarize(MemoryTrace({"x": (whole_b, info_b.dtype)}), "x", chunk_elements)
@@ -265,13 +332,32 @@ def _compare_aligned(reference, candidate, pair, tolerance: Tolerance, chunk_ele
         findings = align_findings + diagnose(av, bv, info_a.dtype, info_b.dtype)
         note = _verdict_note(d, overlap=lengths_differ)
     elif diagnose_max_elements > 0:  # the aligned values are in memory: a window of them, and their sums
-        sampled = sample.diagnose_stage(view_a, "x", view_b, "x", summarize(view_a, "x", chunk_elements),
-                                        summarize(view_b, "x", chunk_elements), d, diagnose_max_elements)
+        sampled = sample.diagnose_stage(
+            view_a,
+            "x",
+            view_b,
+            "x",
+            summarize(view_a, "x", chunk_elements),
+            summarize(view_b, "x", chunk_elements),
+            d,
+            diagnose_max_elements,
+        )
         findings = align_findings + sampled[0]
         note = _join(_verdict_note(d, overlap=lengths_differ), sampled[1])
     else:
         findings = align_findings + _dtype_finding(info_a.dtype, info_b.dtype)
         note = _join(_verdict_note(d, overlap=lengths_differ), "not diagnosed: too large")
-    return StageResult(name=name_a, name_b=name_b_out, verdict=verdict, a=stats_a, b=stats_b, diff=d,
-                       tolerance=tolerance, diagnosis=findings, note=_join(pair.note, align_note, note),
-                       pairing=pair.how, alignment_note=_join(pair.note, align_note), precision=precision)
+    return StageResult(
+        name=name_a,
+        name_b=name_b_out,
+        verdict=verdict,
+        a=stats_a,
+        b=stats_b,
+        diff=d,
+        tolerance=tolerance,
+        diagnosis=findings,
+        note=_join(pair.note, align_note, note),
+        pairing=pair.how,
+        alignment_note=_join(pair.note, align_note),
+        precision=precision,
+    )

@@ -72,10 +72,14 @@ class Precisions:
 
     def __init__(self, reference, candidate) -> None:
         """Read both traces' dtypes (headers only) in their execution order."""
-        self._dtypes = {"a": {n: recorded_dtype(reference, n) for n in reference.order},
-                        "b": {n: recorded_dtype(candidate, n) for n in candidate.order}}
-        self._upstream = {side: coarsest_so_far(list(trace.order), self._dtypes[side].get, side)
-                          if trace.has_order else {} for side, trace in (("a", reference), ("b", candidate))}
+        self._dtypes = {
+            "a": {n: recorded_dtype(reference, n) for n in reference.order},
+            "b": {n: recorded_dtype(candidate, n) for n in candidate.order},
+        }
+        self._upstream = {
+            side: coarsest_so_far(list(trace.order), self._dtypes[side].get, side) if trace.has_order else {}
+            for side, trace in (("a", reference), ("b", candidate))
+        }
 
     def at(self, pair) -> Inherited | None:
         """The precision ``pair``'s data went through, when coarser than both its own dtypes."""

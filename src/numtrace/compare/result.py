@@ -114,8 +114,11 @@ class StageResult:
         out["note"] = self.note
         out["tolerance"] = None if self.tolerance is None else json_safe(self.tolerance.to_dict())
         if out["tolerance"] is not None and self.precision is not None:
-            out["tolerance"]["inherited"] = {"dtype": self.precision.dtype, "from": self.precision.stage,
-                                             "side": _SIDE_NAMES[self.precision.side]}
+            out["tolerance"]["inherited"] = {
+                "dtype": self.precision.dtype,
+                "from": self.precision.stage,
+                "side": _SIDE_NAMES[self.precision.side],
+            }
         return out
 
 
@@ -153,12 +156,16 @@ class DiffReport:
             text = f"the {_SIDE_NAMES[side]}'s recording did not complete ({status})"
             lacking = [stage.name for stage in self.stages if stage.only_in == other]
             if lacking:
-                text += (f": {len(lacking)} stage{'s' if len(lacking) != 1 else ''} of the {_SIDE_NAMES[other]} "
-                         f"{'are' if len(lacking) != 1 else 'is'} not in it, the first {lacking[0]}")
+                text += (
+                    f": {len(lacking)} stage{'s' if len(lacking) != 1 else ''} of the {_SIDE_NAMES[other]} "
+                    f"{'are' if len(lacking) != 1 else 'is'} not in it, the first {lacking[0]}"
+                )
             reasons.append(text)
         if not self.compared:
-            reasons.append("nothing was compared: " + ("the two traces have no stage in common" if self.stages
-                                                       else "neither trace has a stage"))
+            reasons.append(
+                "nothing was compared: "
+                + ("the two traces have no stage in common" if self.stages else "neither trace has a stage")
+            )
         return reasons
 
     @property
@@ -260,8 +267,10 @@ def recording_status(reference, candidate) -> dict:
         >>> recording_status(MemoryTrace({}), MemoryTrace({}, metadata={"numtrace.status": "complete"}))
         {'a': None, 'b': 'complete'}
     """
-    return {side: (getattr(trace, "metadata", None) or {}).get("numtrace.status")
-            for side, trace in (("a", reference), ("b", candidate))}
+    return {
+        side: (getattr(trace, "metadata", None) or {}).get("numtrace.status")
+        for side, trace in (("a", reference), ("b", candidate))
+    }
 
 
 def _json_float(value) -> float | None:

@@ -127,5 +127,5 @@ def root_cause(stages) -> str | None:
     diverging = [s for s in stages if s.verdict.value in ("SMALL", "LARGE")]
     if not diverging:
         return None
-    best = max(diverging, key=lambda s: (-1.0 if s.jump is None else s.jump))
+    best = max(diverging, key=lambda s: -1.0 if s.jump is None else s.jump)
     return best.name

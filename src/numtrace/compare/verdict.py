@@ -285,8 +285,10 @@ def parse_tol_option(text: str) -> tuple[str | None, Tolerance]:
                     break
                 key = _KEY.match(rest)
                 if key and key.group(1) not in ("rtol", "atol"):
-                    raise ToleranceError(f"bad tolerance {text!r}: unknown key {key.group(1)!r}"
-                                         f"{did_you_mean(key.group(1), ['rtol', 'atol'])}; {_FORMS}")
+                    raise ToleranceError(
+                        f"bad tolerance {text!r}: unknown key {key.group(1)!r}"
+                        f"{did_you_mean(key.group(1), ['rtol', 'atol'])}; {_FORMS}"
+                    )
     raise ToleranceError(f"bad tolerance {text!r}: {_FORMS}")
 
 
@@ -345,7 +347,7 @@ def load_tolerance_toml(path_text: str) -> ToleranceTable:
     if not isinstance(section, dict):
         raise ToleranceError(
             f"tolerance file {path_text!r} has no [tolerance] table; "
-            "expected e.g. [tolerance] default = 1e-4, \"decoder.*\" = {rtol = 1e-3}"
+            'expected e.g. [tolerance] default = 1e-4, "decoder.*" = {rtol = 1e-3}'
         )
     table = ToleranceTable()
     for key, value in section.items():

@@ -44,8 +44,8 @@ from .. import dtypes
 from ..errors import RecordingError, TapError, TraceFileError
 from ..trace import StageInfo, natural_sorted, resolve_order
 from .common import brief, one_line, remove_quietly
-from .writer import TraceWriter, publish_file, temp_path
 from .filetrace import FileTrace
+from .writer import TraceWriter, publish_file, temp_path
 
 CONTAINER_KEY = "numtrace.container"
 CONTAINER = "numtrace-trace/1"
@@ -98,13 +98,16 @@ def _preflight(path: str) -> str | None:
         done, status = os.waitpid(pid, os.WNOHANG)
         if done:
             if os.WIFSIGNALED(status):
-                return f"made the HDF5 library crash (signal {os.WTERMSIG(status)}) while reading its structure: corrupt file"
+                signum = os.WTERMSIG(status)
+                return f"made the HDF5 library crash (signal {signum}) while reading its structure: corrupt file"
             return None
         if time.monotonic() > deadline:
             os.kill(pid, signal.SIGKILL)
             os.waitpid(pid, 0)
-            return (f"kept the HDF5 library busy for over {PREFLIGHT_SECONDS:g} s while reading its structure: "
-                    "corrupt or hostile file")
+            return (
+                f"kept the HDF5 library busy for over {PREFLIGHT_SECONDS:g} s while reading its structure: "
+                "corrupt or hostile file"
+            )
         time.sleep(0.002)
 
 
@@ -198,7 +201,9 @@ class HDF5Trace(FileTrace):
             elif _text(container) == CONTAINER:
                 self._index_numtrace()
             else:
-                raise self._fail(f"has container {brief(container)}; this numtrace reads {CONTAINER!r}: upgrade numtrace")
+                raise self._fail(
+                    f"has container {brief(container)}; this numtrace reads {CONTAINER!r}: upgrade numtrace"
+                )
         except TraceFileError:
             self._file.close()
             raise
@@ -252,7 +257,7 @@ class HDF5Trace(FileTrace):
         if not isinstance(metadata, dict):
             raise self._fail("/numtrace/metadata is not a JSON object: corrupt numtrace HDF5 trace")
         self.metadata = {k: v if isinstance(v, str) else json.dumps(v) for k, v in metadata.items()}
-        stages = {path[len("stages/"):]: ds for path, ds in datasets.items() if path.startswith("stages/")}
+        stages = {path[len("stages/") :]: ds for path, ds in datasets.items() if path.startswith("stages/")}
         odd = [key for key in stages if not key.isdigit()] + self.skipped
         if odd:
             raise self._fail(f"holds {brief(odd[0])}, which is not a plain numbered stage: corrupt numtrace HDF5 trace")
@@ -263,13 +268,19 @@ class HDF5Trace(FileTrace):
             if name is None or dtype not in dtypes.SAFETENSORS_CODES:
                 raise self._fail(f"/stages/{key} lacks a valid name or dtype attribute: corrupt numtrace HDF5 trace")
             storage = dtypes.storage_dtype(dtype)
-            if dataset.dtype.kind != storage.kind or dataset.dtype.itemsize != storage.itemsize or dataset.shape is None:
+            if (
+                dataset.dtype.kind != storage.kind
+                or dataset.dtype.itemsize != storage.itemsize
+                or dataset.shape is None
+            ):
                 raise self._fail(f"stage {brief(name)} is stored as {dataset.dtype}, not as {dtype}: corrupt trace")
             if name in self._entries:
                 raise self._fail(f"stage {brief(name)} appears twice: corrupt numtrace HDF5 trace")
             if _claims_unstored_data(dataset):
-                raise self._fail(f"stage {brief(name)} claims shape {tuple(dataset.shape)} but the file stores only "
-                                 f"{dataset.id.get_storage_size()} bytes of it: corrupt or hostile file")
+                raise self._fail(
+                    f"stage {brief(name)} claims shape {tuple(dataset.shape)} but the file stores only "
+                    f"{dataset.id.get_storage_size()} bytes of it: corrupt or hostile file"
+                )
             self._entries[name] = (dataset, StageInfo(name, tuple(dataset.shape), dtype))
         self.order, self.has_order = resolve_order(self.metadata, list(self._entries), self._prefix)
 

@@ -31,8 +31,8 @@ from .. import dtypes
 from ..errors import RecordingError, TapError, TraceFileError
 from ..trace import StageInfo, resolve_order
 from .common import HDF5_SIGNATURE, brief, one_line, remove_quietly
-from .writer import TraceWriter, publish_file, temp_path
 from .filetrace import FileTrace
+from .writer import TraceWriter, publish_file, temp_path
 
 #: the safetensors limit on the JSON header
 MAX_HEADER_BYTES = 100_000_000
@@ -140,7 +140,9 @@ class SafetensorsTrace(FileTrace):
         if len(prefix) < 8:
             if pickle_like:
                 raise self._pickle_error()
-            raise self._fail(f"has only {size} bytes, fewer than the 8-byte header length a safetensors file starts with")
+            raise self._fail(
+                f"has only {size} bytes, fewer than the 8-byte header length a safetensors file starts with"
+            )
         (length,) = struct.unpack("<Q", prefix)
         available = size - 8
         if length > MAX_HEADER_BYTES or length > available:
@@ -176,7 +178,9 @@ class SafetensorsTrace(FileTrace):
         except RecursionError:
             raise self._fail("header JSON is nested too deeply: corrupt or hostile file") from None
         except ValueError as err:
-            raise self._fail(f"header is not valid JSON ({one_line(err)}): corrupt, or not a safetensors file") from None
+            raise self._fail(
+                f"header is not valid JSON ({one_line(err)}): corrupt, or not a safetensors file"
+            ) from None
         if not isinstance(header, dict):
             raise self._fail(f"header is {_json_kind(header)}, not a JSON object: not a safetensors file")
         return header
@@ -199,7 +203,9 @@ class SafetensorsTrace(FileTrace):
             if begin == end:
                 continue  # zero-length tensors may share an offset
             if begin < reach:
-                raise self._fail(f"stages {brief(holder)} and {brief(name)} overlap in the data section: corrupt or hostile file")
+                raise self._fail(
+                    f"stages {brief(holder)} and {brief(name)} overlap in the data section: corrupt or hostile file"
+                )
             reach, holder = end, name
         self._entries: dict[str, tuple[int, StageInfo]] = {s[2]: (data_start + s[0], s[3]) for s in spans}
         self.order, self.has_order = resolve_order(self.metadata, [s[2] for s in spans], self._prefix)
@@ -231,7 +237,8 @@ class SafetensorsTrace(FileTrace):
         expected = math.prod(shape) * itemsize
         if expected != end - begin:
             raise self._fail(
-                f"{stage} has shape {brief(shape)} of {dtype} ({expected} bytes) but its data_offsets span {end - begin} bytes"
+                f"{stage} has shape {brief(shape)} of {dtype} ({expected} bytes) "
+                f"but its data_offsets span {end - begin} bytes"
             )
         return StageInfo(name, tuple(shape), dtype), begin, end
 

@@ -32,8 +32,8 @@ import numpy as np
 
 from ..compare import ToleranceTable, aligned_arrays, compare_pair, stage_pair
 from ..compare.diagnosis.profile import worst_locations
-from ..errors import UsageError
 from ..compare.sketches.format import is_sketch_trace
+from ..errors import UsageError
 from .figures import pyplot, save
 from .words import describe_findings
 
@@ -82,15 +82,34 @@ def plot_overview(report, out, note: str = "") -> str:
         i = names.index(name)
         ax.axvline(i, color=color, ls="--", lw=1.4, zorder=0)
         right = i > (len(names) - 1) / 2
-        ax.annotate(f"{label}: {name}", (i, ceiling), xytext=(-5 if right else 5, -4 - 14 * row),
-                    textcoords="offset points", color=color, fontsize=9, va="top", ha="right" if right else "left")
+        ax.annotate(
+            f"{label}: {name}",
+            (i, ceiling),
+            xytext=(-5 if right else 5, -4 - 14 * row),
+            textcoords="offset points",
+            color=color,
+            fontsize=9,
+            va="top",
+            ha="right" if right else "left",
+        )
         if label != "first divergence":
-            ax.scatter([i], [_clip(errors[i], floor, ceiling)], s=260, marker="*", facecolors="none",
-                       edgecolors=color, lw=1.3, zorder=4)
+            ax.scatter(
+                [i],
+                [_clip(errors[i], floor, ceiling)],
+                s=260,
+                marker="*",
+                facecolors="none",
+                edgecolors=color,
+                lw=1.3,
+                zorder=4,
+            )
     handles = [plt.Line2D([], [], ls="", marker="o", color=c, label=v) for v, c in VERDICT_COLORS.items()]
     ax.legend(handles=handles, loc="lower right", fontsize=8, framealpha=0.8)
-    ax.set_title(f"relative error per stage, in execution order\nreference {report.a_label}  vs  candidate {report.b_label}"
-                 + (f"\n{note}" if note else ""), fontsize=10)
+    ax.set_title(
+        f"relative error per stage, in execution order\nreference {report.a_label}  vs  candidate {report.b_label}"
+        + (f"\n{note}" if note else ""),
+        fontsize=10,
+    )
     return save(fig, out)
 
 
@@ -100,8 +119,7 @@ def _clip(e, floor: float, ceiling: float) -> float:
     return min(e, ceiling)
 
 
-def plot_stage(reference, candidate, name: str, out, *, tolerances: ToleranceTable | None = None,
-               map=None) -> str:  # noqa: A002
+def plot_stage(reference, candidate, name: str, out, *, tolerances: ToleranceTable | None = None, map=None) -> str:  # noqa: A002
     """Reference, candidate and difference of one stage (module docstring). Returns ``out``."""
     if any(is_sketch_trace(trace) for trace in (reference, candidate)):
         from .sketch_plot import plot_sketch_stage
@@ -111,7 +129,9 @@ def plot_stage(reference, candidate, name: str, out, *, tolerances: ToleranceTab
     if pair is None:
         raise UsageError(f"no stage {name!r} in either trace; `trace diff A B` lists the stages")
     if pair.name_a is None or pair.name_b is None:
-        raise UsageError(f"stage {name!r} is only in the {'reference' if pair.name_a else 'candidate'}: nothing to plot")
+        raise UsageError(
+            f"stage {name!r} is only in the {'reference' if pair.name_a else 'candidate'}: nothing to plot"
+        )
     aligned = aligned_arrays(reference, candidate, pair)
     if aligned is None:
         raise UsageError(f"stage {name!r}: the shapes cannot be lined up, nothing to plot side by side")
@@ -174,12 +194,14 @@ def _heatmaps(plt, a, b, axes, findings):
     norm = _value_norm(a, b)
     extent = (-0.5, a.shape[1] * step[1] - 0.5, -0.5, a.shape[0] * step[0] - 0.5)
     for ax, data, label, cmap, limits, scale in (
-            (panels[0], a, "reference", "magma", (lo, hi), norm),
-            (panels[1], b, "candidate", "magma", (lo, hi), norm),
-            (panels[2], d, "difference (candidate − reference)", "RdBu_r", (-dmax or -1, dmax or 1), None)):
+        (panels[0], a, "reference", "magma", (lo, hi), norm),
+        (panels[1], b, "candidate", "magma", (lo, hi), norm),
+        (panels[2], d, "difference (candidate − reference)", "RdBu_r", (-dmax or -1, dmax or 1), None),
+    ):
         bounds = {} if scale is not None else {"vmin": limits[0], "vmax": limits[1]}
-        image = ax.imshow(data, origin="lower", aspect="auto", interpolation="nearest", cmap=cmap,
-                          norm=scale, extent=extent, **bounds)
+        image = ax.imshow(
+            data, origin="lower", aspect="auto", interpolation="nearest", cmap=cmap, norm=scale, extent=extent, **bounds
+        )
         ax.set_title(label, fontsize=10)
         ax.set_xlabel(f"axis {axes[1]} (index)")
         fig.colorbar(image, ax=ax, fraction=0.046, pad=0.02)
@@ -214,8 +236,7 @@ def _outline(ax, finding, axes, extent) -> None:
         ax.axhline(hi, **style)
 
 
-def run_plot(reference, candidate, out, *, stage: str | None = None, only=None, tolerances=None,
-             map=None) -> str:  # noqa: A002
+def run_plot(reference, candidate, out, *, stage: str | None = None, only=None, tolerances=None, map=None) -> str:  # noqa: A002
     """``trace plot``: open both traces and write the overview or the stage plot; returns ``out``."""
     from ..compare import diff
     from ..compare.pairing.names import as_name_map

@@ -59,12 +59,13 @@ def runs(labels: Sequence) -> list[tuple[int, int]]:
 
 
 def _score(scores: Sequence, row: tuple[int, int]) -> float:
-    kept = [s for s in scores[row[0]:row[1]] if s is not None]
+    kept = [s for s in scores[row[0] : row[1]] if s is not None]
     return max(kept) if kept else float("-inf")
 
 
-def summarize_rows(labels: Sequence, scores: Sequence, *, show_all: int = SHOW_ALL, edge: int = EDGE,
-                   worst: int = WORST) -> list:
+def summarize_rows(
+    labels: Sequence, scores: Sequence, *, show_all: int = SHOW_ALL, edge: int = EDGE, worst: int = WORST
+) -> list:
     """Rows of a per-index table: ``(start, stop)`` ranges and :class:`Hidden` gaps (module docstring)."""
     n = len(labels)
     if n <= show_all:
@@ -120,8 +121,9 @@ def sparkline(values: list, width: int = 64) -> str:
     top = max((m for m in means if m is not None), default=0.0)
     if not top:
         return "".join(" " if m is None else _BLOCKS[0] for m in means)
-    return "".join(" " if m is None else _BLOCKS[min(len(_BLOCKS) - 1, int(m / top * (len(_BLOCKS) - 1) + 0.5))]
-                   for m in means)
+    return "".join(
+        " " if m is None else _BLOCKS[min(len(_BLOCKS) - 1, int(m / top * (len(_BLOCKS) - 1) + 0.5))] for m in means
+    )
 
 
 def _groups(length: int, most: int) -> list[tuple[int, int]]:

@@ -28,17 +28,19 @@ from rich.table import Table
 from rich.text import Text
 
 from ..compare.result import json_safe, side_dict
+from ..compare.sketches.format import is_sketch_trace, read_sketch
 from ..compare.statistics.stats import summarize
 from ..errors import UsageError
 from ..probes import StageFilter
-from ..compare.sketches.format import is_sketch_trace, read_sketch
 from .table import make_console
 from .words import fmt, fmt_side
 
 CHUNK_ELEMENTS = 1 << 20
 #: ``trace show TRACE STAGE`` prints the values of a full trace's stage up to this many elements
 MAX_PRINTED = 1 << 20
-_STATS_ONLY = "stats-only trace (recorded with --stats): statistics, channel means and a hash of each stage, not its values"
+_STATS_ONLY = (
+    "stats-only trace (recorded with --stats): statistics, channel means and a hash of each stage, not its values"
+)
 
 
 def _selected(trace, only: list[str] | None) -> list[str]:
@@ -53,8 +55,13 @@ def _entry(trace, name: str) -> dict:
     from ..compare.sketches.diff import side_stats
 
     means, info = read_sketch(trace, name)
-    return {"name": name, **side_dict(side_stats(info)), "axis": info["axis"], "channels": int(means.size),
-            "hash": info["hash"]}
+    return {
+        "name": name,
+        **side_dict(side_stats(info)),
+        "axis": info["axis"],
+        "channels": int(means.size),
+        "hash": info["hash"],
+    }
 
 
 def show_dict(trace, only: list[str] | None = None) -> dict:
@@ -78,9 +85,18 @@ def stage_dict(trace, name: str) -> dict:
     from ..compare.sketches.diff import side_stats
 
     means, info = stage_sketch(trace, name)
-    return json_safe({"name": name, "index": trace.order.index(name) + 1, "of": len(trace.order),
-                       "stats_only": is_sketch_trace(trace), **side_dict(side_stats(info)),
-                       "axis": info["axis"], "hash": info["hash"], "channel_means": means.tolist()})
+    return json_safe(
+        {
+            "name": name,
+            "index": trace.order.index(name) + 1,
+            "of": len(trace.order),
+            "stats_only": is_sketch_trace(trace),
+            **side_dict(side_stats(info)),
+            "axis": info["axis"],
+            "hash": info["hash"],
+            "channel_means": means.tolist(),
+        }
+    )
 
 
 def _metadata_lines(trace) -> list[str]:
@@ -88,7 +104,9 @@ def _metadata_lines(trace) -> list[str]:
     lines = [f"trace: {trace.label}"]
     if is_sketch_trace(trace):
         lines.append(_STATS_ONLY)
-    order = "recorded (numtrace.order)" if trace.has_order else "natural sort of the names (the file has no numtrace.order)"
+    order = (
+        "recorded (numtrace.order)" if trace.has_order else "natural sort of the names (the file has no numtrace.order)"
+    )
     lines.append(f"stages: {len(trace)}, order: {order}")
     for key in ("numtrace.version", "numtrace.backend", "numtrace.created", "numtrace.status", "numtrace.argv"):
         if key in meta:
@@ -122,7 +140,14 @@ def print_show(trace, only: list[str] | None = None, width: int | None = None) -
         table.add_column(Text(column), justify="right" if column in ("#", "abs max") else "left", overflow="fold")
     for index, name in enumerate(_selected(trace, only), 1):
         entry = _entry(trace, name)
-        cells = [str(index), name, str(tuple(entry["shape"])), entry["dtype"], fmt_side(_Stats(entry)), fmt(entry["abs_max"])]
+        cells = [
+            str(index),
+            name,
+            str(tuple(entry["shape"])),
+            entry["dtype"],
+            fmt_side(_Stats(entry)),
+            fmt(entry["abs_max"]),
+        ]
         if sketch:
             cells.append(f"{entry['channels']} on axis {entry['axis']}" if entry["axis"] is not None else "—")
             cells.append(entry["hash"].removeprefix("blake2b:")[:12] + "…")
@@ -131,8 +156,12 @@ def print_show(trace, only: list[str] | None = None, width: int | None = None) -
     if sketch:
         from ..compare.sketches.detail import rerecord_command
 
-        console.print(Text(f"`trace show {trace.label} STAGE`: one stage's sketch. "
-                           f"To record stages in full: {rerecord_command(trace)}"))
+        console.print(
+            Text(
+                f"`trace show {trace.label} STAGE`: one stage's sketch. "
+                f"To record stages in full: {rerecord_command(trace)}"
+            )
+        )
 
 
 def print_stage_show(trace, name: str, width: int | None = None) -> None:
@@ -141,10 +170,19 @@ def print_stage_show(trace, name: str, width: int | None = None) -> None:
     stage = stage_dict(trace, name)
     sketch = stage["stats_only"]
     console.print(Text(f"trace: {trace.label}" + (" (stats-only trace, recorded with --stats)" if sketch else "")))
-    console.print(Text(f"stage {name} ({stage['index']} of {stage['of']}): shape {tuple(stage['shape'])} "
-                       f"{stage['dtype']}, {stage['count']} value{'s' * (stage['count'] != 1)}", style="bold"))
-    console.print(Text(f"  [min, max] mean±std: {fmt_side(_Stats({**stage, 'nan': 0, 'posinf': 0, 'neginf': 0}))}, "
-                       f"|max| {fmt(stage['abs_max'])}"))
+    console.print(
+        Text(
+            f"stage {name} ({stage['index']} of {stage['of']}): shape {tuple(stage['shape'])} "
+            f"{stage['dtype']}, {stage['count']} value{'s' * (stage['count'] != 1)}",
+            style="bold",
+        )
+    )
+    console.print(
+        Text(
+            f"  [min, max] mean±std: {fmt_side(_Stats({**stage, 'nan': 0, 'posinf': 0, 'neginf': 0}))}, "
+            f"|max| {fmt(stage['abs_max'])}"
+        )
+    )
     bad = [f"{stage[k]} {label}" for k, label in (("nan", "NaN"), ("posinf", "+inf"), ("neginf", "-inf")) if stage[k]]
     console.print(Text(f"  non-finite: {', '.join(bad) or 'none'}"))
     console.print(Text(f"  hash: {stage['hash']}"))
@@ -164,6 +202,7 @@ def print_stage_show(trace, name: str, width: int | None = None) -> None:
     if size > MAX_PRINTED:
         console.print(Text(f"  values: {size} elements, too many to print here"))
         return
-    text = np.array2string(np.asarray(trace.read(name)), precision=4, threshold=40, edgeitems=3,
-                           max_line_width=max(40, console.width - 4))
+    text = np.array2string(
+        np.asarray(trace.read(name)), precision=4, threshold=40, edgeitems=3, max_line_width=max(40, console.width - 4)
+    )
     console.print(Text("  values:\n" + "\n".join("    " + line for line in text.splitlines())))

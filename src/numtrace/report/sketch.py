@@ -50,8 +50,15 @@ def channel_table(channels: dict) -> Table:
         table.add_column(header, justify="left" if header == "verdict" else "right", no_wrap=True)
     for row in rows:
         if isinstance(row, Hidden):
-            table.add_row(index_text((row.start, row.stop)), "…", f"{row.rows} row{'s' * (row.rows > 1)} hidden",
-                          "", "", *([""] if runs else []), style="dim")
+            table.add_row(
+                index_text((row.start, row.stop)),
+                "…",
+                f"{row.rows} row{'s' * (row.rows > 1)} hidden",
+                "",
+                "",
+                *([""] if runs else []),
+                style="dim",
+            )
             continue
         lo, hi = row
         cells = [fmt(_mean(channels[key][lo:hi])) for key in ("reference", "candidate", "delta")]
@@ -71,15 +78,26 @@ def print_sketch_stage(detail: dict, width: int | None = None) -> None:
     console = make_console(width)
     name = detail["name"] + (f" ↔ {detail['name_b']}" if detail.get("name_b") else "")
     verdict = detail["verdict"]
-    console.print(Text(f"stage {name}: ") + Text(verdict, style=VERDICT_STYLES[verdict])
-                  + Text(f", compared by sketch ({stats_only_words(detail)})"))
+    console.print(
+        Text(f"stage {name}: ")
+        + Text(verdict, style=VERDICT_STYLES[verdict])
+        + Text(f", compared by sketch ({stats_only_words(detail)})")
+    )
     for side, label in _SIDES.items():
         stats = detail[side]
-        console.print(Text(f"  {label}: shape {tuple(stats['shape'])} {stats['dtype']}, {fmt_side(SimpleNamespace(**stats))}, "
-                           f"|max| {fmt(stats['abs_max'])}"))
+        console.print(
+            Text(
+                f"  {label}: shape {tuple(stats['shape'])} {stats['dtype']}, {fmt_side(SimpleNamespace(**stats))}, "
+                f"|max| {fmt(stats['abs_max'])}"
+            )
+        )
     same = detail["hash"]["a"] == detail["hash"]["b"]
-    console.print(Text(f"  hash: {'equal' if same else 'differ'} (reference {detail['hash']['a'][:24]}…, "
-                       f"candidate {detail['hash']['b'][:24]}…)"))
+    console.print(
+        Text(
+            f"  hash: {'equal' if same else 'differ'} (reference {detail['hash']['a'][:24]}…, "
+            f"candidate {detail['hash']['b'][:24]}…)"
+        )
+    )
     deltas = ", ".join(f"{k.replace('abs_max', '|max|')} {fmt(v)}" for k, v in detail["statistics"].items())
     console.print(Text(f"  statistics, candidate − reference: {deltas}"))
     d = detail["diff"]
@@ -87,21 +105,37 @@ def print_sketch_stage(detail: dict, width: int | None = None) -> None:
     worst = f"; the largest difference is {fmt(d['max_ratio'], 3)}× T" if d and d["max_ratio"] is not None else ""
     console.print(Text(f"  tolerance: T = {fmt(detail['limit'])}{rule}{worst}"))
     if d and d["total"] == 0:
-        console.print(Text(f"  difference, lower bounds from the statistics: max |Δ| ≥ {fmt(d['abs_max'])}, "
-                           f"mean |Δ| ≥ {fmt(d['abs_mean'])}, rms ≥ {fmt(d['rms'])}, rel err ≥ {fmt(d['rel_rms'])}"))
+        console.print(
+            Text(
+                f"  difference, lower bounds from the statistics: max |Δ| ≥ {fmt(d['abs_max'])}, "
+                f"mean |Δ| ≥ {fmt(d['abs_mean'])}, rms ≥ {fmt(d['rms'])}, rel err ≥ {fmt(d['rel_rms'])}"
+            )
+        )
     console.print(Text("  diagnosis: " + (detail.get("words") or "none"), style="bold"))
     channels = detail["channels"]
     if channels:
         size = [None if v is None else abs(v) for v in channels["delta"]]
-        console.print(Text(f"\nchannel means along axis {channels['axis']} ({channels['length']} channels), "
-                           "|Δ| per channel:", style="bold"))
+        console.print(
+            Text(
+                f"\nchannel means along axis {channels['axis']} ({channels['length']} channels), |Δ| per channel:",
+                style="bold",
+            )
+        )
         console.print(Text(f"  {sparkline(size, max(8, min(100, console.width - 4)))}"))
         console.print(channel_table(channels))
     else:
-        console.print(Text("\nno channel means to compare (a 0-d or 1-d stage, an axis longer than 65,536, "
-                           "or other shapes on the two sides)"))
+        console.print(
+            Text(
+                "\nno channel means to compare (a 0-d or 1-d stage, an axis longer than 65,536, "
+                "or other shapes on the two sides)"
+            )
+        )
     if verdict != "MATCH":
-        console.print(Text(f"\nno element-wise profile or worst locations: {stats_only_words(detail)} (recorded with --stats). "
-                           "To get them, record this stage in full, then diff the new traces with --stage:"))
+        console.print(
+            Text(
+                f"\nno element-wise profile or worst locations: {stats_only_words(detail)} (recorded with --stats). "
+                "To get them, record this stage in full, then diff the new traces with --stage:"
+            )
+        )
         for side, command in detail["rerecord"].items():
             console.print(Text(f"  {_SIDES[side]}: {command}"))

@@ -31,8 +31,8 @@ import textwrap
 
 import numpy as np
 
-from ..errors import UsageError
 from ..compare.sketches.detail import sketch_stage_detail
+from ..errors import UsageError
 from .figures import pyplot, save
 from .sketch import stats_only_words
 from .stage import detail_json
@@ -46,11 +46,15 @@ def plot_sketch_stage(reference, candidate, name: str, out, *, tolerances=None, 
     channels = detail["channels"]
     if channels is None:
         commands = sorted(set(detail["rerecord"].values()))
-        raise UsageError(f"stage {name!r} has no channel means to plot ({stats_only_words(detail)}, recorded with --stats); "
-                         f"to plot its values, record it in full: {' and '.join(commands)}")
+        raise UsageError(
+            f"stage {name!r} has no channel means to plot ({stats_only_words(detail)}, recorded with --stats); "
+            f"to plot its values, record it in full: {' and '.join(commands)}"
+        )
     plt = pyplot()
-    a, b, d = (np.array([np.nan if v is None else v for v in channels[k]], dtype=float)
-               for k in ("reference", "candidate", "delta"))
+    a, b, d = (
+        np.array([np.nan if v is None else v for v in channels[k]], dtype=float)
+        for k in ("reference", "candidate", "delta")
+    )
     x = np.arange(a.size)
     marker = "o" if a.size <= 64 else None
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(11, 6), sharex=True, height_ratios=[2, 1], layout="constrained")
@@ -61,8 +65,12 @@ def plot_sketch_stage(reference, candidate, name: str, out, *, tolerances=None, 
     top.grid(alpha=0.3)
     limit = detail["limit"] or 0.0
     bottom.axhspan(-limit, limit, color="#2e7d32", alpha=0.15, lw=0, label=f"±T = ±{limit:.3g}")
-    bottom.bar(x, np.nan_to_num(d, nan=0.0, posinf=0.0, neginf=0.0), width=0.8 if a.size <= 256 else 1.0,
-               color=[_COLORS[v] for v in channels["verdict"]])
+    bottom.bar(
+        x,
+        np.nan_to_num(d, nan=0.0, posinf=0.0, neginf=0.0),
+        width=0.8 if a.size <= 256 else 1.0,
+        color=[_COLORS[v] for v in channels["verdict"]],
+    )
     bottom.axhline(0, color="gray", lw=0.6)
     bottom.set_ylabel("candidate − reference")
     bottom.set_xlabel(f"channel (index along axis {channels['axis']})")
@@ -70,6 +78,9 @@ def plot_sketch_stage(reference, candidate, name: str, out, *, tolerances=None, 
     bottom.grid(alpha=0.3)
     title = detail["name"] + (f" ↔ {detail['name_b']}" if detail.get("name_b") else "")
     caption = f"{detail['verdict']} (compared by sketch): {detail['words'] or 'no finding'}"
-    fig.suptitle(f"{title}: channel means along axis {channels['axis']}, {stats_only_words(detail)}\n"
-                 + "\n".join(textwrap.wrap(caption, 150)), fontsize=10)
+    fig.suptitle(
+        f"{title}: channel means along axis {channels['axis']}, {stats_only_words(detail)}\n"
+        + "\n".join(textwrap.wrap(caption, 150)),
+        fontsize=10,
+    )
     return save(fig, out)

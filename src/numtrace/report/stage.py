@@ -74,8 +74,16 @@ def _profile_table(profile: dict) -> Table:
     rows = summarize_rows(labels, profile["max_abs"])
     for row in rows:
         if isinstance(row, Hidden):
-            table.add_row(index_text((row.start, row.stop)), "…", f"{row.rows} row{'s' * (row.rows > 1)} hidden",
-                          "", "", "", "", style="dim")
+            table.add_row(
+                index_text((row.start, row.stop)),
+                "…",
+                f"{row.rows} row{'s' * (row.rows > 1)} hidden",
+                "",
+                "",
+                "",
+                "",
+                style="dim",
+            )
             continue
         lo, hi = row
         mean_abs, max_abs = _mean(profile["mean_abs"][lo:hi]), profile["max_abs"][lo:hi]
@@ -83,14 +91,23 @@ def _profile_table(profile: dict) -> Table:
         at = str(lo + max_abs.index(top)) if hi - lo > 1 and top else ""
         rms = _mean([None if r is None else r * r for r in profile["ref_rms"][lo:hi]])
         loud = peak and mean_abs is not None and mean_abs >= 0.5 * peak
-        table.add_row(index_text(row), Text(verdicts[lo], style=VERDICT_STYLES.get(verdicts[lo], "")),
-                      fmt(_mean(profile["mean_diff"][lo:hi])), fmt(mean_abs), fmt(top), at,
-                      fmt(None if rms is None else math.sqrt(rms)), style="bold" if loud else "")
+        table.add_row(
+            index_text(row),
+            Text(verdicts[lo], style=VERDICT_STYLES.get(verdicts[lo], "")),
+            fmt(_mean(profile["mean_diff"][lo:hi])),
+            fmt(mean_abs),
+            fmt(top),
+            at,
+            fmt(None if rms is None else math.sqrt(rms)),
+            style="bold" if loud else "",
+        )
     if len(rows) < profile["length"]:
         hidden = sum(row.rows for row in rows if isinstance(row, Hidden))
         count = len(runs(labels))
-        table.caption = (f"{profile['length']} indices in {count} run{'s' * (count > 1)} (same verdict; mean |Δ| "
-                         f"within 2x unless MATCH)" + (f"; {hidden} runs hidden" if hidden else ""))
+        table.caption = (
+            f"{profile['length']} indices in {count} run{'s' * (count > 1)} (same verdict; mean |Δ| "
+            f"within 2x unless MATCH)" + (f"; {hidden} runs hidden" if hidden else "")
+        )
     return table
 
 
@@ -109,17 +126,29 @@ def print_stage(detail: dict, width: int | None = None) -> None:
     for side, label in (("a", "reference"), ("b", "candidate")):
         stats = detail[side]
         if stats:
-            console.print(Text(f"  {label}: shape {tuple(stats['shape'])} {stats['dtype']}, "
-                               f"{fmt_side(SimpleNamespace(**stats))}, |max| {fmt(stats['abs_max'])}"))
+            console.print(
+                Text(
+                    f"  {label}: shape {tuple(stats['shape'])} {stats['dtype']}, "
+                    f"{fmt_side(SimpleNamespace(**stats))}, |max| {fmt(stats['abs_max'])}"
+                )
+            )
     d = detail.get("diff")
     if d:
-        console.print(Text(f"  difference: max |Δ| {fmt(d['abs_max'])}, mean |Δ| {fmt(d['abs_mean'])}, "
-                           f"rel err {fmt(d['rel_rms'])}, cosine {fmt(d['cosine'], 6)}, SNR {fmt(d['snr_db'])} dB, "
-                           f"{d['mismatched']} of {d['total']} out of tolerance (rtol {fmt(d['rtol'])}, atol {fmt(d['atol'])})"))
+        console.print(
+            Text(
+                f"  difference: max |Δ| {fmt(d['abs_max'])}, mean |Δ| {fmt(d['abs_mean'])}, "
+                f"rel err {fmt(d['rel_rms'])}, cosine {fmt(d['cosine'], 6)}, SNR {fmt(d['snr_db'])} dB, "
+                f"{d['mismatched']} of {d['total']} out of tolerance (rtol {fmt(d['rtol'])}, atol {fmt(d['atol'])})"
+            )
+        )
     console.print(Text("  diagnosis: " + (detail.get("words") or "none"), style="bold"))
     for profile in detail["profiles"]:
-        console.print(Text(f"\nerror profile along axis {profile['axis']} ({profile['length']} indices), "
-                           f"mean |Δ| per index:", style="bold"))
+        console.print(
+            Text(
+                f"\nerror profile along axis {profile['axis']} ({profile['length']} indices), mean |Δ| per index:",
+                style="bold",
+            )
+        )
         console.print(Text(f"  {sparkline(profile['mean_abs'], max(8, min(100, console.width - 4)))}"))
         console.print(_profile_table(profile))
     if detail["worst"]:

@@ -110,7 +110,8 @@ def diff_table(report) -> Table:
             Text(fmt_side(stage.b, two_lines=True)),
             Text(f"{fmt(diff.abs_max)}\n{fmt(diff.abs_mean)}" if diff else "—"),
             Text(f"{fmt(diff.rel_rms, 2)}\n{fmt_growth(stage)}" if diff else "—"),
-            Text(verdict, style=VERDICT_STYLES[verdict]) + Text(f"\n{fmt_percent(diff.mismatched, diff.total)}" if diff else ""),
+            Text(verdict, style=VERDICT_STYLES[verdict])
+            + Text(f"\n{fmt_percent(diff.mismatched, diff.total)}" if diff else ""),
             Text(stage_diagnosis(stage, hide_dtype, pairing=False)),
         )
     return table
@@ -124,11 +125,20 @@ def root_cause_text(report) -> str:
     stage = report[root]
     jump = getattr(stage, "jump", None)
     born = jump is not None and jump >= JUMP_RATIO
-    where = (f"{root}, where the error is born" if born else f"most likely {root}, the largest jump "
-             f"(×{fmt(jump, 2)} the largest relative error before it)" if jump is not None else root)
+    where = (
+        f"{root}, where the error is born"
+        if born
+        else f"most likely {root}, the largest jump (×{fmt(jump, 2)} the largest relative error before it)"
+        if jump is not None
+        else root
+    )
     if born and stage.rel_err is not None and jump is not None and jump != float("inf"):
         earlier = stage.rel_err / jump if jump else 0.0
-        where += f" (rel err {fmt(stage.rel_err)}" + (f", up from {fmt(earlier, 2)} before it)" if earlier > 1e-300 and stage.name != report.stages[0].name else ")")
+        where += f" (rel err {fmt(stage.rel_err)}" + (
+            f", up from {fmt(earlier, 2)} before it)"
+            if earlier > 1e-300 and stage.name != report.stages[0].name
+            else ")"
+        )
     elif born and stage.rel_err == float("inf"):
         where += " (a non-finite value appears)"
     findings = [f for f in stage.diagnosis if f.get("kind") not in ("dtype", "precision")]
@@ -152,15 +162,18 @@ def summary_line(report) -> str:
         jump = getattr(report, "largest_jump", None)
         if jump is not None:
             stage = report[jump]
-            return (f"{line} No divergence beyond tolerance; the largest error jump is at {jump} (rel err "
-                    f"{fmt(stage.rel_err, 2)}, ×{fmt(stage.jump, 2)} the largest before it).{unverified}")
+            return (
+                f"{line} No divergence beyond tolerance; the largest error jump is at {jump} (rel err "
+                f"{fmt(stage.rel_err, 2)}, ×{fmt(stage.jump, 2)} the largest before it).{unverified}"
+            )
         return line + " No divergence: every stage present on both sides matches." + unverified
     stage = next(s for s in report.stages if s.name == first)
     detail = stage.verdict.value
     if stage.diff is not None and stage.diff.total == 0 and "by sketch" in stage.note:  # no element compared
         detail += f": max |Δ| >= {fmt(stage.diff.abs_max)}, compared by sketch"
     elif stage.diff is not None:
-        detail += f": max |Δ| {fmt(stage.diff.abs_max)}, {fmt_percent(stage.diff.mismatched, stage.diff.total)} of elements out of tolerance"
+        out_of_tol = fmt_percent(stage.diff.mismatched, stage.diff.total)
+        detail += f": max |Δ| {fmt(stage.diff.abs_max)}, {out_of_tol} of elements out of tolerance"
     elif stage.note:
         detail += f": {stage.note}"
     line += f" First divergence: {first} ({detail})."
@@ -178,8 +191,12 @@ def print_diff(report, width: int | None = None) -> None:
         console.print(line)
     change = report.uniform_dtype_change
     if change:
-        console.print(Text(f"dtypes: reference {change[0]}, candidate {change[1]} at every stage "
-                           "(tolerances follow the coarser one)"))
+        console.print(
+            Text(
+                f"dtypes: reference {change[0]}, candidate {change[1]} at every stage "
+                "(tolerances follow the coarser one)"
+            )
+        )
     console.print(diff_table(report))
     first = report.first_divergence
     style = "bold red" if report.failed("large") else ("yellow" if first or report.largest_jump else "green")

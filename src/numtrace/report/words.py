@@ -118,7 +118,10 @@ def describe_finding(finding: dict, lengths: tuple | None = None) -> str:
     """One finding of SPEC §3 in plain words (``lengths``: the stage's shape, for "13 of 256")."""
     kind = finding.get("kind")
     f = finding
-    length = (lambda axis: lengths[axis] if lengths and axis < len(lengths) else None)
+
+    def length(axis: int) -> int | None:
+        return lengths[axis] if lengths and axis < len(lengths) else None
+
     if kind == "dtype":
         return f"dtype {f['a']} vs {f['b']}"
     if kind == "nonfinite":
@@ -127,8 +130,10 @@ def describe_finding(finding: dict, lengths: tuple | None = None) -> str:
         text = f"axis {f['axis']} has {f['a_len']} vs {f['b_len']} elements; overlap compared"
         if f.get("a_start") or f.get("b_start"):
             n = min(f["a_len"], f["b_len"])
-            text += (f" (reference {f.get('a_start', 0)}-{f.get('a_start', 0) + n - 1} with candidate "
-                     f"{f.get('b_start', 0)}-{f.get('b_start', 0) + n - 1})")
+            text += (
+                f" (reference {f.get('a_start', 0)}-{f.get('a_start', 0) + n - 1} with candidate "
+                f"{f.get('b_start', 0)}-{f.get('b_start', 0) + n - 1})"
+            )
         return text
     if kind == "layout":
         return _with(f"same values with axes permuted: candidate = reference.transpose({tuple(f['perm'])})", f)
@@ -144,19 +149,31 @@ def describe_finding(finding: dict, lengths: tuple | None = None) -> str:
     if kind == "constant":
         return _with(f"candidate is {_value(f['value'])} everywhere", f)
     if kind == "channel_offset":
-        return _with(f"a different offset per index along axis {f['axis']}, {fmt(f['min'])} to {fmt(f['max'])}", f,
-                     "a dropped or different bias?")
+        return _with(
+            f"a different offset per index along axis {f['axis']}, {fmt(f['min'])} to {fmt(f['max'])}",
+            f,
+            "a dropped or different bias?",
+        )
     if kind == "channel_scale":
-        return _with(f"a different factor per index along axis {f['axis']}, {_factor(f['min'])} to {_factor(f['max'])}", f,
-                     "a per-channel gain, window or norm?")
+        return _with(
+            f"a different factor per index along axis {f['axis']}, {_factor(f['min'])} to {_factor(f['max'])}",
+            f,
+            "a per-channel gain, window or norm?",
+        )
     if kind == "elementwise":
         of = f"{f['of']}" if f.get("of") else "the reference value"
         at = f.get("of") or "reference"
-        return _with(f"the error is a function of {of}, largest ({fmt(f['peak_error'])}) near {at} = "
-                     f"{fmt(f['peak_at'])}", f, "another formula or activation?")
+        return _with(
+            f"the error is a function of {of}, largest ({fmt(f['peak_error'])}) near {at} = {fmt(f['peak_at'])}",
+            f,
+            "another formula or activation?",
+        )
     if kind == "proportional":
-        return _with(f"candidate = reference {_signed(f['factor'])} × {f['stage']}", f,
-                     "a step, residual or skip connection applied differently?")
+        return _with(
+            f"candidate = reference {_signed(f['factor'])} × {f['stage']}",
+            f,
+            "a step, residual or skip connection applied differently?",
+        )
     if kind == "shift":
         lag = f["lag"]
         text = f"candidate = reference shifted by {lag:+d} along axis {f['axis']} (b[i] = a[i{-lag:+d}])"
@@ -166,7 +183,9 @@ def describe_finding(finding: dict, lengths: tuple | None = None) -> str:
         return _with(text, f)
     if kind == "padding":
         there = f"reference {_value(f['value_a'])} there" if f.get("value_a") is not None else ""
-        text = f"{_value(f['value'])} padding in {fmt_range(f['start'], f['stop'], f['axis'], length(f['axis']), there)}"
+        text = (
+            f"{_value(f['value'])} padding in {fmt_range(f['start'], f['stop'], f['axis'], length(f['axis']), there)}"
+        )
         return text + (f", {fmt_explained(f)}" if "explained" in f else "")
     if kind == "localized":
         text = f"error in {fmt_range(f['start'], f['stop'], f['axis'], length(f['axis']))}"
@@ -189,8 +208,10 @@ def describe_finding(finding: dict, lengths: tuple | None = None) -> str:
 def _redundant(finding: dict, others: list[dict]) -> bool:
     """A localized band that a padding finding already names (same axis and range)."""
     return finding.get("kind") == "localized" and any(
-        o.get("kind") == "padding" and (o["axis"], o["start"], o["stop"]) == (finding["axis"], finding["start"], finding["stop"])
-        for o in others)
+        o.get("kind") == "padding"
+        and (o["axis"], o["start"], o["stop"]) == (finding["axis"], finding["start"], finding["stop"])
+        for o in others
+    )
 
 
 def describe_findings(findings: list[dict], lengths: tuple | None = None, limit: int | None = None) -> str:

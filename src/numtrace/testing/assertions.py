@@ -28,8 +28,8 @@ import numpy as np
 from .. import backends
 from .. import compare as _compare
 from ..compare import DiffReport, StageResult
-from ..trace import MemoryTrace, Trace
 from ..formats import load
+from ..trace import MemoryTrace, Trace
 from .messages import array_message, fail_rules, failing_verdicts, trace_message
 from .tolerances import tolerance_table
 
@@ -104,7 +104,9 @@ def assert_traces_close(reference, candidate, tolerance=None, only=None, map=Non
     return check_traces(reference, candidate, tolerance, only, map, fail_on)
 
 
-def check_traces(reference, candidate, tolerance=None, only=None, map=None, fail_on="large", diagnose=True) -> DiffReport:
+def check_traces(
+    reference, candidate, tolerance=None, only=None, map=None, fail_on="large", diagnose=True
+) -> DiffReport:
     """:func:`assert_traces_close`, with ``diagnose=False`` to skip the diagnosis (a quick
     pass/fail: the verdicts do not depend on it) where the engine allows it."""
     __tracebackhide__ = True
@@ -127,7 +129,9 @@ def check_traces(reference, candidate, tolerance=None, only=None, map=None, fail
             ref.close()
 
 
-def assert_close_diagnosed(reference, candidate, tolerance=None, *, name: str = "array", fail_on: str = "any") -> StageResult:
+def assert_close_diagnosed(
+    reference, candidate, tolerance=None, *, name: str = "array", fail_on: str = "any"
+) -> StageResult:
     """Assert that two arrays agree, with the diagnosis of a one-stage trace diff.
 
     Reference first: ``assert_close_diagnosed(reference, candidate)`` (numpy's

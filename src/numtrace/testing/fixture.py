@@ -45,9 +45,8 @@ import pytest
 
 import numtrace as _numtrace
 
-from ..trace import MemoryTrace, Trace
-
 from ..formats import load, save
+from ..trace import MemoryTrace, Trace
 from .assertions import TraceMismatch, as_trace, assert_traces_close, check_traces
 from .tolerances import merge_tables, tolerance_table
 
@@ -85,7 +84,9 @@ class NumtraceFixture:
         self.settings = settings
         self.nodeid = nodeid
         #: the test as it is named on the command line, from where pytest was started
-        self.selector = nodeid if path is None or "::" not in nodeid else settings.shown(Path(path)) + nodeid[nodeid.find("::"):]
+        self.selector = (
+            nodeid if path is None or "::" not in nodeid else settings.shown(Path(path)) + nodeid[nodeid.find("::") :]
+        )
         self.stem = golden_stem(nodeid)
         self._recording = None
         self._checked: set[str] = set()
@@ -133,27 +134,37 @@ class NumtraceFixture:
         key = name if name is not None else ""
         if key in self._checked:
             what = "without a name" if name is None else f"with the name {name!r}"
-            pytest.fail(f"numtrace.check_golden() was already called {what} in this test; "
-                        "give each golden check of a test its own name: check_golden('encoder')", pytrace=False)
+            pytest.fail(
+                f"numtrace.check_golden() was already called {what} in this test; "
+                "give each golden check of a test its own name: check_golden('encoder')",
+                pytrace=False,
+            )
         self._checked.add(key)
         trace = self.collect()
         if not trace.order:
-            pytest.fail("numtrace.check_golden(): this test tapped no stage (nothing to compare); "
-                        "tap them with numtrace.tap(name, array) before the check", pytrace=False)
+            pytest.fail(
+                "numtrace.check_golden(): this test tapped no stage (nothing to compare); "
+                "tap them with numtrace.tap(name, array) before the check",
+                pytrace=False,
+            )
         path = self.golden_path(name)
         if self.updating:
             selected = _select(trace, only)
             if not selected.order:
-                pytest.fail(f"numtrace.check_golden(only={only!r}): no tapped stage matches; tapped: "
-                            f"{', '.join(trace.order)}", pytrace=False)
+                pytest.fail(
+                    f"numtrace.check_golden(only={only!r}): no tapped stage matches; tapped: {', '.join(trace.order)}",
+                    pytrace=False,
+                )
             self._write_golden(selected, path, merge_tables(self.settings.tolerances, tolerance_table(tolerance)))
             return None
         if not path.is_file():
             pytest.fail(
                 f"numtrace: no golden trace for this test: {self.settings.shown(path)} does not exist.\n"
                 f"Record it by running the test once with --numtrace-update:\n"
-                f"    pytest --numtrace-update \"{self.selector}\"\n"
-                f"then review the file and commit it.", pytrace=False)
+                f'    pytest --numtrace-update "{self.selector}"\n'
+                f"then review the file and commit it.",
+                pytrace=False,
+            )
         golden = load(path, role="golden trace")
         golden.label = f"{self.settings.shown(path)} (golden)"
         try:
@@ -161,8 +172,9 @@ class NumtraceFixture:
         finally:
             golden.close()
 
-    def check_against(self, reference, *, name: str | None = None, tolerance=None, only=None, map=None,
-                      fail_on: str | None = None):
+    def check_against(
+        self, reference, *, name: str | None = None, tolerance=None, only=None, map=None, fail_on: str | None = None
+    ):
         """Compare the stages tapped so far (the candidate) with ``reference``; returns the DiffReport."""
         __tracebackhide__ = True
         return self._check(reference, self.collect(), name, tolerance, only, map, fail_on)

@@ -67,8 +67,10 @@ def trace_message(report: DiffReport, reference: Trace, candidate: Trace, rules:
     total = len(report.stages)
     reasons = report.incomplete
     if failing or not reasons:
-        headline = (f"Traces differ: {len(failing)} / {total} stages ({fmt_percent(len(failing), total)}) fail "
-                    f"({rule_words(rules)})")
+        headline = (
+            f"Traces differ: {len(failing)} / {total} stages ({fmt_percent(len(failing), total)}) fail "
+            f"({rule_words(rules)})"
+        )
     else:  # every compared stage passes, but the comparison cannot vouch for the candidate
         headline, reasons = f"Traces not verified: {reasons[0]}", reasons[1:]
     lines = [
@@ -86,8 +88,11 @@ def trace_message(report: DiffReport, reference: Trace, candidate: Trace, rules:
         lines.append(f"  dtypes: reference {change[0]}, candidate {change[1]} at every stage")
     shown, titles = [], []
     first = report.first_divergence
-    for name, title in ((first, "First divergence"), (root, "Root cause"),
-                        (failing[0].name if failing else None, "First failing stage")):
+    for name, title in (
+        (first, "First divergence"),
+        (root, "Root cause"),
+        (failing[0].name if failing else None, "First failing stage"),
+    ):
         if name is not None and name not in [s.name for s in shown]:
             shown.append(report[name])
             titles.append(title)
@@ -105,13 +110,16 @@ def array_message(stage: StageResult, reference: Trace, candidate: Trace) -> str
     if d is None:
         head = f"Arrays differ: {stage.verdict.value}, {stage.note or 'no values compared'}"
     else:
-        head = (f"Arrays differ: {stage.verdict.value}, {d.mismatched} / {d.total} values "
-                f"({fmt_percent(d.mismatched, d.total)}) out of tolerance")
+        head = (
+            f"Arrays differ: {stage.verdict.value}, {d.mismatched} / {d.total} values "
+            f"({fmt_percent(d.mismatched, d.total)}) out of tolerance"
+        )
     return "\n".join([head, *stage_details(stage, reference, candidate, counts=False)])
 
 
-def stage_details(stage: StageResult, reference: Trace, candidate: Trace, hide_dtype: bool = False,
-                  counts: bool = True) -> list[str]:
+def stage_details(
+    stage: StageResult, reference: Trace, candidate: Trace, hide_dtype: bool = False, counts: bool = True
+) -> list[str]:
     """Indented lines: shape and tolerance, figures, both sides, findings, worst elements."""
     d = stage.diff
     shapes_differ = stage.a is not None and stage.b is not None and tuple(stage.a.shape) != tuple(stage.b.shape)
@@ -124,8 +132,10 @@ def stage_details(stage: StageResult, reference: Trace, candidate: Trace, hide_d
         lines[0] += f"; tolerance rtol={fmt(d.rtol)}, atol={fmt(d.atol)}"
         worst = "a non-finite mismatch" if d.max_ratio == float("inf") else f"{fmt(d.max_ratio)}x its tolerance"
         if counts:
-            lines.append(f"  {d.mismatched} / {d.total} {values} ({fmt_percent(d.mismatched, d.total)}) "
-                         f"out of tolerance, worst {worst}")
+            lines.append(
+                f"  {d.mismatched} / {d.total} {values} ({fmt_percent(d.mismatched, d.total)}) "
+                f"out of tolerance, worst {worst}"
+            )
         else:
             lines[0] += f"; worst {worst}"
         lines.append(f"  max |Δ| {fmt(d.abs_max)}, mean |Δ| {fmt(d.abs_mean)}, relative rms {fmt(d.rel_rms)}")

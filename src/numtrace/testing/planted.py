@@ -38,8 +38,15 @@ from ..trace import MemoryTrace
 
 KINDS = ("offset", "scale", "shift", "padding", "band", "permutation", "rounding")
 #: the SPEC §3 finding kind that names each planted error
-FINDING_KIND = {"offset": "offset", "scale": "scale", "shift": "shift", "padding": "padding",
-                "band": "localized", "permutation": "layout", "rounding": "precision"}
+FINDING_KIND = {
+    "offset": "offset",
+    "scale": "scale",
+    "shift": "shift",
+    "padding": "padding",
+    "band": "localized",
+    "permutation": "layout",
+    "rounding": "precision",
+}
 ROUNDING_DTYPES = ("float32", "float16", "bfloat16", "float8_e4m3fn", "float8_e5m2")
 #: a Planted's repr lists the reference's values up to this many
 SHOWN_VALUES = 12
@@ -70,12 +77,15 @@ class Planted:
 
     def traces(self, name: str = "x") -> tuple[MemoryTrace, MemoryTrace]:
         """``(reference, candidate)`` one-stage traces holding the pair under ``name``."""
-        return (MemoryTrace({name: self.reference}, label="<planted reference>"),
-                MemoryTrace({name: (self.candidate, self.candidate_dtype)}, label=f"<planted {self.kind}>"))
+        return (
+            MemoryTrace({name: self.reference}, label="<planted reference>"),
+            MemoryTrace({name: (self.candidate, self.candidate_dtype)}, label=f"<planted {self.kind}>"),
+        )
 
     def __repr__(self) -> str:  # a falsifying example prints this: the values only when they are few
         fields = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
-        text = f"Planted({self.kind}: {fields}; shape {self.reference.shape}, {self.reference.dtype} -> {self.candidate_dtype}"
+        dtypes = f"{self.reference.dtype} -> {self.candidate_dtype}"
+        text = f"Planted({self.kind}: {fields}; shape {self.reference.shape}, {dtypes}"
         if self.reference.size <= SHOWN_VALUES:
             text += f"; reference {self.reference.tolist()}"
         return text + ")"
@@ -104,7 +114,9 @@ def plant_shift(a: np.ndarray, axis: int, lag: int) -> Planted:
     return Planted("shift", {"axis": int(axis), "lag": int(lag)}, a, np.roll(a, lag, axis))
 
 
-def plant_padding(a: np.ndarray, axis: int, start: int, stop: int, value: float, value_a: float | None = None) -> Planted:
+def plant_padding(
+    a: np.ndarray, axis: int, start: int, stop: int, value: float, value_a: float | None = None
+) -> Planted:
     """The border region ``[start, stop)`` of ``axis`` holds ``value`` in the candidate.
 
     With ``value_a`` the reference holds that constant there (it pads too, with another value).
@@ -199,5 +211,12 @@ def _region(ndim: int, axis: int, start: int, stop: int) -> tuple:
     return tuple(index)
 
 
-_PLANTERS = {"offset": plant_offset, "scale": plant_scale, "shift": plant_shift, "padding": plant_padding,
-             "band": plant_band, "permutation": plant_permutation, "rounding": plant_rounding}
+_PLANTERS = {
+    "offset": plant_offset,
+    "scale": plant_scale,
+    "shift": plant_shift,
+    "padding": plant_padding,
+    "band": plant_band,
+    "permutation": plant_permutation,
+    "rounding": plant_rounding,
+}

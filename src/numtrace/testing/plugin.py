@@ -80,17 +80,32 @@ REPORTS = pytest.StashKey[dict]()
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("numtrace", "numtrace golden traces")
-    group.addoption("--numtrace-update", action="store_true", default=False,
-                    help="write or rewrite the golden traces of the tests that call numtrace.check_golden(); "
-                         "a golden the new recording still matches within tolerance is kept as it is")
-    group.addoption("--numtrace-force-update", action="store_true", default=False,
-                    help="as --numtrace-update, but rewrite every golden that is not bit-identical, even one "
-                         "still matched within tolerance")
-    group.addoption("--numtrace-golden-dir", metavar="DIR", default=None,
-                    help="directory of golden traces (default: [tool.numtrace] golden_dir, else tests/golden "
-                         "under the rootdir)")
-    group.addoption("--numtrace-report", metavar="DIR", default=None,
-                    help="keep the traces, JSON report and message of failing numtrace checks in DIR")
+    group.addoption(
+        "--numtrace-update",
+        action="store_true",
+        default=False,
+        help="write or rewrite the golden traces of the tests that call numtrace.check_golden(); "
+        "a golden the new recording still matches within tolerance is kept as it is",
+    )
+    group.addoption(
+        "--numtrace-force-update",
+        action="store_true",
+        default=False,
+        help="as --numtrace-update, but rewrite every golden that is not bit-identical, even one "
+        "still matched within tolerance",
+    )
+    group.addoption(
+        "--numtrace-golden-dir",
+        metavar="DIR",
+        default=None,
+        help="directory of golden traces (default: [tool.numtrace] golden_dir, else tests/golden under the rootdir)",
+    )
+    group.addoption(
+        "--numtrace-report",
+        metavar="DIR",
+        default=None,
+        help="keep the traces, JSON report and message of failing numtrace checks in DIR",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -98,9 +113,13 @@ def pytest_configure(config: pytest.Config) -> None:
     section = read_pyproject(pyproject)
     unknown = sorted(set(section) - set(KEYS))
     if unknown:
-        config.issue_config_time_warning(pytest.PytestConfigWarning(
-            f"{pyproject}: numtrace ignores unknown [tool.numtrace] key(s) {', '.join(unknown)}; "
-            f"it reads {', '.join(KEYS)}"), stacklevel=2)
+        config.issue_config_time_warning(
+            pytest.PytestConfigWarning(
+                f"{pyproject}: numtrace ignores unknown [tool.numtrace] key(s) {', '.join(unknown)}; "
+                f"it reads {', '.join(KEYS)}"
+            ),
+            stacklevel=2,
+        )
     invocation = Path(config.invocation_params.dir)
     golden_option = config.getoption("numtrace_golden_dir")
     if golden_option:
@@ -141,8 +160,10 @@ def read_pyproject(path: Path) -> dict:
         raise pytest.UsageError(f"{path}: [tool.numtrace] must be a table")
     fail_on = section.get("fail_on", "any")
     if not isinstance(fail_on, str) or not all(part.strip() in FAIL_ON for part in fail_on.split(",")):
-        raise pytest.UsageError(f"{path}: [tool.numtrace] fail_on must be one of {', '.join(FAIL_ON)} "
-                                f"(or several, comma-separated), got {fail_on!r}")
+        raise pytest.UsageError(
+            f"{path}: [tool.numtrace] fail_on must be one of {', '.join(FAIL_ON)} "
+            f"(or several, comma-separated), got {fail_on!r}"
+        )
     if "golden_dir" in section and not (isinstance(section["golden_dir"], str) and section["golden_dir"]):
         raise pytest.UsageError(f"{path}: [tool.numtrace] golden_dir must be a non-empty string (a path)")
     return section
@@ -189,8 +210,10 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     settings = config.stash.get(SETTINGS, None)
     if settings is None or not (settings.update or settings.report_dir):
         return []
-    lines = [f"numtrace: golden traces in {settings.shown(settings.golden_dir)}"
-             + (" (update mode: writing them)" if settings.update else "")]
+    lines = [
+        f"numtrace: golden traces in {settings.shown(settings.golden_dir)}"
+        + (" (update mode: writing them)" if settings.update else "")
+    ]
     if settings.report_dir:
         lines.append(f"numtrace: reports of failing checks in {settings.shown(settings.report_dir)}")
     return lines
@@ -203,17 +226,22 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config)
     terminalreporter.section("numtrace")
     if settings.written or settings.unchanged or settings.within:
         new = sum(1 for _, how in settings.written if how == "new")
-        within = (f", {len(settings.within)} kept: still matched within tolerance "
-                  "(--numtrace-force-update rewrites them)") if settings.within else ""
+        within = (
+            (f", {len(settings.within)} kept: still matched within tolerance (--numtrace-force-update rewrites them)")
+            if settings.within
+            else ""
+        )
         terminalreporter.write_line(
             f"golden traces in {settings.shown(settings.golden_dir)}: {len(settings.written)} written "
-            f"({new} new, {len(settings.written) - new} changed), {len(settings.unchanged)} unchanged{within}")
+            f"({new} new, {len(settings.written) - new} changed), {len(settings.unchanged)} unchanged{within}"
+        )
         for path, how in settings.written:
             terminalreporter.write_line(f"  {how:<7} {settings.shown(path)}")
         for path in settings.within:
             terminalreporter.write_line(f"  kept    {settings.shown(path)}")
     if settings.kept:
         terminalreporter.write_line(
-            f"traces and reports of {len(settings.kept)} failing check(s) kept in {settings.shown(settings.report_dir)}")
+            f"traces and reports of {len(settings.kept)} failing check(s) kept in {settings.shown(settings.report_dir)}"
+        )
         for path in settings.kept:
             terminalreporter.write_line(f"  {settings.shown(path)}")

@@ -34,11 +34,34 @@ from hypothesis.extra import numpy as hnp
 
 from .. import dtypes
 from ..trace import MemoryTrace
-from .planted import (KINDS, Planted, max_abs_error, peak, plant_band, plant_offset, plant_padding,
-                      plant_permutation, plant_rounding, plant_scale, plant_shift)
+from .planted import (
+    KINDS,
+    Planted,
+    max_abs_error,
+    peak,
+    plant_band,
+    plant_offset,
+    plant_padding,
+    plant_permutation,
+    plant_rounding,
+    plant_scale,
+    plant_shift,
+)
 
-__all__ = ["arrays", "offsets", "scales", "shifts", "paddings", "bands", "permutations", "roundings",
-           "planted", "trace_pairs", "PlantedTraces", "KINDS"]
+__all__ = [
+    "arrays",
+    "offsets",
+    "scales",
+    "shifts",
+    "paddings",
+    "bands",
+    "permutations",
+    "roundings",
+    "planted",
+    "trace_pairs",
+    "PlantedTraces",
+    "KINDS",
+]
 
 MAGNITUDES = (1.0, 1e-3, 1e3)
 _WIDTH = {"float64": 64, "float32": 32, "float16": 16}
@@ -58,8 +81,18 @@ def _strategy(value, name: str) -> st.SearchStrategy:
 
 
 @st.composite
-def arrays(draw, dtype=("float64", "float32"), shape=None, *, min_dims=1, max_dims=3, min_side=1, max_side=8,
-           magnitudes=MAGNITUDES, finite=True) -> np.ndarray:
+def arrays(
+    draw,
+    dtype=("float64", "float32"),
+    shape=None,
+    *,
+    min_dims=1,
+    max_dims=3,
+    min_side=1,
+    max_side=8,
+    magnitudes=MAGNITUDES,
+    finite=True,
+) -> np.ndarray:
     """Floating arrays: ``dtype`` (a name, a list of names or a strategy; float64/32/16),
     ``shape`` (a tuple or strategy; default from ``min_dims``..``max_side``), values within
     ``±magnitude`` (drawn from ``magnitudes``), every element drawn; ``finite=False`` adds NaN and ±inf.
@@ -198,8 +231,14 @@ def roundings(draw, arrays=None, dtypes=("float32", "float16", "bfloat16")) -> P
     return plant_rounding(a, dtype)
 
 
-_BY_KIND = {"offset": offsets, "scale": scales, "shift": shifts, "padding": paddings, "band": bands,
-            "permutation": permutations}
+_BY_KIND = {
+    "offset": offsets,
+    "scale": scales,
+    "shift": shifts,
+    "padding": paddings,
+    "band": bands,
+    "permutation": permutations,
+}
 
 
 def planted(kinds=KINDS, arrays=None, min_error=0.01) -> st.SearchStrategy:
@@ -207,8 +246,9 @@ def planted(kinds=KINDS, arrays=None, min_error=0.01) -> st.SearchStrategy:
     unknown = [kind for kind in kinds if kind not in KINDS]
     if unknown or not kinds:
         raise ValueError(f"kinds must be among {', '.join(KINDS)}, got {list(kinds)!r}")
-    options = [roundings(arrays) if kind == "rounding" else _BY_KIND[kind](arrays, min_error=min_error)
-               for kind in kinds]
+    options = [
+        roundings(arrays) if kind == "rounding" else _BY_KIND[kind](arrays, min_error=min_error) for kind in kinds
+    ]
     return st.one_of(*options)
 
 
@@ -258,5 +298,9 @@ def trace_pairs(draw, kinds=KINDS, stages=st.integers(1, 5), arrays=None, min_er
         else:
             values = draw(_references(arrays))
             reference[name], candidate[name] = values, values.copy()
-    return PlantedTraces(MemoryTrace(reference, label="<planted reference>"),
-                         MemoryTrace(candidate, label="<planted candidate>"), names[where], p)
+    return PlantedTraces(
+        MemoryTrace(reference, label="<planted reference>"),
+        MemoryTrace(candidate, label="<planted candidate>"),
+        names[where],
+        p,
+    )

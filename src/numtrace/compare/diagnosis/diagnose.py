@@ -54,6 +54,9 @@ import math
 import numpy as np
 
 from ... import dtypes
+from ..findings import Finding, as_finding
+from ..pairing.layout import candidate_perms, canonical_perm, misfit
+from . import sums
 from .fits import (
     ELEMENTWISE_MAX,
     SIGN_TOLERANCE,
@@ -64,11 +67,7 @@ from .fits import (
     fit_proportional,
     significant,
 )
-from . import sums
-from ..pairing.layout import candidate_perms, canonical_perm, misfit
-from .ordering import COMPLETE, PRIORITY, RICH_KINDS, SIMPLE_KINDS, TIE  # noqa: F401 (documented here too)
-from ..findings import Finding, as_finding
-from .ordering import as_causes
+from .ordering import COMPLETE, PRIORITY, RICH_KINDS, SIMPLE_KINDS, TIE, as_causes  # noqa: F401 (documented here too)
 from .ordering import ordered as _ordered
 from .ordering import pruned as _pruned
 from .regions import find_localized, find_padding, find_shift
@@ -104,8 +103,9 @@ def _real(x: np.ndarray) -> np.ndarray:
     return x.astype(np.float64, copy=False)
 
 
-def diagnose(a, b, dtype_a: str = "float64", dtype_b: str = "float64", related: dict | None = None,
-             window=None) -> list[Finding]:
+def diagnose(
+    a, b, dtype_a: str = "float64", dtype_b: str = "float64", related: dict | None = None, window=None
+) -> list[Finding]:
     """Findings for two aligned arrays of one shape (see the module docstring).
 
     ``related``: ``{stage name: reference values}`` of earlier stages of the
@@ -139,7 +139,9 @@ def diagnose(a, b, dtype_a: str = "float64", dtype_b: str = "float64", related: 
     layout = None if window is None else functools.partial(window.layout, unit=unit)
     fitted = _numeric(a * unit, b * unit, mask, dtypes.eps(coarse), coarse, bool(findings), raw, limit, layout)
     if related and not any(f["kind"] == "precision" for f in fitted):
-        extra = _related_fits(a * unit, b * unit, mask, related, unit, _pruned(_ordered(fitted)) if raw else fitted, limit)
+        extra = _related_fits(
+            a * unit, b * unit, mask, related, unit, _pruned(_ordered(fitted)) if raw else fitted, limit
+        )
         if raw:
             fitted = fitted + extra
         elif extra:
@@ -177,8 +179,17 @@ def unscaled(finding: Finding, unit: float) -> Finding:
     return finding.replace(**fields) if fields else finding
 
 
-def _numeric(a, b, mask, eps: float, coarse: str, nonfinite: bool, raw: bool = False,
-             limit: int = ELEMENTWISE_MAX, layout_fit=None) -> list[Finding]:
+def _numeric(
+    a,
+    b,
+    mask,
+    eps: float,
+    coarse: str,
+    nonfinite: bool,
+    raw: bool = False,
+    limit: int = ELEMENTWISE_MAX,
+    layout_fit=None,
+) -> list[Finding]:
     e = b - a
     e2 = e * e
     energy = float(e2.sum())
@@ -188,7 +199,12 @@ def _numeric(a, b, mask, eps: float, coarse: str, nonfinite: bool, raw: bool = F
     a2 = float((a * a).sum())
     peak = float(max(np.abs(a).max(), np.abs(b).max()))
     rms_e, rms_a = math.sqrt(energy / n), math.sqrt(a2 / n)
-    if eps > 0 and not nonfinite and rms_e <= PRECISION_RMS * eps * rms_a and float(np.abs(e).max()) <= PRECISION_MAX * eps * peak:
+    if (
+        eps > 0
+        and not nonfinite
+        and rms_e <= PRECISION_RMS * eps * rms_a
+        and float(np.abs(e).max()) <= PRECISION_MAX * eps * peak
+    ):
         return [Finding.of("precision", dtype=coarse, residual=rms_e / rms_a if rms_a else math.inf)]
     x, y = a[mask], b[mask]
     found = _window_global(x, y) if raw else _global(x, y)
@@ -202,7 +218,11 @@ def _numeric(a, b, mask, eps: float, coarse: str, nonfinite: bool, raw: bool = F
             rich.append(as_finding(entry))
     best_so_far = max([simple] + [f["explained"] for f in rich])
     elementwise = fit_elementwise(x, y - x, float(dot_sum(x, x)), limit)
-    if elementwise and elementwise.pop("significant") and better(elementwise["explained"], best_so_far, MIN_EXPLAINED_ELEMENTWISE):
+    if (
+        elementwise
+        and elementwise.pop("significant")
+        and better(elementwise["explained"], best_so_far, MIN_EXPLAINED_ELEMENTWISE)
+    ):
         rich.append(as_finding(elementwise))
     layout = (layout_fit or _equal_shape_layout)(a, b, energy, a2)
     if layout:
@@ -229,8 +249,14 @@ def _window_global(x: np.ndarray, y: np.ndarray) -> list[Finding]:
     window these fits only decide which richer fits earn their parameters (the whole stage's
     come from its own sums)."""
     e = y - x
-    moments = {"n": float(x.size), "a": float(x.sum()), "e": float(e.sum()), "ee": float(np.einsum("i,i->", e, e)),
-               "aa": float(np.einsum("i,i->", x, x)), "ae": float(np.einsum("i,i->", x, e))}
+    moments = {
+        "n": float(x.size),
+        "a": float(x.sum()),
+        "e": float(e.sum()),
+        "ee": float(np.einsum("i,i->", e, e)),
+        "aa": float(np.einsum("i,i->", x, x)),
+        "ae": float(np.einsum("i,i->", x, e)),
+    }
     return global_findings(sums.global_fits(moments))
 
 
@@ -239,26 +265,38 @@ def global_findings(fits: dict[str, dict]) -> list[Finding]:
     out = []
     offset, scale, affine = fits.get("offset"), fits.get("scale"), fits.get("affine")
     if offset and offset["significant"] and offset["explained"] >= MIN_EXPLAINED:
-        out.append(Finding.of("offset", value=offset["value"], explained=offset["explained"],
-                              residual=offset["residual"]))
-    if scale and scale["significant"] and scale["explained"] >= MIN_EXPLAINED and \
-            SCALE_RANGE[0] <= abs(scale["factor"]) <= SCALE_RANGE[1]:
+        out.append(
+            Finding.of("offset", value=offset["value"], explained=offset["explained"], residual=offset["residual"])
+        )
+    if (
+        scale
+        and scale["significant"]
+        and scale["explained"] >= MIN_EXPLAINED
+        and SCALE_RANGE[0] <= abs(scale["factor"]) <= SCALE_RANGE[1]
+    ):
         k = scale["factor"]
         if abs(k + 1.0) <= SIGN_TOLERANCE:
             out.append(Finding.of("sign", explained=scale["explained"], residual=scale["residual"]))
         else:
             db = 20.0 * math.log10(abs(k)) if k != 0 else None
-            out.append(Finding.of("scale", factor=k, db=db, explained=scale["explained"],
-                                  residual=scale["residual"]))
+            out.append(Finding.of("scale", factor=k, db=db, explained=scale["explained"], residual=scale["residual"]))
     simple = max((f["explained"] for f in out), default=0.0)
     if affine and affine["significant"] and better(affine["explained"], simple):
-        out.append(Finding.of("affine", factor=affine["factor"], value=affine["value"],
-                              explained=affine["explained"], residual=affine["residual"]))
+        out.append(
+            Finding.of(
+                "affine",
+                factor=affine["factor"],
+                value=affine["value"],
+                explained=affine["explained"],
+                residual=affine["residual"],
+            )
+        )
     return out
 
 
-def _related_fits(a, b, mask, related: dict, unit: float, fitted: list[Finding],
-                  limit: int = ELEMENTWISE_MAX) -> list[Finding]:
+def _related_fits(
+    a, b, mask, related: dict, unit: float, fitted: list[Finding], limit: int = ELEMENTWISE_MAX
+) -> list[Finding]:
     """Fits of the error against earlier stages' reference values: a multiple of one
     (``proportional``), or a function of one (``elementwise`` with ``of``: another
     activation applied to the same input)."""
@@ -275,8 +313,11 @@ def _related_fits(a, b, mask, related: dict, unit: float, fitted: list[Finding],
             if fit and fit.pop("significant"):
                 kind = fit["kind"]
                 if kind not in best or fit["explained"] > best[kind]["explained"]:
-                    best[kind] = Finding.of(kind, **{("stage" if kind == "proportional" else "of"): name},
-                                            **{k: v for k, v in fit.items() if k != "kind"})
+                    best[kind] = Finding.of(
+                        kind,
+                        **{("stage" if kind == "proportional" else "of"): name},
+                        **{k: v for k, v in fit.items() if k != "kind"},
+                    )
     simple = max((f.explained for f in fitted if f.explained is not None and not f.wide), default=0.0)
     out = []
     if "proportional" in best and better(best["proportional"]["explained"], simple):
@@ -300,5 +341,9 @@ def _equal_shape_layout(a, b, energy: float, a2: float) -> Finding | None:
     explained = 1.0 - left / energy
     if explained < MIN_EXPLAINED_RICH or not significant(energy, left, a.size, 1, 1):
         return None
-    return Finding.of("layout", perm=[int(p) for p in perm], explained=explained,
-                      residual=math.sqrt(left / a2) if a2 > 0 else math.inf)
+    return Finding.of(
+        "layout",
+        perm=[int(p) for p in perm],
+        explained=explained,
+        residual=math.sqrt(left / a2) if a2 > 0 else math.inf,
+    )

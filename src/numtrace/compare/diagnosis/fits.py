@@ -87,8 +87,12 @@ def fit_global(x: np.ndarray, y: np.ndarray) -> dict[str, dict]:
         k = float(dot_sum(dx, y - my)) / var
         c = my - k * mx
         left = float(np.sum((y - k * x - c) ** 2))
-        out["affine"] = {"factor": k, "value": c, **shares(energy, left, a2),
-                         "significant": significant(energy, left, n, 2, 2)}
+        out["affine"] = {
+            "factor": k,
+            "value": c,
+            **shares(energy, left, a2),
+            "significant": significant(energy, left, n, 2, 2),
+        }
     return out
 
 
@@ -128,9 +132,14 @@ def fit_channels(a: np.ndarray, b: np.ndarray, mask: np.ndarray, energy: float, 
 def keep_best(best, kind, axis, values, energy, left, a2, n, length, defined) -> None:
     """Keep the fit along ``axis`` if it beats the best so far; min/max over ``defined`` indices."""
     shown = values[defined] if defined.any() else values
-    entry = {"kind": kind, "axis": axis, **shares(energy, left, a2),
-             "significant": significant(energy, left, n, length, length),
-             "min": float(shown.min()), "max": float(shown.max())}
+    entry = {
+        "kind": kind,
+        "axis": axis,
+        **shares(energy, left, a2),
+        "significant": significant(energy, left, n, length, length),
+        "min": float(shown.min()),
+        "max": float(shown.max()),
+    }
     if length <= 16:
         entry["values"] = [float(v) for v in values]
     if kind not in best or entry["explained"] > best[kind]["explained"]:
@@ -169,9 +178,13 @@ def fit_elementwise(x: np.ndarray, e: np.ndarray, a2: float, max_elements: int =
         means.append(mean)
         centers.append(float(xs[(lo + hi) // 2]))  # xs is sorted: the group's median
     peak = int(np.argmax(np.abs(means)))
-    return {"kind": "elementwise", **shares(energy, left, a2),
-            "significant": significant(energy, left, n, groups, groups),
-            "peak_at": centers[peak], "peak_error": means[peak]}
+    return {
+        "kind": "elementwise",
+        **shares(energy, left, a2),
+        "significant": significant(energy, left, n, groups, groups),
+        "peak_at": centers[peak],
+        "peak_error": means[peak],
+    }
 
 
 def fit_proportional(e: np.ndarray, x: np.ndarray, a: np.ndarray, a2: float) -> dict | None:
@@ -186,5 +199,9 @@ def fit_proportional(e: np.ndarray, x: np.ndarray, a: np.ndarray, a2: float) -> 
         return None
     k = float(dot_sum(e, x)) / xx
     left = float(np.sum((e - k * x) ** 2))
-    return {"kind": "proportional", "factor": k, **shares(energy, left, a2),
-            "significant": significant(energy, left, e.size, 1, 1)}
+    return {
+        "kind": "proportional",
+        "factor": k,
+        **shares(energy, left, a2),
+        "significant": significant(energy, left, e.size, 1, 1),
+    }

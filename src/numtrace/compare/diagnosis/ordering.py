@@ -27,8 +27,21 @@ RICH_KINDS = frozenset({"affine", "channel_offset", "channel_scale", "elementwis
 #: Findings whose explained shares differ by less than this tie (float rounding of an exact
 #: fit): the more specific comes first, and a tied one-parameter model is kept.
 TIE = 1e-6
-PRIORITY = ("padding", "shift", "sign", "offset", "scale", "localized", "constant", "layout", "proportional",
-            "affine", "channel_offset", "channel_scale", "elementwise")
+PRIORITY = (
+    "padding",
+    "shift",
+    "sign",
+    "offset",
+    "scale",
+    "localized",
+    "constant",
+    "layout",
+    "proportional",
+    "affine",
+    "channel_offset",
+    "channel_scale",
+    "elementwise",
+)
 
 
 #: A transform (offset, scale, layout, shift...) is offered as the cause of a stage's error only

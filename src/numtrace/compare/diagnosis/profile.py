@@ -60,13 +60,18 @@ def axis_profiles(a, b, rtol: float | None = None, atol: float | None = None) ->
             ref_rms = np.sqrt((a0 * a0).sum(axis=other) / count if other else a0 * a0)
         max_abs = np.abs(d).max(axis=other) if other else np.abs(d)
         profile = {
-            "axis": axis, "length": int(a.shape[axis]),
-            "mean_diff": _list(mean_diff, count), "mean_abs": _list(mean_abs, count),
-            "max_abs": _list(max_abs, count), "ref_rms": _list(ref_rms, count),
+            "axis": axis,
+            "length": int(a.shape[axis]),
+            "mean_diff": _list(mean_diff, count),
+            "mean_abs": _list(mean_abs, count),
+            "max_abs": _list(max_abs, count),
+            "ref_rms": _list(ref_rms, count),
         }
         if ratio is not None:
             worst = ratio.max(axis=other) if other else ratio
-            profile["verdict"] = np.where(worst <= 1.0, "MATCH", np.where(worst <= SMALL_FACTOR, "SMALL", "LARGE")).tolist()
+            profile["verdict"] = np.where(
+                worst <= 1.0, "MATCH", np.where(worst <= SMALL_FACTOR, "SMALL", "LARGE")
+            ).tolist()
         out.append(profile)
     return out
 

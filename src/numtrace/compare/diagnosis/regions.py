@@ -122,11 +122,19 @@ def find_padding(a, b, mask, energy: float, a2: float, eps: float) -> list[Findi
             region_a = ra[start:stop]
             lo, hi = float(region_a.min()), float(region_a.max())
             value_a = lo if hi - lo <= 4 * eps * max(abs(lo), abs(hi)) else None
-            found.append(Finding.of(
-                "padding", axis=axis, start=start, stop=stop, value=value, value_a=value_a,
-                explained=region_e / energy, residual=residual(energy - region_e, a2),
-                single=len(run) * rb.shape[1] == 1,  # ordered after the localized finding (ordering)
-            ))
+            found.append(
+                Finding.of(
+                    "padding",
+                    axis=axis,
+                    start=start,
+                    stop=stop,
+                    value=value,
+                    value_a=value_a,
+                    explained=region_e / energy,
+                    residual=residual(energy - region_e, a2),
+                    single=len(run) * rb.shape[1] == 1,  # ordered after the localized finding (ordering)
+                )
+            )
     return found
 
 
@@ -185,11 +193,18 @@ def find_localized(a, b, e2, energy: float, a2: float, eps: float = 0.0) -> list
         for start, stop in bands:
             inside = float(profile[start:stop].sum())
             fit = _band_fit(np.take(a, range(start, stop), axis), np.take(b, range(start, stop), axis))
-            found.append(Finding.of(
-                "localized", axis=axis, start=int(start), stop=int(stop), explained=inside / energy,
-                residual=residual(energy - inside, a2), **fit,
-                wide=stop - start > LOCALIZED_MAX_SHARE * length,  # most of the axis: after the models
-            ))
+            found.append(
+                Finding.of(
+                    "localized",
+                    axis=axis,
+                    start=int(start),
+                    stop=int(stop),
+                    explained=inside / energy,
+                    residual=residual(energy - inside, a2),
+                    **fit,
+                    wide=stop - start > LOCALIZED_MAX_SHARE * length,  # most of the axis: after the models
+                )
+            )
     return found
 
 
@@ -300,5 +315,13 @@ def find_shift(a, b, mask, energy: float, a2: float) -> list[Finding]:
         return []
     (judged, explained, linear), axis, lag = best
     overlap = {"overlap_explained": judged} if linear and judged > explained else {}
-    return [Finding.of("shift", axis=axis, lag=lag, explained=explained,
-                       residual=residual((1.0 - explained) * energy, a2), **overlap)]
+    return [
+        Finding.of(
+            "shift",
+            axis=axis,
+            lag=lag,
+            explained=explained,
+            residual=residual((1.0 - explained) * energy, a2),
+            **overlap,
+        )
+    ]

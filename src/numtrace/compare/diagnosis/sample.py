@@ -44,6 +44,8 @@ import numpy as np
 
 from ... import dtypes
 from ...trace import Trace
+from ..findings import Finding, as_finding
+from ..pairing.layout import candidate_perms, canonical_perm, misfit
 from . import sums
 from .diagnose import (
     EXACT,
@@ -56,8 +58,6 @@ from .diagnose import (
     unscaled,
 )
 from .fits import significant
-from ..pairing.layout import candidate_perms, canonical_perm, misfit
-from ..findings import Finding, as_finding
 from .ordering import as_causes, ordered, pruned
 from .regions import NOISE_EPS
 
@@ -79,10 +79,10 @@ def choose_box(shape: tuple, worst: tuple | None, budget: int) -> tuple[tuple[in
         return tuple((0, s) for s in shape)
     worst = tuple(worst) if worst is not None and len(worst) == len(shape) else (0,) * len(shape)
     worst = tuple(min(max(int(w), 0), s - 1) for w, s in zip(worst, shape))
-    c = next(i for i in range(len(shape)) if math.prod(shape[i + 1:]) <= budget)
-    inner = math.prod(shape[c + 1:])
+    c = next(i for i in range(len(shape)) if math.prod(shape[i + 1 :]) <= budget)
+    inner = math.prod(shape[c + 1 :])
     length = min(shape[c], budget // inner)
-    box = [(w, w + 1) for w in worst[:c]] + [_around(worst[c], length, shape[c])] + [(0, s) for s in shape[c + 1:]]
+    box = [(w, w + 1) for w in worst[:c]] + [_around(worst[c], length, shape[c])] + [(0, s) for s in shape[c + 1 :]]
     for j in range(c + 1, len(shape)):
         if shape[j] == shape[c] and length < shape[c]:
             side = min(shape[c], math.isqrt(budget * shape[j] // inner))
@@ -115,7 +115,9 @@ def _around(at: int, length: int, size: int) -> tuple[int, int]:
 
 def box_text(shape: tuple, box: tuple) -> str:
     """``[2, 172:428, :]``: the window in NumPy's index notation."""
-    parts = [":" if (lo, hi) == (0, s) else str(lo) if hi - lo == 1 else f"{lo}:{hi}" for (lo, hi), s in zip(box, shape)]
+    parts = [
+        ":" if (lo, hi) == (0, s) else str(lo) if hi - lo == 1 else f"{lo}:{hi}" for (lo, hi), s in zip(box, shape)
+    ]
     return "[" + ", ".join(parts) + "]"
 
 
@@ -138,14 +140,30 @@ class Window:
 
     elementwise_max = SAMPLE_ELEMENTWISE_MAX
 
-    def __init__(self, shape, box, a, b, stage_sums: sums.Sums, unit: float, stats_a, stats_b, d,
-                 dtype_a: str, dtype_b: str, mirror: tuple | None = None) -> None:
+    def __init__(
+        self,
+        shape,
+        box,
+        a,
+        b,
+        stage_sums: sums.Sums,
+        unit: float,
+        stats_a,
+        stats_b,
+        d,
+        dtype_a: str,
+        dtype_b: str,
+        mirror: tuple | None = None,
+    ) -> None:
         self.shape, self.box, self.a, self.b, self.sums, self.unit = tuple(shape), tuple(box), a, b, stage_sums, unit
         self.mirror = mirror  # (box, the reference's values there), see mirror_box
         self.stats_a, self.stats_b, self.dtype_a, self.dtype_b = stats_a, stats_b, dtype_a, dtype_b
         self.cut = {i for i, (lo, hi) in enumerate(self.box) if hi - lo < self.shape[i]}
-        self.nonfinite = [Finding.of("nonfinite", side=side, count=int(count))
-                          for side, count in (("a", d.nonfinite_a), ("b", d.nonfinite_b)) if count]
+        self.nonfinite = [
+            Finding.of("nonfinite", side=side, count=int(count))
+            for side, count in (("a", d.nonfinite_a), ("b", d.nonfinite_b))
+            if count
+        ]
         self.exact = [unscaled(f, unit) for f in self._exact()]  # before ordering (private keys kept)
 
     def complete(self) -> bool:
@@ -178,8 +196,12 @@ class Window:
         explained = 1.0 - left / energy
         if explained < MIN_EXPLAINED_RICH or not significant(energy, left, a.size, 1, 1):
             return None
-        return Finding.of("layout", perm=[int(p) for p in canonical_perm(best[1], self.shape)], explained=explained,
-                          residual=math.sqrt(left / a2) if a2 > 0 else math.inf)
+        return Finding.of(
+            "layout",
+            perm=[int(p) for p in canonical_perm(best[1], self.shape)],
+            explained=explained,
+            residual=math.sqrt(left / a2) if a2 > 0 else math.inf,
+        )
 
     def _permuted(self, a, perm, unit: float):
         """The reference's values that ``transpose(reference, perm)`` puts in the window, or None."""
@@ -197,8 +219,10 @@ class Window:
         size, total = math.prod(self.a.shape), math.prod(self.shape)
         energy = self.sums.total["ee"]
         share = f", {100.0 * self.sums.window_ee / energy:.3g}% of the error" if energy > 0 else ""
-        return (f"diagnosed from a sample {box_text(self.shape, self.box)} ({size} of {total} elements{share}): "
-                f"findings with \"source\": \"sample\" describe the sample, the others the whole stage")
+        return (
+            f"diagnosed from a sample {box_text(self.shape, self.box)} ({size} of {total} elements{share}): "
+            f'findings with "source": "sample" describe the sample, the others the whole stage'
+        )
 
     def adjust(self, found: list[Finding]) -> list[Finding]:
         """The window's findings (in the stage's units, before ordering) in the stage's
@@ -255,16 +279,20 @@ def scale_unit(stats_a, stats_b) -> float:
     return math.ldexp(1.0, -math.frexp(peak)[1]) if peak > 0 and math.isfinite(peak) else 1.0
 
 
-def diagnose_stage(reference: Trace, name_a: str, candidate: Trace, name_b: str, stats_a, stats_b, d,
-                   budget: int) -> tuple[list[dict], str, Window | None]:
+def diagnose_stage(
+    reference: Trace, name_a: str, candidate: Trace, name_b: str, stats_a, stats_b, d, budget: int
+) -> tuple[list[dict], str, Window | None]:
     """Findings of a stage of equal shapes on both sides, larger than ``budget``, its note, and
     its :class:`Window` (None when the comparison's statistics settle it: rounding, or no
     finite difference). ``stats_*``/``d``: the stage's comparison (``compare_stage``)."""
     dtype_a, dtype_b = reference.info(name_a).dtype, candidate.info(name_b).dtype
     shape = tuple(reference.info(name_a).shape)
     dtype = [Finding.of("dtype", a=dtype_a, b=dtype_b)] if dtype_a != dtype_b else []
-    nonfinite = [Finding.of("nonfinite", side=side, count=int(count))
-                 for side, count in (("a", d.nonfinite_a), ("b", d.nonfinite_b)) if count]
+    nonfinite = [
+        Finding.of("nonfinite", side=side, count=int(count))
+        for side, count in (("a", d.nonfinite_a), ("b", d.nonfinite_b))
+        if count
+    ]
     rounding = precision_finding(stats_a, stats_b, d, dtypes.coarser(dtype_a, dtype_b))
     if rounding is not None or not d.rms:
         return nonfinite + ([rounding] if rounding else []) + dtype, "", None

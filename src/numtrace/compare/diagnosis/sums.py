@@ -24,7 +24,8 @@ Example:
     >>> wa, wb, s = scan(MemoryTrace({"x": a}), "x", MemoryTrace({"x": b}), "x", a.shape, box, 1.0, axes=[0])
     >>> wb.shape, float(s.total["e"]), s.axes[0]["e"].tolist(), s.window_ee == s.total["ee"]
     ((1, 3, 4), 6.0, [0.0, 6.0], True)
-    >>> [(f["axis"], f["start"], f["stop"], f["offset"]) for f in localized(0, s.axes[0], s.total["ee"], s.total["aa"], 0.0)]
+    >>> bands = localized(0, s.axes[0], s.total["ee"], s.total["aa"], 0.0)
+    >>> [(f["axis"], f["start"], f["stop"], f["offset"]) for f in bands]
     [(0, 1, 2, 0.5)]
 """
 
@@ -69,8 +70,8 @@ class _Plan:
     def __init__(self, shape: tuple, box: tuple) -> None:
         self.shape, self.box = tuple(shape), tuple(box)
         self.last = max((i for i, (lo, hi) in enumerate(box) if hi - lo < shape[i]), default=-1)
-        self.slab = math.prod(self.shape[self.last + 1:])
-        self.strides = [math.prod(self.shape[i + 1:self.last + 1]) for i in range(self.last + 1)]
+        self.slab = math.prod(self.shape[self.last + 1 :])
+        self.strides = [math.prod(self.shape[i + 1 : self.last + 1]) for i in range(self.last + 1)]
         self.width = self.shape[self.last] if self.last >= 0 else 1
         self.rows = self.last >= 0 and self.slab < ROW_SLAB and self.slab * self.width <= CHUNK
         unit = self.slab * (self.width if self.rows else 1)
@@ -177,12 +178,20 @@ def _slab_sums(ca: np.ndarray, cb: np.ndarray, m: int, unit: float, finite: bool
         n = ok.sum(axis=1).astype(np.float64)
         va, vb = np.where(ok, va, 0.0), np.where(ok, vb, 0.0)
     e = np.subtract(vb, va, out=vb)
-    return {"n": n, "a": _rowsum(va), "e": _rowsum(e), "ee": _rowdot(e, e), "aa": _rowdot(va, va),
-            "ae": _rowdot(va, e)}
+    return {"n": n, "a": _rowsum(va), "e": _rowsum(e), "ee": _rowdot(e, e), "aa": _rowdot(va, va), "ae": _rowdot(va, e)}
 
 
-def scan(reference: Trace, name_a: str, candidate: Trace, name_b: str, shape: tuple, box: tuple,
-         unit: float, finite: bool = True, axes=()) -> tuple[np.ndarray, np.ndarray, Sums]:
+def scan(
+    reference: Trace,
+    name_a: str,
+    candidate: Trace,
+    name_b: str,
+    shape: tuple,
+    box: tuple,
+    unit: float,
+    finite: bool = True,
+    axes=(),
+) -> tuple[np.ndarray, np.ndarray, Sums]:
     """Both stages' values inside ``box``, and the :class:`Sums` of the whole stage (per index
     along each of ``axes``, which must be axes the box cuts). ``finite``: no NaN/Inf on either side."""
     shape = tuple(shape)
@@ -225,15 +234,22 @@ def global_fits(total: dict) -> dict[str, dict]:
     out["offset"] = {"value": se / n, **shares(see, left, saa), "significant": significant(see, left, n, 1, 1)}
     if saa > 0:  # b = k a: k - 1 = sum(a e) / sum(a^2), what is left is e's part orthogonal to a
         left = see - sae * sae / saa
-        out["scale"] = {"factor": 1.0 + sae / saa, **shares(see, left, saa),
-                        "significant": significant(see, left, n, 1, 1)}
+        out["scale"] = {
+            "factor": 1.0 + sae / saa,
+            **shares(see, left, saa),
+            "significant": significant(see, left, n, 1, 1),
+        }
     sxx = saa - sa * sa / n
     if sxx > 0 and n > 2:
         sxe = sae - sa * se / n
         slope = sxe / sxx
         left = see - se * se / n - sxe * sxe / sxx
-        out["affine"] = {"factor": 1.0 + slope, "value": (se - slope * sa) / n, **shares(see, left, saa),
-                         "significant": significant(see, left, n, 2, 2)}
+        out["affine"] = {
+            "factor": 1.0 + slope,
+            "value": (se - slope * sa) / n,
+            **shares(see, left, saa),
+            "significant": significant(see, left, n, 2, 2),
+        }
     return out
 
 
@@ -245,8 +261,18 @@ def channel_fits(best: dict, axis: int, sums: dict, energy: float, a2: float, n:
         return best
     count, se, see, saa, sae = sums["n"], sums["e"], sums["ee"], sums["aa"], sums["ae"]
     values = np.where(count > 0, se / np.maximum(count, 1), 0.0)
-    keep_best(best, "channel_offset", axis, values, energy, energy - float(np.sum(count * values * values)),
-          a2, n, length, count > 0)
+    keep_best(
+        best,
+        "channel_offset",
+        axis,
+        values,
+        energy,
+        energy - float(np.sum(count * values * values)),
+        a2,
+        n,
+        length,
+        count > 0,
+    )
     defined = saa > 0
     safe = np.where(defined, saa, 1.0)
     factors = np.where(defined, 1.0 + sae / safe, 0.0)
@@ -269,11 +295,18 @@ def localized(axis: int, sums: dict, energy: float, a2: float, quiet: float) -> 
     found = []
     for start, stop in bands:
         inside = float(profile[start:stop].sum())
-        found.append(Finding.of(
-            "localized", axis=axis, start=int(start), stop=int(stop), explained=inside / energy,
-            residual=residual(energy - inside, a2), **_band_fit({q: float(sums[q][start:stop].sum()) for q in QUANTITIES}),
-            wide=stop - start > LOCALIZED_MAX_SHARE * length,
-        ))
+        found.append(
+            Finding.of(
+                "localized",
+                axis=axis,
+                start=int(start),
+                stop=int(stop),
+                explained=inside / energy,
+                residual=residual(energy - inside, a2),
+                **_band_fit({q: float(sums[q][start:stop].sum()) for q in QUANTITIES}),
+                wide=stop - start > LOCALIZED_MAX_SHARE * length,
+            )
+        )
     return found
 
 

@@ -31,8 +31,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 
-from ...trace import Trace, natural_sorted
 from ...errors import UsageError
+from ...trace import Trace, natural_sorted
 from .names import NameMap, as_name_map, normalize, tuple_stem
 
 HOW_NOTES = {

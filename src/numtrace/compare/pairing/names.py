@@ -37,8 +37,7 @@ def normalize(name: str) -> str:
     """The key on which differently spelled stage names meet (see the module docstring)."""
     parts = [_IGNORED_CHARS.sub("", part).lower() for part in _SEPARATORS.split(name) if part]
     kept = [
-        part for i, part in enumerate(parts)
-        if not (part == "layers" and i + 1 < len(parts) and parts[i + 1].isdigit())
+        part for i, part in enumerate(parts) if not (part == "layers" and i + 1 < len(parts) and parts[i + 1].isdigit())
     ]
     return ".".join(kept)
 
@@ -145,7 +144,7 @@ class NameMap:
         lists = {key: _string_list(data.get(key, []), key, where) for key in _LIST_KEYS}
         renames_table = data.get("rename", {})
         if not isinstance(renames_table, dict):
-            raise UsageError(f"{where}: [rename] must be a table of \"candidate pattern\" = \"reference name\"")
+            raise UsageError(f'{where}: [rename] must be a table of "candidate pattern" = "reference name"')
         renames = [Rename.parse(p, t, where) for p, t in renames_table.items()]
         return cls(
             strip_a=lists["strip_prefix_a"] + lists["strip_prefix"],
@@ -170,7 +169,7 @@ class NameMap:
         out = []
         for key in _LIST_KEYS:
             prefix = key.startswith("strip_prefix")
-            role, pool = pools[key[len("strip_prefix" if prefix else "ignore"):]]
+            role, pool = pools[key[len("strip_prefix" if prefix else "ignore") :]]
             for entry in self.lists.get(key, []):
                 if prefix:
                     used = any(name.startswith(entry) and len(name) > len(entry) for name in pool)
@@ -225,7 +224,7 @@ def as_name_map(value) -> NameMap:
 def _strip(name: str, prefixes: list[str]) -> str:
     for prefix in prefixes:
         if prefix and name.startswith(prefix) and len(name) > len(prefix):
-            return name[len(prefix):]
+            return name[len(prefix) :]
     return name
 
 

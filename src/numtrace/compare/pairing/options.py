@@ -20,25 +20,24 @@ from __future__ import annotations
 from fnmatch import fnmatchcase
 
 from ...errors import UsageError
-from .names import NameMap, closest
 from ..verdict import ToleranceTable, did_you_mean
+from .names import NameMap, closest
 
 
 def unused_options(reference, candidate, tolerances: ToleranceTable | None, names: NameMap | None) -> list[str]:
     """One sentence per tolerance rule or map entry that matches no stage (empty when all apply)."""
     names_a, names_b = list(reference.order), list(candidate.order)
     problems = []
-    for glob in (tolerances.unmatched(names_a) if tolerances is not None else []):
+    for glob in tolerances.unmatched(names_a) if tolerances is not None else []:
         text = f"tolerance rule {glob!r} matches no stage of the reference"
         in_b = [name for name in names_b if fnmatchcase(name, glob)]
         if in_b:
-            text += (f" (it matches the candidate's {in_b[0]}: tolerances are looked up by the reference's "
-                     "stage names)")
+            text += f" (it matches the candidate's {in_b[0]}: tolerances are looked up by the reference's stage names)"
         else:
             hint = closest(glob, names_a)
             text += f" (closest: {', '.join(hint)})" if hint else did_you_mean(glob, ["rtol", "atol"])
         problems.append(text)
-    for entry, role, hint in (names.unused(names_a, names_b) if names is not None else []):
+    for entry, role, hint in names.unused(names_a, names_b) if names is not None else []:
         where = f"{names.source}: " if names.source else ""
         text = f"{where}{entry} matches no stage of " + ("either trace" if role == "either" else f"the {role}")
         problems.append(text + (f" (closest: {', '.join(hint)})" if hint else ""))

@@ -79,8 +79,9 @@ def _script(trace) -> str:
     return "SCRIPT [ARGS...]"
 
 
-def sketch_stage_detail(reference, candidate, name: str, *, tolerances: ToleranceTable | None = None,
-                        map=None) -> StageDetail:  # noqa: A002
+def sketch_stage_detail(
+    reference, candidate, name: str, *, tolerances: ToleranceTable | None = None, map=None
+) -> StageDetail:  # noqa: A002
     """Everything the drill-down by sketch shows (module docstring): a
     :class:`~numtrace.compare.result.StageDetail`."""
     pair = paired_stage(reference, candidate, name, map)
@@ -92,21 +93,35 @@ def sketch_stage_detail(reference, candidate, name: str, *, tolerances: Toleranc
     inherited = Precisions(reference, candidate).at(pair)
     tolerance, precision = tolerance_for(table, pair.name_a, info_a["dtype"], info_b["dtype"], inherited)
     verdict, d, findings, note = compare_sketches(means_a, info_a, means_b, info_b, tolerance)
-    result = StageResult(name=pair.name_a, name_b=None if pair.name_b == pair.name_a else pair.name_b,
-                         verdict=verdict, a=side_stats(info_a), b=side_stats(info_b), diff=d, tolerance=tolerance,
-                         diagnosis=findings, note="; ".join(n for n in (pair.note, note) if n), pairing=pair.how,
-                         alignment_note=pair.note, precision=precision)
+    result = StageResult(
+        name=pair.name_a,
+        name_b=None if pair.name_b == pair.name_a else pair.name_b,
+        verdict=verdict,
+        a=side_stats(info_a),
+        b=side_stats(info_b),
+        diff=d,
+        tolerance=tolerance,
+        diagnosis=findings,
+        note="; ".join(n for n in (pair.note, note) if n),
+        pairing=pair.how,
+        alignment_note=pair.note,
+        precision=precision,
+    )
     result.rel_err = relative_error(result)
     peak = info_a["abs_max"] or 0.0
     limit = tolerance.rtol * peak + tolerance.resolve_atol(peak, info_a["dtype"], info_b["dtype"])
     traces = {"a": reference, "b": candidate}
     stats_only = [side for side, t in traces.items() if is_sketch_trace(t)]
     extra = {
-        "compared_by": "sketch", "labels": {side: str(t.label) for side, t in traces.items()},
-        "stats_only": stats_only, "limit": limit,
+        "compared_by": "sketch",
+        "labels": {side: str(t.label) for side, t in traces.items()},
+        "stats_only": stats_only,
+        "limit": limit,
         "hash": {"a": info_a["hash"], "b": info_b["hash"]},
         "statistics": {k: None if info_a[k] is None or info_b[k] is None else info_b[k] - info_a[k] for k in _STATS},
-        "channels": channels(means_a, info_a, means_b, info_b, limit), "profiles": [], "worst": [],
+        "channels": channels(means_a, info_a, means_b, info_b, limit),
+        "profiles": [],
+        "worst": [],
         "rerecord": {side: rerecord_command(traces[side], getattr(pair, f"name_{side}")) for side in stats_only},
     }
     return StageDetail(result, extra)
@@ -119,5 +134,11 @@ def channels(means_a, a: dict, means_b, b: dict, limit: float) -> dict | None:
     with np.errstate(invalid="ignore", over="ignore"):
         delta = means_b - means_a
     verdicts = [classify(float(r)).value for r in channel_ratios(means_a, means_b, limit)]
-    return {"axis": a["axis"], "length": int(means_a.size), "reference": means_a.tolist(),
-            "candidate": means_b.tolist(), "delta": delta.tolist(), "verdict": verdicts}
+    return {
+        "axis": a["axis"],
+        "length": int(means_a.size),
+        "reference": means_a.tolist(),
+        "candidate": means_b.tolist(),
+        "delta": delta.tolist(),
+        "verdict": verdicts,
+    }

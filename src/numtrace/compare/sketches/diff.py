@@ -41,7 +41,6 @@ import math
 
 import numpy as np
 
-from .format import is_sketch_trace, read_sketch, sketch_of
 from ...trace import Trace
 from .. import rootcause
 from ..findings import Finding
@@ -51,6 +50,7 @@ from ..precision import Precisions, tolerance_for
 from ..result import DiffReport, StageResult, recording_status
 from ..statistics.stats import DiffStats, SideStats
 from ..verdict import ToleranceTable, Verdict, classify
+from .format import is_sketch_trace, read_sketch, sketch_of
 
 #: a statistic's own rounding, relative to its magnitude, added to the tolerance T
 SLACK = 2.0**-40
@@ -62,8 +62,15 @@ def uses_sketches(reference: Trace, candidate: Trace) -> bool:
     return is_sketch_trace(reference) or is_sketch_trace(candidate)
 
 
-def diff(reference: Trace, candidate: Trace, *, tolerances: ToleranceTable | None = None,
-         only: list[str] | None = None, map=None, **_ignored) -> DiffReport:  # noqa: A002
+def diff(
+    reference: Trace,
+    candidate: Trace,
+    *,
+    tolerances: ToleranceTable | None = None,
+    only: list[str] | None = None,
+    map=None,
+    **_ignored,
+) -> DiffReport:  # noqa: A002
     """Compare two traces, at least one of them a sketch trace, stage by stage (module docstring)."""
     table = tolerances if tolerances is not None else ToleranceTable()
     names = as_name_map(map)
@@ -84,14 +91,29 @@ def diff(reference: Trace, candidate: Trace, *, tolerances: ToleranceTable | Non
         tolerance, precision = tolerance_for(table, pair.name_a, info_a["dtype"], info_b["dtype"], precisions.at(pair))
         verdict, d, findings, note = compare_sketches(means_a, info_a, means_b, info_b, tolerance)
         name_b = None if pair.name_b == pair.name_a else pair.name_b
-        result = StageResult(name=pair.name_a, name_b=name_b, verdict=verdict, a=side_stats(info_a),
-                             b=side_stats(info_b), diff=d, tolerance=tolerance, diagnosis=findings,
-                             note="; ".join(n for n in (pair.note, note) if n), pairing=pair.how,
-                             alignment_note=pair.note, precision=precision)
+        result = StageResult(
+            name=pair.name_a,
+            name_b=name_b,
+            verdict=verdict,
+            a=side_stats(info_a),
+            b=side_stats(info_b),
+            diff=d,
+            tolerance=tolerance,
+            diagnosis=findings,
+            note="; ".join(n for n in (pair.note, note) if n),
+            pairing=pair.how,
+            alignment_note=pair.note,
+            precision=precision,
+        )
         stages.append(result)
     rootcause.annotate(stages)
-    report = DiffReport(reference.label, candidate.label, stages, ignored(reference, candidate, names),
-                        recording_status(reference, candidate))
+    report = DiffReport(
+        reference.label,
+        candidate.label,
+        stages,
+        ignored(reference, candidate, names),
+        recording_status(reference, candidate),
+    )
     return report
 
 
@@ -101,34 +123,59 @@ def _sketch(trace: Trace, name: str, axis: int | None):
 
 def side_stats(info: dict) -> SideStats:
     """A sketch's statistics as the :class:`SideStats` of a full diff."""
-    return SideStats(shape=tuple(info["shape"]), dtype=info["dtype"],
-                     **{key: info[key] for key in ("count", "min", "max", "mean", "std", "abs_max", "nan", "posinf",
-                                                   "neginf")})
+    return SideStats(
+        shape=tuple(info["shape"]),
+        dtype=info["dtype"],
+        **{key: info[key] for key in ("count", "min", "max", "mean", "std", "abs_max", "nan", "posinf", "neginf")},
+    )
 
 
 def compare_sketches(means_a: np.ndarray, a: dict, means_b: np.ndarray, b: dict, tolerance):
     """``(verdict, DiffStats or None, findings, note)`` of two sketches (module docstring)."""
     findings = [Finding.of("dtype", a=a["dtype"], b=b["dtype"])] if a["dtype"] != b["dtype"] else []
     if a["shape"] != b["shape"]:
-        return Verdict.LARGE, None, findings, f"shapes differ: reference {tuple(a['shape'])}, candidate {tuple(b['shape'])}"
+        return (
+            Verdict.LARGE,
+            None,
+            findings,
+            f"shapes differ: reference {tuple(a['shape'])}, candidate {tuple(b['shape'])}",
+        )
     atol = tolerance.resolve_atol(a["abs_max"] or 0.0, a["dtype"], b["dtype"])
     limit = tolerance.rtol * (a["abs_max"] or 0.0) + atol
     if a["hash"] == b["hash"] and a["dtype"] == b["dtype"]:
         zero = 0.0 if a["count"] else None
         cosine = 1.0 if a["abs_max"] else None
-        d = DiffStats(abs_max=zero, abs_mean=zero, rms=zero, rel_rms=zero, rel_max=zero, cosine=cosine, snr_db=None,
-                      mismatched=0, total=a["count"], max_ratio=0.0, worst_index=None, worst_a=None, worst_b=None,
-                      rtol=tolerance.rtol, atol=atol)
+        d = DiffStats(
+            abs_max=zero,
+            abs_mean=zero,
+            rms=zero,
+            rel_rms=zero,
+            rel_max=zero,
+            cosine=cosine,
+            snr_db=None,
+            mismatched=0,
+            total=a["count"],
+            max_ratio=0.0,
+            worst_index=None,
+            worst_a=None,
+            worst_b=None,
+            rtol=tolerance.rtol,
+            atol=atol,
+        )
         return Verdict.MATCH, d, findings, "identical bytes (same sketch hash)"
-    nonfinite = [Finding.of("nonfinite", side=side, count=s["nan"] + s["posinf"] + s["neginf"])
-                 for side, s in (("a", a), ("b", b))
-                 if any(a[k] != b[k] for k in ("nan", "posinf", "neginf")) and s["nan"] + s["posinf"] + s["neginf"]]
+    nonfinite = [
+        Finding.of("nonfinite", side=side, count=s["nan"] + s["posinf"] + s["neginf"])
+        for side, s in (("a", a), ("b", b))
+        if any(a[k] != b[k] for k in ("nan", "posinf", "neginf")) and s["nan"] + s["posinf"] + s["neginf"]
+    ]
     deltas = {k: _delta(a[k], b[k]) for k in ("min", "max", "mean", "std", "abs_max")}
     same_axis = a["axis"] == b["axis"]
     channel = _channel_deltas(means_a, means_b) if same_axis else np.zeros(0)
     per_channel = channel_ratios(means_a, means_b, limit) if same_axis else np.zeros(0)
-    ratio = max([_ratio(abs(v), limit, a[k], b[k]) for k, v in deltas.items()] +
-                [float(per_channel.max()) if per_channel.size else 0.0])
+    ratio = max(
+        [_ratio(abs(v), limit, a[k], b[k]) for k, v in deltas.items()]
+        + [float(per_channel.max()) if per_channel.size else 0.0]
+    )
     if nonfinite:
         ratio = math.inf
     verdict = classify(ratio)
@@ -165,7 +212,8 @@ def channel_ratios(means_a: np.ndarray, means_b: np.ndarray, limit: float) -> np
     channel is :func:`~numtrace.compare.verdict.classify` of it. Empty when the shapes differ.
 
     Example:
-        >>> [round(float(r), 6) for r in channel_ratios(np.array([1.0, 2.0, np.nan]), np.array([1.0, 2.5, np.nan]), 0.1)]
+        >>> ratios = channel_ratios(np.array([1.0, 2.0, np.nan]), np.array([1.0, 2.5, np.nan]), 0.1)
+        >>> [round(float(r), 6) for r in ratios]
         [0.0, 5.0, 0.0]
     """
     delta = _channel_deltas(means_a, means_b)
@@ -191,23 +239,44 @@ def _ratio(delta: float, limit: float, x, y) -> float:
     return delta / limit if limit > 0 else math.inf
 
 
-def _lower_bounds(a: dict, deltas: dict, channel: np.ndarray, ratio: float, rtol: float, atol: float, nonfinite) -> DiffStats:
+def _lower_bounds(
+    a: dict, deltas: dict, channel: np.ndarray, ratio: float, rtol: float, atol: float, nonfinite
+) -> DiffStats:
     dm, ds = deltas["mean"], deltas["std"]
     finite_channel = channel[np.isfinite(channel)]
     rms = math.sqrt(dm * dm + ds * ds) if math.isfinite(dm) and math.isfinite(ds) else math.inf
     if finite_channel.size:
         rms = max(rms, float(np.sqrt(np.mean(np.square(finite_channel)))))
     abs_mean = max(abs(dm), float(np.mean(np.abs(finite_channel))) if finite_channel.size else 0.0)
-    abs_max = max([abs(deltas[k]) for k in ("min", "max", "abs_max")] + [rms] +
-                  ([float(np.max(np.abs(channel)))] if channel.size else []))
+    abs_max = max(
+        [abs(deltas[k]) for k in ("min", "max", "abs_max")]
+        + [rms]
+        + ([float(np.max(np.abs(channel)))] if channel.size else [])
+    )
     rms_a = math.hypot(a["mean"] or 0.0, a["std"] or 0.0)
     rel_rms = rms / rms_a if rms_a > 0 else (0.0 if rms == 0 else None)
     peak = a["abs_max"] or 0.0
     rel_max = abs_max / peak if peak > 0 else (0.0 if abs_max == 0 else None)
     counts = {f["side"]: f["count"] for f in nonfinite}
-    return DiffStats(abs_max=abs_max, abs_mean=abs_mean, rms=rms, rel_rms=rel_rms, rel_max=rel_max, cosine=None,
-                     snr_db=None, mismatched=0, total=0, max_ratio=ratio, worst_index=None, worst_a=None, worst_b=None,
-                     rtol=rtol, atol=atol, nonfinite_a=counts.get("a", 0), nonfinite_b=counts.get("b", 0))
+    return DiffStats(
+        abs_max=abs_max,
+        abs_mean=abs_mean,
+        rms=rms,
+        rel_rms=rel_rms,
+        rel_max=rel_max,
+        cosine=None,
+        snr_db=None,
+        mismatched=0,
+        total=0,
+        max_ratio=ratio,
+        worst_index=None,
+        worst_a=None,
+        worst_b=None,
+        rtol=rtol,
+        atol=atol,
+        nonfinite_a=counts.get("a", 0),
+        nonfinite_b=counts.get("b", 0),
+    )
 
 
 def _findings(a: dict, b: dict, deltas: dict, channel: np.ndarray, means_a, means_b, limit: float) -> list[Finding]:
@@ -216,8 +285,9 @@ def _findings(a: dict, b: dict, deltas: dict, channel: np.ndarray, means_a, mean
     if channel.size > 1:
         bad = np.flatnonzero(~(np.abs(channel) <= limit))
         if bad.size and bad.size < channel.size and bad[-1] - bad[0] + 1 == bad.size:
-            out.append(Finding.of("localized", axis=a["axis"], start=int(bad[0]), stop=int(bad[-1]) + 1,
-                                  source="sketch"))
+            out.append(
+                Finding.of("localized", axis=a["axis"], start=int(bad[0]), stop=int(bad[-1]) + 1, source="sketch")
+            )
             return out
     if any(a[k] is None or b[k] is None for k in ("min", "max", "mean", "std")):
         return out
@@ -227,16 +297,30 @@ def _findings(a: dict, b: dict, deltas: dict, channel: np.ndarray, means_a, mean
 
     c = np.isfinite(channel)
     offset = deltas["mean"]
-    if (abs(offset) > limit and close(a["min"] + offset, b["min"]) and close(a["max"] + offset, b["max"])
-            and close(a["std"], b["std"]) and np.all(np.abs(channel[c] - offset) <= limit)):
+    if (
+        abs(offset) > limit
+        and close(a["min"] + offset, b["min"])
+        and close(a["max"] + offset, b["max"])
+        and close(a["std"], b["std"])
+        and np.all(np.abs(channel[c] - offset) <= limit)
+    ):
         out.append(Finding.of("offset", value=offset, source="sketch"))
-    elif close(-a["max"], b["min"]) and close(-a["min"], b["max"]) and close(-a["mean"], b["mean"]) \
-            and close(a["std"], b["std"]) and np.all(np.abs(means_b[c] + means_a[c]) <= limit):
+    elif (
+        close(-a["max"], b["min"])
+        and close(-a["min"], b["max"])
+        and close(-a["mean"], b["mean"])
+        and close(a["std"], b["std"])
+        and np.all(np.abs(means_b[c] + means_a[c]) <= limit)
+    ):
         out.append(Finding.of("sign", source="sketch"))
     elif a["std"] > 0 and b["std"] > 0:
         factor = b["std"] / a["std"]
-        if (abs(factor - 1.0) * (a["abs_max"] or 0.0) > limit and close(factor * a["min"], b["min"])
-                and close(factor * a["max"], b["max"]) and close(factor * a["mean"], b["mean"])
-                and np.all(np.abs(means_b[c] - factor * means_a[c]) <= limit * max(1.0, factor))):
+        if (
+            abs(factor - 1.0) * (a["abs_max"] or 0.0) > limit
+            and close(factor * a["min"], b["min"])
+            and close(factor * a["max"], b["max"])
+            and close(factor * a["mean"], b["mean"])
+            and np.all(np.abs(means_b[c] - factor * means_a[c]) <= limit * max(1.0, factor))
+        ):
             out.append(Finding.of("scale", factor=factor, db=20.0 * math.log10(factor), source="sketch"))
     return out

@@ -115,7 +115,7 @@ def _add_channels(chunk: np.ndarray, start: int, shape: tuple, axis: int, sums: 
     parts = 1
     if values.dtype.kind == "c":  # both parts of a complex value belong to its channel
         values, parts = np.ascontiguousarray(values).view(values.real.dtype), 2
-    inner = math.prod(shape[axis + 1:]) * parts
+    inner = math.prod(shape[axis + 1 :]) * parts
     channels = shape[axis]
     finite = np.isfinite(values) if values.dtype.kind == "f" else None
     if finite is not None and finite.all():
@@ -170,8 +170,10 @@ def read_sketch(trace, name: str) -> tuple[np.ndarray, dict]:
     stored = trace.info(name)
     channels = info["shape"][info["axis"]] if info["axis"] is not None else 0
     if stored.dtype != "float64" or tuple(stored.shape) != (channels,):
-        raise TraceFileError(f"{prefix}: channel means are {stored.dtype} {tuple(stored.shape)}, "
-                             f"expected float64 ({channels},): corrupt sketch trace")
+        raise TraceFileError(
+            f"{prefix}: channel means are {stored.dtype} {tuple(stored.shape)}, "
+            f"expected float64 ({channels},): corrupt sketch trace"
+        )
     return np.asarray(trace.read(name), dtype=np.float64), info
 
 

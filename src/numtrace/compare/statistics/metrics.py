@@ -195,11 +195,17 @@ class SideAccumulator:
     def result(self, shape: tuple, dtype: str) -> SideStats:
         has, exp = self.n > 0, self.exp or 0
         return SideStats(
-            shape=tuple(shape), dtype=dtype, count=self.count,
-            min=self.min, max=self.max,
+            shape=tuple(shape),
+            dtype=dtype,
+            count=self.count,
+            min=self.min,
+            max=self.max,
             mean=_ldexp(self.mean, exp) if has else None,
             std=_ldexp(math.sqrt(max(self.m2, 0.0) / self.n), exp) if has else None,
-            abs_max=self.abs_max, nan=self.nan, posinf=self.posinf, neginf=self.neginf,
+            abs_max=self.abs_max,
+            nan=self.nan,
+            posinf=self.posinf,
+            neginf=self.neginf,
         )
 
 

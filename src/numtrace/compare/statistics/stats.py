@@ -30,9 +30,9 @@ from typing import Iterator
 import numpy as np
 
 from ...trace import Trace
+from ..verdict import Tolerance
 from . import blocks
 from .metrics import DiffAccumulator, DiffStats, SideAccumulator, SideStats, as_values
-from ..verdict import Tolerance
 
 __all__ = ["DiffStats", "SideStats", "compare_stage", "summarize"]
 
