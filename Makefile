@@ -12,7 +12,7 @@ DEMO_DIR := build/demo
 # other imports, and numtrace never needs it: remove it.
 TEST_PACKAGES := "torch==2.13.0" "mlx[cpu]" fastai
 
-.PHONY: demo test clean whisper-pair
+.PHONY: demo test lint clean whisper-pair
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,8 +27,14 @@ $(TEST_STAMP): pyproject.toml Makefile | $(BIN)/python
 	$(BIN)/python -m pip uninstall --quiet --yes torchvision 2>/dev/null || true
 	touch $@ $(CORE_STAMP)
 
-test: $(TEST_STAMP)
+# lint first: the code style (ruff), the types (mypy), then the tests
+test: lint
 	$(BIN)/python -m pytest
+
+lint: $(TEST_STAMP)
+	$(BIN)/ruff check src tests benchmarks examples conftest.py
+	$(BIN)/ruff format --check src tests benchmarks examples conftest.py
+	$(BIN)/mypy
 
 demo: $(CORE_STAMP)
 	@mkdir -p $(DEMO_DIR)

@@ -1,4 +1,4 @@
-"""Every target of issue 7, measured in one run: ``python benchmarks/run_all.py``.
+"""Every performance target, measured in one run: ``python benchmarks/run_all.py``.
 
 Runs each benchmark of this directory in a subprocess (the same Python), prints
 its own report, then one summary table: target, measured figure, floor, ratio,

@@ -13,7 +13,7 @@ if [ ! -x "$venv/bin/trace" ] || ! "$venv/bin/python" -c "import whisper, mlx_wh
     "$venv/bin/python" -m pip install --quiet -e "$root" "torch==2.13.0" "mlx[cpu]" pytest
     # their declared dependencies pull triton (GBs, GPU only): install them without, then what they import
     "$venv/bin/python" -m pip install --quiet --no-deps openai-whisper mlx-whisper
-    "$venv/bin/python" -m pip install --quiet tiktoken more-itertools numba tqdm scipy huggingface_hub
+    "$venv/bin/python" -m pip install --quiet tiktoken more-itertools numba tqdm scipy huggingface_hub safetensors
 fi
 mkdir -p "$out"
 "$venv/bin/python" "$here/prepare.py" "$out"

@@ -71,7 +71,7 @@ Exit status:
 def diff(
     reference: str = typer.Argument(..., help="Reference trace (.safetensors/.st/.h5)."),
     candidate: str = typer.Argument(..., help="Candidate trace, compared against the reference."),
-    as_json: bool = typer.Option(False, "--json", help="Print the SPEC §3 JSON report on stdout."),
+    as_json: bool = typer.Option(False, "--json", help="Print the JSON report on stdout (docs/report.md)."),
     only: Optional[List[str]] = typer.Option(
         None, "--only", metavar="GLOB", help="Compare only stages matching GLOB (repeatable)."
     ),

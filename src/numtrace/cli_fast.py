@@ -72,7 +72,9 @@ def parse(command, args: list[str]) -> dict | None:
     import typer.models
 
     hints = typing.get_type_hints(command)
-    positional, flags, values = [], {}, {}
+    positional: list[tuple[str, type]] = []
+    flags: dict[str, tuple[str, tuple[str, type]]] = {}
+    values: dict[str, typing.Any] = {}
     for name, parameter in inspect.signature(command).parameters.items():
         info, kind = parameter.default, _kind(hints.get(name))
         if kind is None or getattr(info, "callback", None) is not None:
@@ -82,6 +84,7 @@ def parse(command, args: list[str]) -> dict | None:
                 return None
             positional.append((name, kind[1]))
         elif isinstance(info, typer.models.OptionInfo):
+            assert info.param_decls is not None  # typer.Option(...) always passes its declarations as a tuple
             if any("/" in d or not d.startswith("--") for d in info.param_decls) or any(
                 getattr(info, k, None) is not None for k in ("min", "max", "envvar")
             ):
@@ -100,7 +103,7 @@ def parse(command, args: list[str]) -> dict | None:
         decl, eq, inline = arg.partition("=")
         if decl not in flags:
             return None  # --help, --, an unknown option, a short option: typer's business
-        name, (how, kind) = flags[decl]
+        name, (how, value_type) = flags[decl]
         if how == "flag":
             if eq:
                 return None
@@ -110,7 +113,7 @@ def parse(command, args: list[str]) -> dict | None:
             if not rest:
                 return None
             inline = rest.pop(0)
-        value = _convert(inline, kind)
+        value = _convert(inline, value_type)
         if value is None:
             return None
         if how == "many":
@@ -119,6 +122,6 @@ def parse(command, args: list[str]) -> dict | None:
             values[name] = value
     if len(given) != len(positional):
         return None
-    for name, kind in positional:
-        values[name] = kind(given.pop(0))
+    for name, value_type in positional:
+        values[name] = value_type(given.pop(0))
     return {name: (value or None) if isinstance(value, list) else value for name, value in values.items()}

@@ -11,9 +11,9 @@ Example:
 from __future__ import annotations
 
 try:
-    import tomllib
+    import tomllib  # type: ignore[import-not-found]  # mypy checks for Python 3.10, which lacks it
 except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib  # type: ignore[no-redef]
+    import tomli as tomllib  # type: ignore[import-not-found]  # installed on Python 3.10 only
 
 
 def read_toml(path, what: str, error: type[Exception]) -> dict:

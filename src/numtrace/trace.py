@@ -24,7 +24,7 @@ import json
 import math
 import re
 from dataclasses import dataclass
-from typing import Iterator, Mapping
+from typing import Iterator, Mapping, TypeVar
 
 import numpy as np
 
@@ -53,6 +53,9 @@ class StageInfo:
     @property
     def nbytes(self) -> int:
         return self.size * dtypes.itemsize(self.dtype)
+
+
+_Trace = TypeVar("_Trace", bound="Trace")
 
 
 class Trace:
@@ -102,7 +105,7 @@ class Trace:
     def __len__(self) -> int:
         return len(self.order)
 
-    def __enter__(self) -> "Trace":
+    def __enter__(self: _Trace) -> _Trace:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -181,13 +184,12 @@ class MemoryTrace(Trace):
             else:
                 values, dtype = dtypes.to_values(np.asarray(value))
             self._stages[name] = (np.asarray(values), dtype)
-        if order is None:
-            self.order, self.has_order = list(self._stages), True
-        else:
+        if order is not None:
             missing = set(self._stages) - set(order)
             if missing or len(order) != len(self._stages):
                 raise ValueError(f"order must list every stage exactly once; missing {sorted(missing)}")
-            self.order, self.has_order = list(order), True
+        self.order = list(order) if order is not None else list(self._stages)
+        self.has_order = True  # the order it was given: ``order``, or the mapping's own (insertion) order
 
     def info(self, name: str) -> StageInfo:
         values, dtype = self._lookup(name)

@@ -129,7 +129,7 @@ def remove_stand_in(stand_in: Any) -> None:
 
 
 def flatten(value: Any) -> list[tuple[str, Any]]:
-    """The arrays inside ``value`` with their key paths, per SPEC §2.
+    """The arrays inside ``value`` with their key paths, as the trace format says (docs/trace-format.md).
 
     Tuples and lists give ``0``, ``1``...; dicts their keys; dataclasses their
     fields; anything that is neither an array nor a number (None, strings)
@@ -149,7 +149,7 @@ def flatten(value: Any) -> list[tuple[str, Any]]:
         items = [(f.name, getattr(value, f.name)) for f in dataclasses.fields(value)]
     else:
         return []
-    leaves = []
+    leaves: list[tuple[str, Any]] = []
     for key, item in items:
         leaves.extend((f"{key}.{sub}" if sub else key, leaf) for sub, leaf in flatten(item))
     return leaves

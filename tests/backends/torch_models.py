@@ -11,6 +11,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from report_schema import check_cli_output
+
 SRC = Path(__file__).resolve().parents[2] / "src"
 
 
@@ -21,7 +23,7 @@ def trace_cli(*args, cwd=None, timeout=300) -> subprocess.CompletedProcess:
         "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
         "COLUMNS": "200",
     }
-    return subprocess.run(
+    result = subprocess.run(
         [sys.executable, "-c", "from numtrace.cli import main; main()", *map(str, args)],
         capture_output=True,
         text=True,
@@ -29,6 +31,8 @@ def trace_cli(*args, cwd=None, timeout=300) -> subprocess.CompletedProcess:
         env=env,
         timeout=timeout,
     )
+    check_cli_output(args, result.stdout, result.returncode)
+    return result
 
 
 class BasicBlock(nn.Module):

@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 import numtrace
 from numtrace.cli import app
+from report_schema import check_cli_output
 
 BIN = Path(sys.executable).parent
 
@@ -23,6 +24,7 @@ def invoke():
         result = runner.invoke(app, [str(a) for a in args])
         if result.exception is not None and not isinstance(result.exception, SystemExit):
             raise result.exception
+        check_cli_output(args, result.stdout, result.exit_code)
         return result.exit_code, result.stdout, result.stderr
 
     return _invoke
@@ -37,7 +39,9 @@ def trace_cmd():
 
     def _run(*args: str, cwd=None):
         env = {**os.environ, "COLUMNS": "200"}
-        return subprocess.run([exe, *map(str, args)], capture_output=True, text=True, cwd=cwd, env=env, timeout=120)
+        result = subprocess.run([exe, *map(str, args)], capture_output=True, text=True, cwd=cwd, env=env, timeout=120)
+        check_cli_output(args, result.stdout, result.returncode)
+        return result
 
     return _run
 

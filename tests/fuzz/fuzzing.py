@@ -25,6 +25,7 @@ from typing import Iterable, Iterator, NamedTuple
 from typer.testing import CliRunner
 
 from numtrace.cli import app
+from report_schema import check_cli_output
 
 
 def examples(default: int) -> int:
@@ -83,6 +84,7 @@ def run_cli(*args) -> Outcome:
         result = CliRunner().invoke(app, [str(a) for a in args])
     if result.exception is not None and not isinstance(result.exception, SystemExit):
         raise result.exception
+    check_cli_output(args, result.stdout, result.exit_code)
     return Outcome(result.exit_code, result.stdout, result.stderr)
 
 

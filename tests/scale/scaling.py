@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from report_schema import check_cli_output
+
 BIN = Path(sys.executable).parent
 
 
@@ -20,8 +22,10 @@ def trace_run():
 
     def _run(*args, timeout=300, **kwargs):
         env = {**os.environ, "COLUMNS": "200"}
-        return subprocess.run(
+        result = subprocess.run(
             [exe, *map(str, args)], capture_output=True, text=True, env=env, timeout=timeout, **kwargs
         )
+        check_cli_output(args, result.stdout, result.returncode)
+        return result
 
     return _run

@@ -35,6 +35,7 @@ Example:
 from __future__ import annotations
 
 import copyreg
+import functools
 import re
 import weakref
 from typing import Any, Callable
@@ -82,7 +83,8 @@ def _tapped_call(self: Pipeline, o: Any) -> Any:
 def _reduce_ex(self: Pipeline, protocol: int) -> Any:
     """Pickle (or deepcopy) as the plain Pipeline it is: the copy needs no numtrace."""
     original = _original_class.get(self, type(self).__mro__[1])
-    return copyreg._reconstructor, (original, object, None), dict(self.__dict__)
+    # copyreg._reconstructor (what object.__reduce_ex__ itself returns) is private: typeshed leaves it out
+    return copyreg._reconstructor, (original, object, None), dict(self.__dict__)  # type: ignore[attr-defined]
 
 
 def tap_pipeline(pipeline: Pipeline, stage: str) -> None:
@@ -112,7 +114,7 @@ def untap_pipeline(pipeline: Pipeline) -> None:
 def data_pipelines(dl: Any) -> list[tuple[str, Pipeline, bool]]:
     """``(stage prefix, pipeline, runs in worker processes)`` for a fastai DataLoader, in run order."""
     found = []
-    dataset = getattr(dl, "dataset", None)
+    dataset: Any = getattr(dl, "dataset", None)
     tls = getattr(dataset, "tls", None)
     if tls is not None:
         n_inp = getattr(dataset, "n_inp", 1)
@@ -173,7 +175,7 @@ class NumtraceCallback(Callback):
                 if workers and in_workers:
                     continue
                 tap_pipeline(pipeline, stage)
-                self._nt_undo.append(lambda p=pipeline: untap_pipeline(p))
+                self._nt_undo.append(functools.partial(untap_pipeline, pipeline))
             if workers:
                 warn_once(
                     "fastai-workers",

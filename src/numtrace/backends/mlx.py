@@ -97,7 +97,7 @@ class MlxAdapter:
     def version(self) -> str:
         import mlx.core as mx
 
-        return mx.__version__
+        return mx.__version__  # type: ignore[attr-defined]  # set at run time, absent from mlx's stubs
 
 
 ADAPTER = MlxAdapter()
@@ -216,7 +216,7 @@ def watch(
             if not selected(stage):
                 continue
             entry = (state, Site(prefix, path, module, inputs))
-            _generated_class(module)._numtrace_entries.append(entry)
+            _generated_class(module)._numtrace_entries.append(entry)  # type: ignore[attr-defined]  # generated class
             attached.append((module, entry))
             stages.append(stage)
         if weights and tracer.is_recording():

@@ -140,7 +140,9 @@ class _Session:
         if self.weights:
             named = ((stage_name(root.prefix, name), p) for name, p in weights_of(module))
             pre = [(name, p) for name, p in named if self.selects(name)]
-        return root, root.site(module), pre
+        site = root.site(module)
+        assert site is not None  # a new root's sites include its own module (path "")
+        return root, site, pre
 
     def _new_prefix(self, module: Any) -> str:
         # as in the torch backend: the first root has no prefix, later ones their class name
@@ -233,7 +235,7 @@ def _qualname(obj: Any) -> str:
 
 def _subclasses(base: type) -> list[type]:
     found: dict[type, None] = {}
-    pending = list(base.__subclasses__())
+    pending: list[type] = list(base.__subclasses__())
     while pending:
         cls = pending.pop()
         if cls not in found:

@@ -45,7 +45,7 @@ class _CompiledCaptures:
     def add(self, scope: str, name: str, value: Any, leaves: list) -> None:
         base = self.scope
         rel = "" if scope == base else scope[len(base) + 1 :] if base and scope.startswith(base + ".") else scope
-        refs = []
+        refs: list[tuple[str, int | None, Any]] = []
         for key, leaf in leaves:
             if isinstance(leaf, mx.array):
                 refs.append((key, len(self.box), None))

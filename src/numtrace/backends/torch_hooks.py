@@ -42,6 +42,7 @@ import os
 import sys
 import threading
 import weakref
+from types import FrameType
 from typing import Any, Callable, Iterable, Iterator
 
 import torch
@@ -144,7 +145,7 @@ def weights_of(model: nn.Module) -> Iterator[tuple[str, torch.Tensor]]:
     """Parameters and persistent buffers in ``state_dict`` order and naming (tied ones once)."""
     seen: set[int] = set()
     for path, module in named_modules(model):
-        persistent_off = getattr(module, "_non_persistent_buffers_set", set())
+        persistent_off: set[str] = getattr(module, "_non_persistent_buffers_set", set())
         tensors = list(module._parameters.items()) + [
             (n, b) for n, b in module._buffers.items() if n not in persistent_off
         ]
@@ -456,7 +457,7 @@ def _call_kwargs() -> dict | None:
     torch 2.13). If torch's call path differs, only positional inputs are
     recorded.
     """
-    frame = sys._getframe(1)
+    frame: FrameType | None = sys._getframe(1)
     while frame is not None and frame.f_code.co_name != "inner":  # past _before and torch.compiler.disable's wrapper
         frame = frame.f_back
     if frame is not None and frame.f_back is not None and frame.f_back.f_code is nn.Module._call_impl.__code__:

@@ -45,6 +45,7 @@ from .pairing.layout import ALIGN_MAX_ELEMENTS, align_arrays
 from .pairing.names import as_name_map
 from .precision import Inherited, Precisions, tolerance_for
 from .result import DiffReport, StageResult, recording_status
+from .sketches.format import is_sketch_trace
 from .statistics.stats import compare_stage, summarize
 from .verdict import Tolerance, ToleranceTable, Verdict, classify
 
@@ -74,7 +75,7 @@ def diff(
         >>> [(s.name, s.verdict.value, s.only_in) for s in diff(a, b).stages]
         [('x', 'MATCH', None), ('y', 'MISSING', 'b')]
     """
-    if any(_SKETCH_KEY in getattr(t, "metadata", {}) for t in (reference, candidate)):
+    if is_sketch_trace(reference) or is_sketch_trace(candidate):
         from .sketches import diff as by_sketch  # on demand: it imports this module's neighbours; start-up stays lean
 
         return by_sketch.diff(
@@ -118,8 +119,6 @@ def diff(
     return report
 
 
-#: ``numtrace.compare.sketches.format.SKETCH_KEY``: the metadata key of a stats-only trace.
-_SKETCH_KEY = "numtrace.sketch"
 #: Earlier stages a stage where the error is born is compared with (``proportional``).
 LOOKBACK = 8
 #: ... unless its own findings already explain all but this share of its error.
@@ -130,6 +129,7 @@ def _born_unexplained(result: StageResult, r: float, largest: float, diagnose_ma
     """A stage where the error is born (rootcause's jump), same shapes, not yet explained."""
     if result.verdict not in (Verdict.SMALL, Verdict.LARGE) or result.diff is None or math.isinf(r):
         return False
+    assert result.a is not None and result.b is not None  # a compared stage has both sides' statistics
     if tuple(result.a.shape) != tuple(result.b.shape) or diagnose_max <= 0:
         return False
     if any(f["kind"] == "precision" for f in result.diagnosis):
@@ -149,6 +149,7 @@ def _diagnose_with_context(
     window: sample.Window | None,
     diagnose_max: int,
 ) -> None:
+    assert pair.name_a is not None and pair.name_b is not None and result.a is not None  # a compared stage
     shape = tuple(result.a.shape)
     names = [name for name, other in recent if other == shape]
     if not names:
@@ -167,6 +168,7 @@ def _missing(reference: Trace, candidate: Trace, pair: Pair, chunk_elements: int
     if pair.name_a is not None:
         stats = summarize(reference, pair.name_a, chunk_elements)
         return StageResult(name=pair.name_a, verdict=Verdict.MISSING, a=stats, note="only in the reference")
+    assert pair.name_b is not None  # a pair has at least one side
     stats = summarize(candidate, pair.name_b, chunk_elements)
     return StageResult(name=pair.name_b, verdict=Verdict.MISSING, b=stats, note="only in the candidate")
 
@@ -210,6 +212,7 @@ def _compare(
 ) -> tuple[StageResult, sample.Window | None]:
     """:func:`compare_pair`, and the window a large stage was diagnosed from (None if none)."""
     name_a, name_b = pair.name_a, pair.name_b
+    assert name_a is not None and name_b is not None  # a paired stage: callers check
     info_a, info_b = reference.info(name_a), candidate.info(name_b)
     tolerance, precision = tolerance_for(table, name_a, info_a.dtype, info_b.dtype, precision)
     name_b_out = None if name_b == name_a else name_b
@@ -271,6 +274,7 @@ def aligned_arrays(reference: Trace, candidate: Trace, pair: Pair):
         >>> b.shape, findings
         ((2, 3), [Finding(kind='layout', perm=[1, 0])])
     """
+    assert pair.name_a is not None and pair.name_b is not None  # a paired stage: callers check
     va, vb = reference.read(pair.name_a), candidate.read(pair.name_b)
     return align_arrays(va, vb)
 

@@ -49,7 +49,7 @@ def recorded_dtype(trace, name: str) -> str:
     return trace.info(name).dtype
 
 
-def coarsest_so_far(order: list[str], dtype_of: Callable[[str], str], side: str) -> dict[str, Inherited | None]:
+def coarsest_so_far(order: list[str], dtype_of: Callable[[str], str | None], side: str) -> dict[str, Inherited | None]:
     """For each stage, the coarsest floating dtype at or before it in ``order`` (None before any).
 
     Example:
@@ -61,7 +61,11 @@ def coarsest_so_far(order: list[str], dtype_of: Callable[[str], str], side: str)
     current: Inherited | None = None
     for name in order:
         dtype = dtype_of(name)
-        if dtypes.is_floating(dtype) and (current is None or dtypes.eps(dtype) > dtypes.eps(current.dtype)):
+        if (
+            dtype is not None
+            and dtypes.is_floating(dtype)
+            and (current is None or dtypes.eps(dtype) > dtypes.eps(current.dtype))
+        ):
             current = Inherited(dtype, name, side)
         out[name] = current
     return out

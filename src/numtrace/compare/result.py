@@ -1,7 +1,7 @@
 """The results of a diff: one :class:`StageResult` per stage, a :class:`DiffReport` for all.
 
-``to_dict`` gives the JSON of SPEC §3 (``trace diff --json``). Fields added
-beyond SPEC §3's example, per stage: ``pairing`` (how the names were paired:
+``to_dict`` gives the JSON report of ``trace diff --json`` (docs/report.md, and its
+schema docs/report.schema.json). Per stage, beyond the essentials: ``pairing`` (how the names were paired:
 exact, mapped, normalized, tuple, missing), ``rel_err`` (the relative error
 the root-cause analysis uses) and ``growth`` (its ratio to the previous
 compared stage's), ``born_here`` (true on a MATCH stage whose error jumps far
@@ -30,6 +30,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import overload
 
 from ..errors import UsageError
 from . import rootcause
@@ -96,7 +97,7 @@ class StageResult:
         return None
 
     def to_dict(self) -> dict:
-        """This stage as in the JSON report (SPEC §3), JSON-safe."""
+        """This stage as in the JSON report (docs/report.md), JSON-safe."""
         out: dict = {"name": self.name}
         if self.name_b is not None and self.name_b != self.name:
             out["name_b"] = self.name_b
@@ -230,7 +231,7 @@ class DiffReport:
         raise KeyError(f"no stage {name!r} in the report")
 
     def to_dict(self) -> dict:
-        """The report as ``trace diff --json`` prints it (SPEC §3), JSON-safe."""
+        """The report as ``trace diff --json`` prints it (docs/report.md), JSON-safe."""
         return {
             "a": self.a_label,
             "b": self.b_label,
@@ -305,6 +306,10 @@ def json_safe(value):
     return value
 
 
+@overload
+def side_dict(stats: SideStats) -> dict: ...
+@overload
+def side_dict(stats: None) -> None: ...
 def side_dict(stats: SideStats | None) -> dict | None:
     if stats is None:
         return None

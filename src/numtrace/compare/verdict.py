@@ -53,17 +53,17 @@ from ..tomlfile import read_toml
 #: An element more than this many times its tolerance away makes a stage LARGE.
 SMALL_FACTOR = 10.0
 
-VERDICT_HELP = """\
+VERDICT_HELP = f"""\
 Verdicts (reference A, candidate B; per stage):
   An element passes when |b - a| <= rtol*|a| + atol (the rule of
   numpy.testing.assert_allclose), and
   ratio = max over elements of |b - a| / (rtol*|a| + atol)
   (0/0 counts as 0, x/0 as inf).
   MATCH    ratio <= 1: every element within tolerance.
-  SMALL    1 < ratio <= 10: outside tolerance, but never by more than 10x
+  SMALL    1 < ratio <= {SMALL_FACTOR:g}: outside tolerance, but never by more than {SMALL_FACTOR:g}x
            it (worth a look; typical of a different but equivalent
            algorithm, e.g. another resampler).
-  LARGE    an element more than 10x its tolerance away; a non-finite
+  LARGE    an element more than {SMALL_FACTOR:g}x its tolerance away; a non-finite
            value on one side only (NaN vs number, inf vs finite, +inf vs
            -inf; NaN vs NaN and equal infinities are equal); or
            shapes that differ and cannot be lined up.
@@ -321,8 +321,9 @@ def _toml_value(key: str, value: object, where: str) -> Tolerance:
             return spec
     elif isinstance(value, dict) and value and set(value) <= {"rtol", "atol"}:
         numbers = {k: _number(str(v)) if not isinstance(v, bool) else None for k, v in value.items()}
-        if all(v is not None for v in numbers.values()):
-            return Tolerance(numbers.get("rtol", 0.0), numbers.get("atol"))
+        rtol = numbers.get("rtol", 0.0)
+        if rtol is not None and all(v is not None for v in numbers.values()):
+            return Tolerance(rtol, numbers.get("atol"))
     raise ToleranceError(
         f"{where}: bad tolerance for {key!r}: {value!r}; expected a number (rtol), "
         "{rtol = R, atol = A} (either key) or a string like 'rtol=1e-3,atol=1e-6'"

@@ -18,13 +18,16 @@ Example:
 from __future__ import annotations
 
 import os
-from typing import Mapping
+from typing import TYPE_CHECKING, Mapping
 
 import numpy as np
 
 from ..errors import TapError, TraceFileError
-from ..trace import FORMAT_KEY, HDF5_SUFFIXES, ORDER_KEY, SAFETENSORS_SUFFIXES, Trace
+from ..trace import FORMAT_KEY, HDF5_SUFFIXES, ORDER_KEY, SAFETENSORS_SUFFIXES
 from .common import HDF5_SIGNATURE
+
+if TYPE_CHECKING:
+    from .filetrace import FileTrace
 
 __all__ = ["CONVERT_CHUNK", "convert", "load", "open_writer", "save"]
 
@@ -32,7 +35,7 @@ __all__ = ["CONVERT_CHUNK", "convert", "load", "open_writer", "save"]
 CONVERT_CHUNK = 1 << 20
 
 
-def load(path: "str | os.PathLike[str]", role: str = "trace") -> Trace:
+def load(path: "str | os.PathLike[str]", role: str = "trace") -> FileTrace:
     """Open a trace for lazy reading, choosing the format by suffix (or by sniffing).
 
     ``role`` ("reference trace", "candidate trace"...) starts every error message.

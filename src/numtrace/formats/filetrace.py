@@ -31,7 +31,7 @@ Example:
 from __future__ import annotations
 
 import os
-from typing import Iterator
+from typing import Generic, Iterator, TypeVar
 
 import numpy as np
 
@@ -39,11 +39,14 @@ from ..errors import TraceFileError
 from ..trace import StageInfo, Trace
 from .common import decode
 
+#: where a reader finds an entry's stored bits (an offset, a dataset...)
+Where = TypeVar("Where")
 
-class FileTrace(Trace):
+
+class FileTrace(Trace, Generic[Where]):
     """A trace read lazily from one file through an index of its stages."""
 
-    _entries: dict[str, tuple[object, StageInfo]]
+    _entries: dict[str, tuple[Where, StageInfo]]
 
     def _start(self, path: "str | os.PathLike[str]", role: str) -> None:
         self.path = self.label = os.fspath(path)
@@ -62,10 +65,10 @@ class FileTrace(Trace):
         dtype = self.info(name).dtype
         return (decode(raw, dtype) for raw in self.iter_raw_chunks(name, max_elements))
 
-    def _raw_chunks(self, where: object, info: StageInfo, step: int) -> Iterator[np.ndarray]:
+    def _raw_chunks(self, where: Where, info: StageInfo, step: int) -> Iterator[np.ndarray]:
         raise NotImplementedError
 
-    def _lookup(self, name: str) -> tuple[object, StageInfo]:
+    def _lookup(self, name: str) -> tuple[Where, StageInfo]:
         try:
             return self._entries[name]
         except KeyError:

@@ -36,7 +36,7 @@ import os
 import signal
 import time
 import weakref
-from typing import Iterable, Iterator
+from typing import TYPE_CHECKING, Iterable, Iterator
 
 import numpy as np
 
@@ -47,12 +47,15 @@ from .common import brief, one_line, remove_quietly
 from .filetrace import FileTrace
 from .writer import TraceWriter, publish_file, temp_path
 
+if TYPE_CHECKING:
+    import h5py
+
 CONTAINER_KEY = "numtrace.container"
 CONTAINER = "numtrace-trace/1"
 _COMPRESS_FROM_BYTES = 64 * 1024
 _WRITE_SLAB = 1 << 20  # elements per hyperslab write
 # A dataset may claim at most this many times the bytes it stores (gzip tops out near 1032:1),
-# plus _FILL_SLACK: more is unallocated fill that reading would stream forever (issue 7, hostile files).
+# plus _FILL_SLACK: more is unallocated fill that reading would stream forever (a hostile file).
 _MAX_EXPANSION = 2048
 _FILL_SLACK = 1 << 20
 
@@ -166,7 +169,7 @@ def _text(value: object) -> str | None:
     return value if isinstance(value, str) else None
 
 
-class HDF5Trace(FileTrace):
+class HDF5Trace(FileTrace["h5py.Dataset"]):
     """An HDF5 trace opened lazily (numtrace's layout or any foreign HDF5 file).
 
     Example:
@@ -229,10 +232,10 @@ class HDF5Trace(FileTrace):
         except (OSError, ValueError, RuntimeError, KeyError, TypeError) as err:
             raise self._fail(f"stage {brief(info.name)} cannot be read ({one_line(err)}): corrupt HDF5 file") from None
 
-    def _datasets(self) -> dict[str, object]:
+    def _datasets(self) -> dict[str, h5py.Dataset]:
         """Every dataset reachable by hard links, by path. Soft and external links are never followed,
         and datasets whose data lives in other files (external storage, virtual) are left out."""
-        found: dict[str, object] = {}
+        found: dict[str, h5py.Dataset] = {}
 
         def visit(path: str, obj: object) -> None:
             if isinstance(obj, self._h5py.Dataset):
@@ -261,7 +264,7 @@ class HDF5Trace(FileTrace):
         odd = [key for key in stages if not key.isdigit()] + self.skipped
         if odd:
             raise self._fail(f"holds {brief(odd[0])}, which is not a plain numbered stage: corrupt numtrace HDF5 trace")
-        self._entries: dict[str, tuple[object, StageInfo]] = {}
+        self._entries: dict[str, tuple[h5py.Dataset, StageInfo]] = {}
         for key in sorted(stages, key=int):
             dataset = stages[key]
             name, dtype = (_text(dataset.attrs.get(a)) for a in ("name", "dtype"))
@@ -307,7 +310,7 @@ def _discard(file, path: str) -> None:
     remove_quietly(path)
 
 
-class HDF5Writer(TraceWriter):
+class HDF5Writer(TraceWriter[str]):
     """Write an HDF5 trace stage by stage into a temp file, renamed onto the target by ``close``.
 
     Same interface as :class:`~numtrace.formats.safetensors.SafetensorsWriter`.
@@ -334,7 +337,7 @@ class HDF5Writer(TraceWriter):
             raise RecordingError(f"cannot write trace {self.path!r}: {one_line(err)}") from None
         self._cleanup = weakref.finalize(self, _discard, self._file, self._tmp)
 
-    def _write(self, name: str, shape: tuple[int, ...], dtype: str, raw: Iterator[np.ndarray]) -> object:
+    def _write(self, name: str, shape: tuple[int, ...], dtype: str, raw: Iterator[np.ndarray]) -> str:
         storage = dtypes.storage_dtype(dtype)
         key = f"{len(self._stages):06d}"
         big = math.prod(shape) * storage.itemsize >= _COMPRESS_FROM_BYTES

@@ -52,12 +52,14 @@ def _unique_keys(pairs: list) -> dict:
     result = dict(pairs)
     if len(result) != len(pairs):
         seen: set = set()
-        dup = next(k for k, _ in pairs if k in seen or seen.add(k))
-        raise ValueError(f"key {brief(dup)} appears twice")
+        for key, _ in pairs:
+            if key in seen:
+                raise ValueError(f"key {brief(key)} appears twice")
+            seen.add(key)
     return result
 
 
-class SafetensorsTrace(FileTrace):
+class SafetensorsTrace(FileTrace[int]):
     """A safetensors trace opened lazily: the header is validated, data stays on disk.
 
     Example:
@@ -94,7 +96,7 @@ class SafetensorsTrace(FileTrace):
         if self._file.closed:
             raise ValueError(f"{self.label}: the trace is closed")
         out = np.empty(count, storage)
-        view = memoryview(out.view(np.uint8))
+        view = out.view(np.uint8).data
         done = 0
         try:
             self._file.seek(position)
@@ -261,7 +263,7 @@ def _header_entry_bytes(name: str, shape: tuple[int, ...]) -> int:
     return 3 * quoted + 72 + 21 * len(shape)  # the order list quotes the name again, escaped
 
 
-class SafetensorsWriter(TraceWriter):
+class SafetensorsWriter(TraceWriter[tuple[str, tuple[int, ...], int, int]]):
     """Write a safetensors trace stage by stage; the file appears atomically on ``close``.
 
     Each stage is encoded (contiguous, little-endian) and written at once into
@@ -296,7 +298,9 @@ class SafetensorsWriter(TraceWriter):
         # Removes the temp file if the writer is dropped (or the interpreter exits) unclosed.
         self._cleanup = weakref.finalize(self, _discard, self._file, self._tmp)
 
-    def _write(self, name: str, shape: tuple[int, ...], dtype: str, raw: Iterator[np.ndarray]) -> object:
+    def _write(
+        self, name: str, shape: tuple[int, ...], dtype: str, raw: Iterator[np.ndarray]
+    ) -> tuple[str, tuple[int, ...], int, int]:
         if dtype in NOT_IN_SAFETENSORS:
             raise TapError(
                 f"stage {brief(name)}: safetensors has no {dtype} (other readers would refuse the file); "
@@ -307,7 +311,7 @@ class SafetensorsWriter(TraceWriter):
         try:
             for chunk in raw:
                 flat = np.ascontiguousarray(chunk.reshape(-1))
-                self._file.write(memoryview(flat.view(np.uint8)))
+                self._file.write(flat.view(np.uint8).data)
                 count += flat.size
             if count != math.prod(shape):
                 raise TapError(f"stage {brief(name)}: {count} elements given for shape {shape}")

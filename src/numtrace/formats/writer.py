@@ -18,7 +18,7 @@ import os
 import secrets
 import sys
 import threading
-from typing import Iterable, Iterator, Mapping
+from typing import Generic, Iterable, Iterator, Mapping, TypeVar
 
 import numpy as np
 
@@ -27,8 +27,11 @@ from ..errors import RecordingError, TapError
 from ..trace import FORMAT_KEY, FORMAT_VERSION, ORDER_KEY
 from .common import brief, one_line, remove_quietly
 
+#: what a writer keeps of each stage written, to write its index on close
+Entry = TypeVar("Entry")
 
-class TraceWriter:
+
+class TraceWriter(Generic[Entry]):
     """What both writers share: name checks, encoding, state, atomic close, context manager.
 
     Subclasses implement ``_write`` (store one stage, all or nothing),
@@ -43,7 +46,7 @@ class TraceWriter:
         self.durable = durable_by_default() if durable is None else bool(durable)
         #: metadata merged into what :meth:`close` writes (``close(metadata=...)`` wins)
         self.metadata: dict[str, object] = {}
-        self._stages: dict[str, object] = {}  # name -> what the subclass needs to write its index
+        self._stages: dict[str, Entry] = {}  # name -> what the subclass needs to write its index
         self._state = "open"
 
     @property
@@ -114,7 +117,7 @@ class TraceWriter:
         if self._state == "open":
             self.close() if exc_type is None else self.abort()
 
-    def _write(self, name: str, shape: tuple[int, ...], dtype: str, raw: Iterator[np.ndarray]) -> object:
+    def _write(self, name: str, shape: tuple[int, ...], dtype: str, raw: Iterator[np.ndarray]) -> Entry:
         raise NotImplementedError
 
     def _publish(self, metadata: dict[str, str]) -> None:

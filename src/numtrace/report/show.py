@@ -28,7 +28,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..compare.result import json_safe, side_dict
-from ..compare.sketches.format import is_sketch_trace, read_sketch
+from ..compare.sketches.format import MAX_CHANNELS, is_sketch_trace, read_sketch
 from ..compare.statistics.stats import summarize
 from ..errors import UsageError
 from ..probes import StageFilter
@@ -188,7 +188,7 @@ def print_stage_show(trace, name: str, width: int | None = None) -> None:
     console.print(Text(f"  hash: {stage['hash']}"))
     means = stage["channel_means"]
     if stage["axis"] is None:
-        console.print(Text("  channel means: none (a 0-d or 1-d stage, or an axis longer than 65,536)"))
+        console.print(Text(f"  channel means: none (a 0-d or 1-d stage, or an axis longer than {MAX_CHANNELS:,})"))
     else:
         values = np.array([np.nan if m is None else m for m in means])
         text = np.array2string(values, precision=4, threshold=12, edgeitems=3, max_line_width=10**6)

@@ -25,6 +25,7 @@ from types import SimpleNamespace
 from rich.table import Table
 from rich.text import Text
 
+from ..compare.sketches.format import MAX_CHANNELS
 from .rows import Hidden, index_text, sparkline, summarize_rows
 from .table import VERDICT_STYLES, make_console
 from .words import fmt, fmt_side
@@ -126,7 +127,7 @@ def print_sketch_stage(detail: dict, width: int | None = None) -> None:
     else:
         console.print(
             Text(
-                "\nno channel means to compare (a 0-d or 1-d stage, an axis longer than 65,536, "
+                f"\nno channel means to compare (a 0-d or 1-d stage, an axis longer than {MAX_CHANNELS:,}, "
                 "or other shapes on the two sides)"
             )
         )

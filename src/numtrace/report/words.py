@@ -13,7 +13,7 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Mapping, Sequence
 
 
 def fmt(value: float | int | None, digits: int = 4) -> str:
@@ -67,7 +67,7 @@ def _shape(shape: tuple | None) -> str:
 _SIDE = {"a": "reference", "b": "candidate"}
 
 
-def fmt_explained(finding: dict) -> str:
+def fmt_explained(finding: Mapping[str, Any]) -> str:
     """``explains 99.9%`` from a finding's ``explained`` share ('' when it has none).
 
     A finding made on the window of a large stage (``"source": "sample"``) says so.
@@ -109,13 +109,13 @@ def _signed(value: float) -> str:
     return f"- {fmt(-value)}" if value < 0 else f"+ {fmt(value)}"
 
 
-def _with(text: str, finding: dict, label: str = "") -> str:
+def _with(text: str, finding: Mapping[str, Any], label: str = "") -> str:
     extra = ", ".join(x for x in (label, fmt_explained(finding)) if x)
     return f"{text} ({extra})" if extra else text
 
 
-def describe_finding(finding: dict, lengths: tuple | None = None) -> str:
-    """One finding of SPEC §3 in plain words (``lengths``: the stage's shape, for "13 of 256")."""
+def describe_finding(finding: Mapping[str, Any], lengths: tuple | None = None) -> str:
+    """One finding of the report (docs/report.md) in plain words (``lengths``: the stage's shape, for "13 of 256")."""
     kind = finding.get("kind")
     f = finding
 
@@ -205,7 +205,7 @@ def describe_finding(finding: dict, lengths: tuple | None = None) -> str:
     return f"{kind} ({fields})" if fields else str(kind)
 
 
-def _redundant(finding: dict, others: list[dict]) -> bool:
+def _redundant(finding: Mapping[str, Any], others: Sequence[Mapping[str, Any]]) -> bool:
     """A localized band that a padding finding already names (same axis and range)."""
     return finding.get("kind") == "localized" and any(
         o.get("kind") == "padding"
@@ -214,7 +214,9 @@ def _redundant(finding: dict, others: list[dict]) -> bool:
     )
 
 
-def describe_findings(findings: list[dict], lengths: tuple | None = None, limit: int | None = None) -> str:
+def describe_findings(
+    findings: Sequence[Mapping[str, Any]], lengths: tuple | None = None, limit: int | None = None
+) -> str:
     """Findings in words, joined by '; ' (at most ``limit``, a localized band that merely
     repeats a padding region left out)."""
     shown = [f for f in findings if not _redundant(f, findings)]

@@ -39,6 +39,7 @@ import re
 import shutil
 from fnmatch import fnmatchcase
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
@@ -49,6 +50,9 @@ from ..formats import load, save
 from ..trace import MemoryTrace, Trace
 from .assertions import TraceMismatch, as_trace, assert_traces_close, check_traces
 from .tolerances import merge_tables, tolerance_table
+
+if TYPE_CHECKING:
+    from ..tracer import Recording
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.,=+-]+")
 
@@ -88,7 +92,7 @@ class NumtraceFixture:
             nodeid if path is None or "::" not in nodeid else settings.shown(Path(path)) + nodeid[nodeid.find("::") :]
         )
         self.stem = golden_stem(nodeid)
-        self._recording = None
+        self._recording: Recording | None = None
         self._checked: set[str] = set()
 
     def __repr__(self) -> str:
@@ -119,6 +123,7 @@ class NumtraceFixture:
 
     def collect(self) -> Trace:
         """The stages tapped so far, as a trace; later taps go to a fresh recording."""
+        assert self._recording is not None  # started with the test, restarted by every collect
         trace = self._recording.stop()
         trace.label = f"<stages tapped by {self.nodeid}>"
         self.start()

@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..compare import DiffReport, StageResult, Verdict
+from ..compare.findings import Finding
 from ..compare.result import failing_verdicts as engine_failing
 from ..report.words import describe_findings, fmt, fmt_percent, fmt_shape, fmt_side
 from ..trace import Trace
@@ -86,7 +87,8 @@ def trace_message(report: DiffReport, reference: Trace, candidate: Trace, rules:
     change = report.uniform_dtype_change
     if change:
         lines.append(f"  dtypes: reference {change[0]}, candidate {change[1]} at every stage")
-    shown, titles = [], []
+    shown: list[StageResult] = []
+    titles: list[str] = []
     first = report.first_divergence
     for name, title in (
         (first, "First divergence"),
@@ -148,10 +150,10 @@ def stage_details(
     findings = _findings(stage, hide_dtype)
     if findings:
         lines.append(f"  findings: {describe_findings(findings)}")
-    worst = worst_elements(stage, reference, candidate)
-    if worst:
+    elements = worst_elements(stage, reference, candidate)
+    if elements:
         lines.append("  worst elements (index: reference, candidate, |Δ|):")
-        lines += [f"    {index}: {_num(a)}, {_num(b)}, {_num(delta)}" for index, a, b, delta in worst]
+        lines += [f"    {index}: {_num(a)}, {_num(b)}, {_num(delta)}" for index, a, b, delta in elements]
     return lines
 
 
@@ -199,7 +201,10 @@ def _values(stage: StageResult, reference: Trace, candidate: Trace):
         else:
             from ..compare import aligned_arrays, stage_pair
 
-            aligned = aligned_arrays(reference, candidate, stage_pair(reference, candidate, stage.name))
+            pair = stage_pair(reference, candidate, stage.name)
+            if pair is None:
+                return None
+            aligned = aligned_arrays(reference, candidate, pair)
             if aligned is None:
                 return None
             a, b = aligned[0], aligned[1]
@@ -251,7 +256,7 @@ def _summary(stage: StageResult, hide_dtype: bool) -> str:
     return f"{text}; {describe_findings(findings)}" if findings else text
 
 
-def _findings(stage: StageResult, hide_dtype: bool) -> list[dict]:
+def _findings(stage: StageResult, hide_dtype: bool) -> list[Finding]:
     return [f for f in stage.diagnosis if not (hide_dtype and f.get("kind") == "dtype")]
 
 

@@ -52,6 +52,7 @@ def run_traced(function: Callable, *args: Any, output: str | None = "output", **
         if output is not None and result is not None:
             numtrace.tap(output, result)
     trace = recording.trace
+    assert trace is not None  # set when the recording stopped
     trace.label = f"<run of {getattr(function, '__qualname__', type(function).__name__)}>"
     return result, trace
 
@@ -88,7 +89,7 @@ def assert_port_agrees(
     from hypothesis import Phase, given
     from hypothesis import settings as hypothesis_settings
 
-    last_failure = []
+    last_failure: list[Any] = []
 
     def compare(x, diagnose):
         __tracebackhide__ = True
@@ -106,8 +107,10 @@ def assert_port_agrees(
     check = given(inputs)(port_agrees)
     if settings is None:
         explain = getattr(Phase, "explain", None)  # hypothesis >= 6.91
-        options = {"deadline": None, "phases": [phase for phase in Phase if phase is not explain]}
-        settings = hypothesis_settings(**options, **({} if max_examples is None else {"max_examples": max_examples}))
+        options: dict[str, Any] = {"deadline": None, "phases": [phase for phase in Phase if phase is not explain]}
+        if max_examples is not None:
+            options["max_examples"] = max_examples
+        settings = hypothesis_settings(**options)
     check = settings(check)
     try:
         check()
@@ -117,7 +120,7 @@ def assert_port_agrees(
         try:  # hypothesis ran the smallest failing input last: the report again, diagnosed
             compare(last_failure[0], diagnose=True)
         except TraceMismatch as full:
-            for note in getattr(quick, "__notes__", []):
-                full.add_note(note)
+            # hypothesis's notes (the falsifying example); add_note is Python >= 3.11, __notes__ works on 3.10 too
+            setattr(full, "__notes__", [*getattr(full, "__notes__", []), *getattr(quick, "__notes__", [])])
             raise full from None
         raise

@@ -2,7 +2,7 @@
 
 Each ``plant_*`` function takes a reference array and returns a
 :class:`Planted`: the reference, the candidate (reference plus the error),
-the planted parameters, and ``finding``, the SPEC §3 diagnosis finding that
+the planted parameters, and ``finding``, the diagnosis finding (docs/report.md) that
 describes the error. No hypothesis needed (``numtrace.testing.strategies``
 draws these with hypothesis).
 
@@ -30,6 +30,7 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 
@@ -37,7 +38,7 @@ from .. import dtypes
 from ..trace import MemoryTrace
 
 KINDS = ("offset", "scale", "shift", "padding", "band", "permutation", "rounding")
-#: the SPEC §3 finding kind that names each planted error
+#: the finding kind (docs/report.md) that names each planted error
 FINDING_KIND = {
     "offset": "offset",
     "scale": "scale",
@@ -72,7 +73,7 @@ class Planted:
 
     @property
     def finding(self) -> dict:
-        """The SPEC §3 finding this error should be diagnosed as (kind and its fields)."""
+        """The finding this error should be diagnosed as (kind and its fields)."""
         return {"kind": FINDING_KIND[self.kind], **self.params}
 
     def traces(self, name: str = "x") -> tuple[MemoryTrace, MemoryTrace]:
@@ -97,15 +98,15 @@ class Planted:
 def plant_offset(a: np.ndarray, value: float) -> Planted:
     """``b = a + value``."""
     a = np.asarray(a)
-    value = np.asarray(value, a.dtype)  # the offset as the array's dtype holds it
-    return Planted("offset", {"value": float(value)}, a, (a + value).astype(a.dtype))
+    held = np.asarray(value, a.dtype)  # the offset as the array's dtype holds it
+    return Planted("offset", {"value": float(held)}, a, (a + held).astype(a.dtype))
 
 
 def plant_scale(a: np.ndarray, factor: float) -> Planted:
     """``b = factor * a``."""
     a = np.asarray(a)
-    factor = np.asarray(factor, a.dtype)
-    return Planted("scale", {"factor": float(factor)}, a, (a * factor).astype(a.dtype))
+    held = np.asarray(factor, a.dtype)
+    return Planted("scale", {"factor": float(held)}, a, (a * held).astype(a.dtype))
 
 
 def plant_shift(a: np.ndarray, axis: int, lag: int) -> Planted:
@@ -211,7 +212,7 @@ def _region(ndim: int, axis: int, start: int, stop: int) -> tuple:
     return tuple(index)
 
 
-_PLANTERS = {
+_PLANTERS: dict[str, Callable[..., Planted]] = {
     "offset": plant_offset,
     "scale": plant_scale,
     "shift": plant_shift,

@@ -41,9 +41,9 @@ from pathlib import Path
 import pytest
 
 try:
-    import tomllib
+    import tomllib  # type: ignore[import-not-found]  # mypy checks for Python 3.10, which lacks it
 except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib  # type: ignore[no-redef]
+    import tomli as tomllib  # type: ignore[import-not-found]  # installed on Python 3.10 only
 
 FAIL_ON = ("large", "small", "missing", "never", "any")
 KEYS = ("tolerance", "golden_dir", "fail_on")
@@ -240,6 +240,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config)
         for path in settings.within:
             terminalreporter.write_line(f"  kept    {settings.shown(path)}")
     if settings.kept:
+        assert settings.report_dir is not None  # folders are kept only in a report dir
         terminalreporter.write_line(
             f"traces and reports of {len(settings.kept)} failing check(s) kept in {settings.shown(settings.report_dir)}"
         )

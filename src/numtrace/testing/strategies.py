@@ -26,6 +26,7 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable, Literal
 
 import numpy as np
 from hypothesis import assume
@@ -64,7 +65,7 @@ __all__ = [
 ]
 
 MAGNITUDES = (1.0, 1e-3, 1e3)
-_WIDTH = {"float64": 64, "float32": 32, "float16": 16}
+_WIDTH: dict[str, Literal[16, 32, 64]] = {"float64": 64, "float32": 32, "float16": 16}
 _SIGN = st.sampled_from([1.0, -1.0])
 _RELATIVE = st.floats(0.01, 10.0)
 
@@ -231,7 +232,7 @@ def roundings(draw, arrays=None, dtypes=("float32", "float16", "bfloat16")) -> P
     return plant_rounding(a, dtype)
 
 
-_BY_KIND = {
+_BY_KIND: dict[str, Callable[..., st.SearchStrategy[Planted]]] = {
     "offset": offsets,
     "scale": scales,
     "shift": shifts,

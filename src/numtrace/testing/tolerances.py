@@ -44,7 +44,7 @@ def tolerance_spec(value: object, where: str = "tolerance") -> Tolerance:
     if isinstance(value, Tolerance):
         return value
     if isinstance(value, numbers.Real) and not isinstance(value, bool):
-        if math.isfinite(value) and value >= 0:
+        if math.isfinite(value) and value >= 0:  # type: ignore[operator]  # numbers.Real declares only < and <=
             return Tolerance(float(value))
     elif isinstance(value, str):
         try:

@@ -1,7 +1,7 @@
 """Diagnose a divergence: which kind of error is it, with which parameters?
 
 :func:`diagnose` takes two aligned arrays of one shape (the reference ``a``,
-the candidate ``b``) and their recorded dtypes, tests every kind of SPEC §3
+the candidate ``b``) and their recorded dtypes, tests every kind of the report's vocabulary
 against the data, and returns the findings that hold, most explaining first.
 Pure NumPy, no I/O. Thresholds are the named constants here and in
 :mod:`~numtrace.compare.diagnosis.fits` and :mod:`~numtrace.compare.diagnosis.regions`.

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from typing import Any
 
 import numpy as np
 
@@ -93,7 +94,7 @@ def find_padding(a, b, mask, energy: float, a2: float, eps: float) -> list[Findi
     The run of constant candidate slices is taken from the border inwards, then
     trimmed of inner slices without error (reference equal to the pad value).
     """
-    found = []
+    found: list[Finding] = []
     if energy <= 0:
         return found
     noise2 = _noise2(a, b, eps)
@@ -176,7 +177,7 @@ def find_localized(a, b, e2, energy: float, a2: float, eps: float = 0.0) -> list
     of the axis. A band carries ``offset`` (or ``factor``) when one explains the
     error inside it.
     """
-    found = []
+    found: list[Finding] = []
     if energy <= 0:
         return found
     noise2 = _noise2(a, b, eps)
@@ -276,7 +277,7 @@ def find_shift(a, b, mask, energy: float, a2: float) -> list[Finding]:
     """
     if energy <= 0:
         return []
-    best = None
+    best: tuple[tuple[float, float, bool], int, int] | None = None
     rng = np.random.default_rng(0)
     for axis in range(a.ndim):
         length = a.shape[axis]
@@ -298,7 +299,7 @@ def find_shift(a, b, mask, energy: float, a2: float) -> list[Finding]:
                 misfit = (rb - rolled) ** 2 * (rm & np.roll(rm, signed, axis=0))
                 inner = slice(signed, None) if signed > 0 else slice(None, signed)
                 edge = slice(None, signed) if signed > 0 else slice(signed, None)
-                options = []  # (share judged, share of the whole stage, linear?)
+                options: list[tuple[float, float, bool]] = []  # (share judged, share of the whole stage, linear?)
                 if float(misfit.sum()) <= SHIFT_MAX_MISFIT * float(b2.sum()):
                     share = 1.0 - float(misfit.sum()) / total
                     options.append((share, share, False))  # circular
@@ -308,13 +309,13 @@ def find_shift(a, b, mask, energy: float, a2: float) -> list[Finding]:
                     options.append((1.0 - inner_misfit / inner_error, whole, True))  # linear: in the overlap
                 if not options:
                     continue
-                judged = max(options)
-                if best is None or judged[:2] > best[0][:2]:
-                    best = (judged, axis, signed)
+                option = max(options)
+                if best is None or option[:2] > best[0][:2]:
+                    best = (option, axis, signed)
     if best is None or best[0][0] < SHIFT_MIN_EXPLAINED:
         return []
     (judged, explained, linear), axis, lag = best
-    overlap = {"overlap_explained": judged} if linear and judged > explained else {}
+    overlap: dict[str, Any] = {"overlap_explained": judged} if linear and judged > explained else {}
     return [
         Finding.of(
             "shift",

@@ -121,7 +121,7 @@ def box_text(shape: tuple, box: tuple) -> str:
     return "[" + ", ".join(parts) + "]"
 
 
-def precision_finding(stats_a, stats_b, d, coarse: str) -> dict | None:
+def precision_finding(stats_a, stats_b, d, coarse: str) -> Finding | None:
     """The ``precision`` finding of the whole stage from the comparison's statistics (the test
     of :func:`~numtrace.compare.diagnosis.diagnose.diagnose`), None when the error is more than rounding."""
     eps = dtypes.eps(coarse)
@@ -171,11 +171,11 @@ class Window:
         then a window has nothing to add, and is not diagnosed."""
         return any(f["kind"] in EXACT_KINDS and f["explained"] >= 1.0 - EXACT for f in self.exact)
 
-    def diagnose(self, related: dict | None = None) -> list[dict]:
+    def diagnose(self, related: dict | None = None) -> list[Finding]:
         """The stage's findings (``related``: earlier stages' reference values in this window)."""
         return diagnose(self.a, self.b, self.dtype_a, self.dtype_b, related, window=self)
 
-    def layout(self, a, b, energy: float, a2: float, unit: float) -> dict | None:
+    def layout(self, a, b, energy: float, a2: float, unit: float) -> Finding | None:
         """The ``layout`` finding of the window (``a``, ``b`` as diagnose fits them, in units scaled
         by ``unit``): a permutation of the stage's equal-length axes, tested on the window."""
         identity = tuple(range(a.ndim))
@@ -237,6 +237,7 @@ class Window:
             if kind in ("localized", "padding"):
                 if kind == "padding" and cut and not self._at_border(finding):
                     continue  # the window's edge, not the stage's: no evidence of a padding
+                assert axis is not None  # localized and padding findings name their axis
                 start = self.box[axis][0] if axis < len(self.box) else 0  # complex: the parts axis
                 moved = {"start": finding["start"] + start, "stop": finding["stop"] + start}
             drop = ("values",) if cut and kind in _ALONG_AXIS else ()  # they would be the window's indices
@@ -281,7 +282,7 @@ def scale_unit(stats_a, stats_b) -> float:
 
 def diagnose_stage(
     reference: Trace, name_a: str, candidate: Trace, name_b: str, stats_a, stats_b, d, budget: int
-) -> tuple[list[dict], str, Window | None]:
+) -> tuple[list[Finding], str, Window | None]:
     """Findings of a stage of equal shapes on both sides, larger than ``budget``, its note, and
     its :class:`Window` (None when the comparison's statistics settle it: rounding, or no
     finite difference). ``stats_*``/``d``: the stage's comparison (``compare_stage``)."""

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from typing import Any
 
 import numpy as np
 
@@ -188,7 +189,7 @@ def align_arrays(a: np.ndarray, b: np.ndarray):
     if not candidates:
         return None
     a2, b2 = a.reshape(sa), b.reshape(sb)
-    scored = []
+    scored: list[tuple[float, int, tuple[int, ...], int | None, int]] = []
     for perm, axis_b in candidates:
         if axis_b is None:
             offsets = [0]
@@ -208,7 +209,8 @@ def align_arrays(a: np.ndarray, b: np.ndarray):
         findings.append(Finding.of("layout", perm=[int(p) for p in perm]))
     if shape is not None:
         shape["axis"] = int(keep_a[shape["axis"]])
-        findings.append(Finding.of("shape", **{k: int(v) for k, v in shape.items()}))
+        fields: dict[str, Any] = {k: int(v) for k, v in shape.items()}
+        findings.append(Finding.of("shape", **fields))
     # back to the reference's full shape (singletons included), the odd axis at its overlap length
     full = list(a.shape)
     for squeezed_axis, original in enumerate(keep_a):

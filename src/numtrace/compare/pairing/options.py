@@ -37,10 +37,11 @@ def unused_options(reference, candidate, tolerances: ToleranceTable | None, name
             hint = closest(glob, names_a)
             text += f" (closest: {', '.join(hint)})" if hint else did_you_mean(glob, ["rtol", "atol"])
         problems.append(text)
-    for entry, role, hint in names.unused(names_a, names_b) if names is not None else []:
-        where = f"{names.source}: " if names.source else ""
-        text = f"{where}{entry} matches no stage of " + ("either trace" if role == "either" else f"the {role}")
-        problems.append(text + (f" (closest: {', '.join(hint)})" if hint else ""))
+    if names is not None:
+        for entry, role, hint in names.unused(names_a, names_b):
+            where = f"{names.source}: " if names.source else ""
+            text = f"{where}{entry} matches no stage of " + ("either trace" if role == "either" else f"the {role}")
+            problems.append(text + (f" (closest: {', '.join(hint)})" if hint else ""))
     return problems
 
 

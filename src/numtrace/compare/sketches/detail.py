@@ -85,6 +85,7 @@ def sketch_stage_detail(
     """Everything the drill-down by sketch shows (module docstring): a
     :class:`~numtrace.compare.result.StageDetail`."""
     pair = paired_stage(reference, candidate, name, map)
+    assert pair.name_a is not None and pair.name_b is not None  # paired_stage raises otherwise
     table = tolerances if tolerances is not None else ToleranceTable()
     means_a, info_a = stage_sketch(reference, pair.name_a)
     means_b, info_b = stage_sketch(candidate, pair.name_b, info_a["axis"])

@@ -57,11 +57,6 @@ SLACK = 2.0**-40
 _NOTE = "compared by sketch (statistics only): metrics are lower bounds; re-run with full tensors for this stage"
 
 
-def uses_sketches(reference: Trace, candidate: Trace) -> bool:
-    """True when either trace is a sketch trace: :func:`diff` must be used."""
-    return is_sketch_trace(reference) or is_sketch_trace(candidate)
-
-
 def diff(
     reference: Trace,
     candidate: Trace,
@@ -78,7 +73,8 @@ def diff(
     stages = []
     for pair in align(reference, candidate, only, names):
         if pair.name_a is None or pair.name_b is None:
-            side, trace, name = ("b", candidate, pair.name_b) if pair.name_a is None else ("a", reference, pair.name_a)
+            side, trace = ("b", candidate) if pair.name_a is None else ("a", reference)
+            name = pair.name  # the side's own name: name_a, else name_b
             stats = side_stats(_sketch(trace, name, None)[1])
             a, b = (stats, None) if side == "a" else (None, stats)
             note = "only in the reference" if side == "a" else "only in the candidate"

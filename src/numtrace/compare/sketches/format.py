@@ -75,7 +75,7 @@ def sketch_of(trace, name: str, axis: int | None = None) -> tuple[np.ndarray, di
     raw_chunks = getattr(trace, "iter_raw_chunks", None)
     if raw_chunks is not None:
         for raw in raw_chunks(name, _CHUNK):
-            digest.update(memoryview(np.ascontiguousarray(raw).view(np.uint8)))
+            digest.update(np.ascontiguousarray(raw).view(np.uint8).data)
     channels = shape[axis] if axis is not None else 0
     sums, counts = np.zeros(channels), np.zeros(channels)
     slab = math.prod(shape[axis:]) if axis is not None else 1  # chunks of whole slabs reduce by reshaping
@@ -83,7 +83,7 @@ def sketch_of(trace, name: str, axis: int | None = None) -> tuple[np.ndarray, di
     start = 0
     for chunk in trace.iter_chunks(name, step):
         if raw_chunks is None:
-            digest.update(memoryview(dtypes.encode(chunk, dtype).reshape(-1).view(np.uint8)))
+            digest.update(dtypes.encode(chunk, dtype).reshape(-1).view(np.uint8).data)
         if axis is not None:
             _add_channels(chunk, start, shape, axis, sums, counts)
         start += chunk.size

@@ -134,7 +134,9 @@ class SideAccumulator:
         self.count = self.nan = self.posinf = self.neginf = self.n = 0
         self.exp: int | None = None
         self.mean = self.m2 = 0.0  # in units of 2**exp and 4**exp
-        self.min = self.max = self.abs_max = None
+        self.min: float | None = None
+        self.max: float | None = None
+        self.abs_max: float | None = None
 
     def update(self, values: np.ndarray) -> float:
         """Add a chunk; returns the largest |value| among its finite values (0.0 if none)."""
@@ -153,7 +155,7 @@ class SideAccumulator:
         self.max = hi if self.max is None else max(self.max, hi)
         self.abs_max = chunk_max if self.abs_max is None else max(self.abs_max, chunk_max)
         exp = _grow_exp(self.exp, chunk_max)
-        if self.exp is not None and exp != self.exp:
+        if self.exp is not None and exp is not None and exp != self.exp:
             self.mean = math.ldexp(self.mean, self.exp - exp)
             self.m2 = math.ldexp(self.m2, 2 * (self.exp - exp))
         self.exp = exp
@@ -184,7 +186,7 @@ class SideAccumulator:
         mean_c = total_c / n_c
         if self.exp or self.exp is None:  # else (the usual case) the sums are unscaled and stay so
             exp = _grow_exp(self.exp, chunk_max)
-            if self.exp is not None and exp != self.exp:
+            if self.exp is not None and exp is not None and exp != self.exp:
                 self.mean = math.ldexp(self.mean, self.exp - exp)
                 self.m2 = math.ldexp(self.m2, 2 * (self.exp - exp))
             self.exp, exp = exp, exp or 0
@@ -253,7 +255,7 @@ class DiffAccumulator:
                 self.worst = (self.total + k, float(va[k]), float(vb[k]))
         self.total += va.size
         exp = _grow_exp(self.exp, bound)
-        if self.exp is not None and exp != self.exp:
+        if self.exp is not None and exp is not None and exp != self.exp:
             self.sum_abs = math.ldexp(self.sum_abs, self.exp - exp)
             for key in ("sum_d2", "sum_a2", "sum_b2", "sum_ab"):
                 setattr(self, key, math.ldexp(getattr(self, key), 2 * (self.exp - exp)))
@@ -281,7 +283,7 @@ class DiffAccumulator:
         self.total += va.size
         if self.exp or self.exp is None:  # else (the usual case) the sums are unscaled and stay so
             exp = _grow_exp(self.exp, bound)
-            if self.exp is not None and exp != self.exp:
+            if self.exp is not None and exp is not None and exp != self.exp:
                 self.sum_abs = math.ldexp(self.sum_abs, self.exp - exp)
                 for key in ("sum_d2", "sum_a2", "sum_b2", "sum_ab"):
                     setattr(self, key, math.ldexp(getattr(self, key), 2 * (self.exp - exp)))

@@ -25,7 +25,7 @@ Example:
 from __future__ import annotations
 
 import math
-from typing import Iterator
+from typing import Iterable, Iterator
 
 import numpy as np
 
@@ -149,6 +149,7 @@ def compare_stage(
     need_peak = tolerance.atol is None and tolerance.rtol > 0
     parallel = size >= blocks.PARALLEL_MIN
     read = min(chunk_elements, blocks.READ)  # cache-sized reads: no page faults, data hot for the kernels
+    chunks_a: Iterable[np.ndarray]
     if size <= chunk_elements:
         chunks_a = list(ref.iter_chunks(ref_name, read))  # at most one chunk's worth
         peak = _peak(chunks_a) if need_peak else 0.0
