@@ -33,6 +33,7 @@ sys.path.insert(0, str(ROOT / "tests"))  # tests/report_schema.py, shared by eve
 NEEDS = {
     "src/numtrace/backends/torch.py": "torch",
     "src/numtrace/backends/torch_hooks.py": "torch",
+    "src/numtrace/backends/torch_sites.py": "torch",
     "src/numtrace/backends/fastai.py": "fastai",
     "src/numtrace/backends/mlx.py": "mlx",
     "src/numtrace/backends/mlx_batch.py": "mlx",

@@ -46,7 +46,7 @@ from fasttransform.transform import Pipeline, Transform
 
 from ..errors import UsageError, warn_once
 from ..tracer import active_recording, flatten
-from . import torch_hooks
+from . import torch_hooks, torch_sites
 from .torch import watch as watch_torch
 
 _stage_of: "weakref.WeakKeyDictionary[Pipeline, str]" = weakref.WeakKeyDictionary()
@@ -76,7 +76,7 @@ def _tapped_call(self: Pipeline, o: Any) -> Any:
         o = f(o, split_idx=split_idx)
         applies = getattr(f, "split_idx", None) in (None, split_idx)
         if prefix and name and applies and flatten(o):
-            torch_hooks.record(f"{prefix}.{name}", o)
+            torch_sites.record(f"{prefix}.{name}", o)
     return o
 
 
@@ -193,11 +193,11 @@ class NumtraceCallback(Callback):
             self._nt_undo.append(watch_torch(self.learn.model, **options).detach)
 
     def after_pred(self) -> None:
-        torch_hooks.record("pred", self.learn.pred)
+        torch_sites.record("pred", self.learn.pred)
 
     def after_loss(self) -> None:
         if len(self.learn.yb):
-            torch_hooks.record("loss", self.learn.loss)
+            torch_sites.record("loss", self.learn.loss)
 
     def after_validate(self) -> None:
         self._nt_release()
