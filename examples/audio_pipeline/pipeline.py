@@ -11,7 +11,8 @@ Run it twice and compare:
 
 The candidate runs in float32 (numtrace calls that MATCH: the tolerance follows
 the coarser dtype) and pads the dB spectrogram with 0.0 dB instead of the
-silence level, the bug of USE-CASES §1 (fastai padded with full scale).
+silence level: the bug of an orca-call detector's fastai-to-PyTorch port (fastai
+padded with full scale).
 """
 
 import argparse

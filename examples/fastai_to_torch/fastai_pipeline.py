@@ -2,7 +2,7 @@
 
 Its PadSpectrogram transform pads the dB spectrogram with 0.0 dB, which is
 full scale (the loudest value after ``ref=max``), not silence: the bug of
-USE-CASES §1. Written as plain fastai, with no numtrace in it; trace it with
+the orca-call detector's real port. Written as plain fastai, with no numtrace in it; trace it with
 
     trace run --backend fastai -o fastai.safetensors fastai_pipeline.py --state-dict weights.pt
 """
@@ -85,7 +85,7 @@ def label(i: int) -> str:
 
 
 def build_model() -> nn.Module:
-    """A small CNN with fastai's concat-pool head (as in USE-CASES §1, scaled down)."""
+    """A small CNN with fastai's concat-pool head (as in the orca-call detector, scaled down)."""
     return nn.Sequential(
         nn.Unflatten(1, (1, N_MELS)),
         nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(inplace=True), nn.MaxPool2d(2)),

@@ -1,6 +1,7 @@
 """The port of the mel front end: float32, vectorised differently, as it runs on the device.
 
-Plant the bugs of USE-CASES §1 with the BUG environment variable:
+Plant the bugs of a real fastai-to-PyTorch port of an audio classifier with the BUG
+environment variable:
 
 - ``BUG=frames``: the frame count is rounded up (``1 + ceil(n / HOP)``, the
   clip zero-padded to fit), so a clip the reference cuts into 312 frames

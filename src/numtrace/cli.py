@@ -25,10 +25,34 @@ from .errors import NumtraceError
 app = typer.Typer(
     name="trace",
     help="numtrace: record named intermediate tensors of two implementations and find where they diverge.",
-    no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain help: reads at 80 columns, flags without a <bool> metavar
 )
+
+_REFERENCE = "Reference trace (.safetensors, .st or .h5)."
+_CANDIDATE = "Candidate trace, compared against the reference."
+
+
+def _version(value: bool) -> None:
+    if value:
+        from ._version import __version__
+
+        typer.echo(f"numtrace {__version__}")
+        raise typer.Exit()
+
+
+@app.callback(invoke_without_command=True)
+def _main(
+    ctx: typer.Context,
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print numtrace's version and exit."
+    ),
+) -> None:
+    """numtrace: record named intermediate tensors of two implementations and find where they diverge."""
+    if ctx.invoked_subcommand is None:  # bare `trace`: the help on stdout, and a usage error's status
+        typer.echo(ctx.get_help())
+        raise typer.Exit(2)
 
 
 class FailOn(str, Enum):
@@ -67,10 +91,10 @@ Exit status:
      option, or an --only, --tol or --map entry that matches no stage."""
 
 
-@app.command(help=f"Compare two traces stage by stage, reference first.\n\n{VERDICT_HELP}\n\n{EXIT_HELP}")
+@app.command(help=f"Compare two traces stage by stage, reference first.\n\n\b\n{VERDICT_HELP}\n\n\b\n{EXIT_HELP}")
 def diff(
-    reference: str = typer.Argument(..., help="Reference trace (.safetensors/.st/.h5)."),
-    candidate: str = typer.Argument(..., help="Candidate trace, compared against the reference."),
+    reference: str = typer.Argument(..., metavar="REFERENCE", help=_REFERENCE),
+    candidate: str = typer.Argument(..., metavar="CANDIDATE", help=_CANDIDATE),
     as_json: bool = typer.Option(False, "--json", help="Print the JSON report on stdout (docs/report.md)."),
     only: Optional[List[str]] = typer.Option(
         None, "--only", metavar="GLOB", help="Compare only stages matching GLOB (repeatable)."
@@ -86,7 +110,7 @@ def diff(
         None,
         "--tol-file",
         metavar="TOML",
-        help="Per-stage tolerances from a TOML file (\\[tolerance] table: glob = rtol or {rtol, atol}).",
+        help="Per-stage tolerances from a TOML file ([tolerance] table: glob = rtol or {rtol, atol}).",
     ),
     fail_on: FailOn = typer.Option(
         FailOn.large,
@@ -101,7 +125,21 @@ def diff(
         "compared.",
     ),
     width: Optional[int] = typer.Option(
-        None, "--width", help="Table width in characters (default: the terminal's, at least 160 when not a terminal)."
+        None,
+        "--width",
+        metavar="COLUMNS",
+        help="Table width in characters (default: the terminal's, or COLUMNS; 160 when not a terminal).",
+    ),
+    wide: bool = typer.Option(False, "--wide", help="The wide table (every column), whatever the width."),
+    narrow: bool = typer.Option(False, "--narrow", help="The narrow table (one line per stage, its diagnosis below)."),
+    show_all: bool = typer.Option(
+        False, "--all", help="Show every stage of a long trace (runs of MATCH stages are one line by default)."
+    ),
+    html: Optional[str] = typer.Option(
+        None,
+        "--html",
+        metavar="FILE",
+        help="Also write a self-contained HTML report (summary, sortable stage table, error chart, heatmaps).",
     ),
     name_map: Optional[str] = typer.Option(
         None,
@@ -122,9 +160,12 @@ def diff(
     from .compare.pairing.options import check_options
     from .compare.verdict import ToleranceTable
     from .formats import load
+    from .report.progress import Progress
     from .report.table import print_diff
 
     with _user_errors():
+        if wide and narrow:
+            raise NumtraceError("--wide and --narrow choose opposite layouts: give one of them")
         tolerances = ToleranceTable.from_options(tol or [], tol_file)
         names = as_name_map(name_map)
         with load(reference, role="reference trace") as ref, load(candidate, role="candidate trace") as cand:
@@ -141,13 +182,26 @@ def diff(
                 else:
                     print_detail(data, width=width)
                 raise typer.Exit(1 if detail.result.verdict in failing_verdicts(fail_on.value) else 0)
-            report = run_diff(ref, cand, tolerances=tolerances, only=only or None, map=names)
+            with Progress("comparing", after=1.0) as bar:
+                report = run_diff(
+                    ref,
+                    cand,
+                    tolerances=tolerances,
+                    only=only or None,
+                    map=names,
+                    progress=lambda done, total, name: bar.update(done, total, name),
+                )
             if only and not report.stages:
                 raise NumtraceError(f"no stage matches --only {' '.join(only)}")
+            if html is not None:
+                from .report.html import write_html
+
+                write_html(report, ref, cand, html, map=names)
             if as_json:
                 typer.echo(json.dumps(report.to_dict(), indent=2, allow_nan=False))
             else:
-                print_diff(report, width=width)
+                layout = "wide" if wide else "narrow" if narrow else None
+                print_diff(report, width=width, layout=layout, expand=show_all)
     raise typer.Exit(1 if report.failed(fail_on.value, allow_incomplete) else 0)
 
 
@@ -156,8 +210,8 @@ def diff(
     "root cause marked), or with --stage the reference, candidate and difference of one stage."
 )
 def plot(
-    reference: str = typer.Argument(..., help="Reference trace (.safetensors/.st/.h5)."),
-    candidate: str = typer.Argument(..., help="Candidate trace, compared against the reference."),
+    reference: str = typer.Argument(..., metavar="REFERENCE", help=_REFERENCE),
+    candidate: str = typer.Argument(..., metavar="CANDIDATE", help=_CANDIDATE),
     out: str = typer.Option(..., "-o", "--out", metavar="PNG", help="Image to write."),
     stage: Optional[str] = typer.Option(
         None, "--stage", metavar="NAME", help="Plot this stage as heatmaps (or lines, for 1-D) side by side."
@@ -196,7 +250,7 @@ def show(
     ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
     only: Optional[List[str]] = typer.Option(None, "--only", metavar="GLOB", help="Show only stages matching GLOB."),
-    width: Optional[int] = typer.Option(None, "--width", help="Table width in characters."),
+    width: Optional[int] = typer.Option(None, "--width", metavar="COLUMNS", help="Table width in characters."),
 ) -> None:
     from .formats import load
     from .report.show import print_show, print_stage_show, show_dict, stage_dict
@@ -215,8 +269,10 @@ def show(
 
 @app.command(help="Convert a trace between safetensors (.safetensors/.st) and HDF5 (.h5), without loss.")
 def convert(
-    source: str = typer.Argument(..., help="Trace to read."),
-    destination: str = typer.Argument(..., help="Trace to write; its extension picks the format."),
+    source: str = typer.Argument(..., metavar="SOURCE", help="Trace to read."),
+    destination: str = typer.Argument(
+        ..., metavar="DESTINATION", help="Trace to write; its extension picks the format."
+    ),
 ) -> None:
     from .formats import convert as convert_trace
 
@@ -232,7 +288,9 @@ def convert(
 )
 def run(
     ctx: typer.Context,
-    script: str = typer.Argument(..., help="The Python script to run; arguments after it go to the script."),
+    script: str = typer.Argument(
+        ..., metavar="SCRIPT [ARGS]...", help="The Python script to run; arguments after it go to the script."
+    ),
     backend: Backend = typer.Option(
         Backend("numpy"),
         "--backend",
@@ -249,7 +307,7 @@ def run(
         help="Record only stages matching GLOB (repeatable), e.g. --only 'decoder.ode.step@[2-4]'.",
     ),
     max_calls: Optional[int] = typer.Option(
-        None, "--max-calls", min=1, help="Record at most N calls of each stage name."
+        None, "--max-calls", min=1, metavar="N", help="Record at most N calls of each stage name."
     ),
     inputs: bool = typer.Option(
         False, "--inputs", help="Also record each module's inputs, as <module>.input (module backends)."
@@ -296,7 +354,8 @@ def run(
             stats_axis=stats_axis,
         )
     note = "" if result.exit_code == 0 else f" (the script {result.status})"
-    typer.echo(f"trace run: wrote {result.stages} stages to {result.out}{note}", err=True)
+    stages = f"{result.stages} stage{'' if result.stages == 1 else 's'}"
+    typer.echo(f"trace run: wrote {stages} to {result.out}{note}", err=True)
     raise typer.Exit(result.exit_code)
 
 

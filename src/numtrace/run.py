@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 from . import backends, probe_function
 from .errors import NumtraceWarning, UsageError
+from .report.progress import Progress
 from .tracer import Recording
 
 
@@ -81,7 +82,10 @@ def run_script(
         try:  # import now: a missing framework is a usage error, not the script's
             capture_module = backends.module_of(entry)
         except ImportError as err:
-            raise UsageError(f"--backend {backend} needs {backend} installed ({err})") from None
+            raise UsageError(
+                f"--backend {backend} needs {backend}, which cannot be imported ({err}): "
+                f"pip install 'numtrace[{backend}]'"
+            ) from None
     recording = Recording(
         out,
         backend=backend,
@@ -106,7 +110,8 @@ def run_script(
         if saved_path0 is not None:
             sys.path[0] = saved_path0
         raise
-    with warnings_as_lines():
+    with warnings_as_lines(), Progress(f"recording {out}", unit="", after=2.0) as bar:
+        recording.on_stage = lambda stage, count, nbytes: bar.update(0, None, f"{count} stages, {_size(nbytes)}")
         recording.start()
         exit_code, status, undo_capture = 0, "complete", None
         try:
@@ -158,6 +163,16 @@ def warnings_as_lines():
 
         warnings.showwarning = show
         yield
+
+
+def _size(nbytes: int) -> str:
+    """``12.3 MiB``"""
+    size = float(nbytes)
+    for unit in ("B", "KiB", "MiB"):
+        if size < 1024:
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} GiB"
 
 
 def _exit_code(code: object) -> int:

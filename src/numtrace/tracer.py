@@ -26,7 +26,7 @@ import json
 import os
 import threading
 from contextlib import contextmanager
-from typing import Any, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 import numpy as np
 
@@ -212,6 +212,10 @@ class Recording:
         self._writer = None
         self._lock = threading.RLock()
         self._state = "new"
+        #: bytes of values recorded so far, and ``on_stage(stage, stages, nbytes)``, called after each stage
+        #: (``trace run``'s progress bar)
+        self.nbytes = 0
+        self.on_stage: Callable[[str, int, int], None] | None = None
         self.trace: Trace | None = None
 
     def set_metadata(self, key: str, value: Any) -> None:
@@ -313,6 +317,9 @@ class Recording:
             self._memory[stage] = (np.array(values, copy=True), dtype)
         self._taken.add(stage)
         self._names.append(stage)
+        self.nbytes += int(getattr(values, "nbytes", 0))
+        if self.on_stage is not None:
+            self.on_stage(stage, len(self._names), self.nbytes)
 
     def __enter__(self) -> "Recording":
         return self.start()

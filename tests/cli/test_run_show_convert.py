@@ -146,7 +146,7 @@ def test_convert_to_an_unknown_extension_exits_two(invoke, tmp_path):
 
 def test_no_arguments_prints_help(invoke):
     code, out, _ = invoke()
-    assert "diff" in out and "run" in out and "show" in out
+    assert code == 2 and "diff" in out and "run" in out and "show" in out
 
 
 def test_show_prints_names_and_headers_literally(invoke, tmp_path):

@@ -32,6 +32,7 @@ Example:
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import numpy as np
 
@@ -59,8 +60,11 @@ def diff(
     chunk_elements: int = 1 << 20,
     map=None,  # noqa: A002 - the name the CLI (--map) and numtrace.testing use
     diagnose_max_elements: int = DIAGNOSE_MAX_ELEMENTS,
+    progress: Callable[[int, int, str], None] | None = None,
 ) -> DiffReport:
     """Compare every aligned stage of ``candidate`` against ``reference``.
+
+    ``progress(done, total, stage)`` is called after each stage (a progress bar's update).
 
     ``map`` is a :class:`~numtrace.compare.pairing.names.NameMap`, a map-file path, a
     dict of the map file's contents, or None (see docs/diagnosis.md). When
@@ -86,6 +90,7 @@ def diff(
             chunk_elements=chunk_elements,
             map=map,
             diagnose_max_elements=diagnose_max_elements,
+            progress=progress,
         )
     table = tolerances if tolerances is not None else ToleranceTable()
     names = as_name_map(map)
@@ -93,7 +98,10 @@ def diff(
     stages = []
     recent: list[tuple[str, tuple]] = []  # the last compared reference stages and their shapes
     largest = 0.0
-    for pair in align(reference, candidate, only, names):
+    pairs = align(reference, candidate, only, names)
+    for done, pair in enumerate(pairs, 1):
+        if progress is not None:
+            progress(done - 1, len(pairs), pair.name)
         if pair.name_a is None or pair.name_b is None:
             stages.append(_missing(reference, candidate, pair, chunk_elements))
             continue

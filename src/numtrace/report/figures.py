@@ -16,8 +16,13 @@ from ..errors import UsageError
 
 
 def pyplot():
-    """``matplotlib.pyplot`` with the Agg backend."""
-    import matplotlib
+    """``matplotlib.pyplot`` with the Agg backend; one UsageError line naming the extra when it is missing."""
+    try:
+        import matplotlib
+    except ImportError:
+        raise UsageError(
+            "trace plot draws with matplotlib, which is not installed: pip install 'numtrace[plot]'"
+        ) from None
 
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt

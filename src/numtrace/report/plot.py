@@ -137,7 +137,7 @@ def plot_stage(reference, candidate, name: str, out, *, tolerances: ToleranceTab
         raise UsageError(f"stage {name!r}: the shapes cannot be lined up, nothing to plot side by side")
     result = compare_pair(reference, candidate, pair, tolerances or ToleranceTable())
     av, bv, _, _ = aligned
-    a2, b2, where, axes = _two_d(np.asarray(av), np.asarray(bv))
+    a2, b2, where, axes = two_d_slice(np.asarray(av), np.asarray(bv))
     title = f"{pair.name_a}" + (f" ↔ {pair.name_b}" if pair.name_b != pair.name_a else "") + where
     words = describe_findings(result.diagnosis, tuple(av.shape), 3) or "no finding"
     caption = f"{result.verdict.value}: " + words
@@ -150,7 +150,7 @@ def plot_stage(reference, candidate, name: str, out, *, tolerances: ToleranceTab
     return save(fig, out)
 
 
-def _two_d(a: np.ndarray, b: np.ndarray):
+def two_d_slice(a: np.ndarray, b: np.ndarray):
     """At most 2-D: length-1 axes dropped, leading axes fixed at the worst location."""
     if np.iscomplexobj(a) or np.iscomplexobj(b):
         a, b = np.abs(a), np.abs(b)

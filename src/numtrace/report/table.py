@@ -26,9 +26,21 @@ from rich.table import Table
 from rich.text import Text
 
 from ..compare.rootcause import JUMP_RATIO
-from .words import describe_findings, fmt, fmt_percent, fmt_shape, fmt_side
+from .layouts import (
+    VERDICT_STYLES,
+    Rows,
+    choose_layout,
+    fmt_growth,
+    medium_table,
+    narrow_view,
+    needed_width,
+    wide_table,
+)
+from .words import describe_findings, fmt, fmt_percent
 
-VERDICT_STYLES = {"MATCH": "green", "SMALL": "yellow", "LARGE": "bold red", "MISSING": "magenta"}
+LAYOUT_TABLES = {"wide": wide_table, "medium": medium_table}
+
+__all__ = ["VERDICT_STYLES", "fmt_growth", "make_console", "print_diff", "stage_diagnosis", "summary_line"]
 
 
 def make_console(width: int | None = None, stderr: bool = False) -> Console:
@@ -37,14 +49,6 @@ def make_console(width: int | None = None, stderr: bool = False) -> Console:
     if width is None and not stream.isatty() and "COLUMNS" not in os.environ:
         width = 160
     return Console(file=stream, width=width, highlight=False, soft_wrap=False)
-
-
-def fmt_growth(stage) -> str:
-    """``×340`` (growth over the previous compared stage), '—' when there is none."""
-    growth = getattr(stage, "growth", None)
-    if growth is None:
-        return "—"
-    return "×inf" if growth == float("inf") else f"×{fmt(growth, 2)}"
 
 
 def stage_diagnosis(stage, hide_dtype: bool = False, limit: int | None = 3, pairing: bool = True) -> str:
@@ -73,48 +77,6 @@ def precision_note(stage) -> str:
     if inherited is None:
         return ""
     return f"tolerance {inherited.dtype}, inherited from {inherited.stage}"
-
-
-def diff_table(report) -> Table:
-    table = Table(header_style="bold", pad_edge=False, expand=False)
-    table.add_column("", no_wrap=True)
-    table.add_column("#", justify="right", no_wrap=True)
-    longest = max((max(len(s.name), len(s.name_b or "") + 2) for s in report.stages), default=5)
-    table.add_column("stage", overflow="fold", min_width=min(longest, 22), max_width=26)
-    table.add_column("shape", overflow="fold", max_width=14)
-    table.add_column(Text("reference\n[min, max] mean±std"), overflow="fold", max_width=18)
-    table.add_column(Text("candidate\n[min, max] mean±std"), overflow="fold", max_width=18)
-    table.add_column(Text("max |Δ|\nmean |Δ|"), justify="right", no_wrap=True)
-    table.add_column(Text("rel err\ngrowth"), justify="right", no_wrap=True)
-    table.add_column(Text("verdict\nout of tol"), no_wrap=True)
-    table.add_column("diagnosis", overflow="fold", min_width=24)
-    first, root = report.first_divergence, report.root_cause
-    hide_dtype = report.uniform_dtype_change is not None
-    for index, stage in enumerate(report.stages, 1):
-        verdict = stage.verdict.value
-        name = stage.name if not stage.name_b else f"{stage.name}\n↔ {stage.name_b}"
-        if stage.only_in:
-            name += f" (only in {'reference' if stage.only_in == 'a' else 'candidate'})"
-        diff = stage.diff
-        is_first = stage.name == first and verdict in ("SMALL", "LARGE")
-        is_root = stage.name == root and verdict in ("SMALL", "LARGE")
-        marker = Text("▶" if is_first else "", style="bold red") + Text("★" if is_root else "", style="bold magenta")
-        if getattr(stage, "born_here", False):
-            marker += Text("↑", style="bold yellow")
-        table.add_row(
-            marker,
-            Text(str(index)),
-            Text(name, style="bold" if is_first or is_root else ""),
-            Text(fmt_shape(stage.a, stage.b)),
-            Text(fmt_side(stage.a, two_lines=True)),
-            Text(fmt_side(stage.b, two_lines=True)),
-            Text(f"{fmt(diff.abs_max)}\n{fmt(diff.abs_mean)}" if diff else "—"),
-            Text(f"{fmt(diff.rel_rms, 2)}\n{fmt_growth(stage)}" if diff else "—"),
-            Text(verdict, style=VERDICT_STYLES[verdict])
-            + Text(f"\n{fmt_percent(diff.mismatched, diff.total)}" if diff else ""),
-            Text(stage_diagnosis(stage, hide_dtype, pairing=False)),
-        )
-    return table
 
 
 def root_cause_text(report) -> str:
@@ -181,7 +143,26 @@ def summary_line(report) -> str:
     return (f"{line} {cause}" if cause else line) + unverified
 
 
-def print_diff(report, width: int | None = None) -> None:
+def _table_for(console: Console, rows: Rows, forced: str | None):
+    """The table in the chosen layout, or, when its cells cannot all be shown whole at this width
+    (long shapes, long statistics), in the next narrower one: a table is never cropped. A layout
+    forced with --wide or --narrow is kept, printed as wide as its cells need."""
+    chosen = choose_layout(console.width, forced)
+    order = ("wide", "medium", "narrow")
+    for layout in order[order.index(chosen) :]:
+        table = narrow_view(rows, console.width) if layout == "narrow" else LAYOUT_TABLES[layout](rows)
+        needed = needed_width(console, table) if isinstance(table, Table) else console.width
+        if layout == "narrow" or needed <= console.width:
+            return table
+        if forced is not None:
+            console.width = needed
+            return table
+    raise AssertionError("unreachable: the narrow layout always fits")
+
+
+def print_diff(report, width: int | None = None, layout: str | None = None, expand: bool = False) -> None:
+    """Print the table of ``report`` in the layout that fits the terminal (``layout`` forces one:
+    ``narrow``, ``medium``, ``wide``; ``expand`` shows every stage of a long trace)."""
     console = make_console(width)
     for side, label in (("a", report.a_label), ("b", report.b_label)):
         status = getattr(report, "status", {}).get(side)
@@ -197,7 +178,9 @@ def print_diff(report, width: int | None = None) -> None:
                 "(tolerances follow the coarser one)"
             )
         )
-    console.print(diff_table(report))
+    hide_dtype = change is not None
+    rows = Rows(report, lambda stage: stage_diagnosis(stage, hide_dtype, pairing=False), expand)
+    console.print(_table_for(console, rows, layout))
     first = report.first_divergence
     style = "bold red" if report.failed("large") else ("yellow" if first or report.largest_jump else "green")
     console.print(Text(summary_line(report), style=style))

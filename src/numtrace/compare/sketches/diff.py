@@ -64,14 +64,19 @@ def diff(
     tolerances: ToleranceTable | None = None,
     only: list[str] | None = None,
     map=None,
+    progress=None,
     **_ignored,
 ) -> DiffReport:  # noqa: A002
-    """Compare two traces, at least one of them a sketch trace, stage by stage (module docstring)."""
+    """Compare two traces, at least one of them a sketch trace, stage by stage (module docstring);
+    ``progress(done, total, stage)`` as for :func:`numtrace.compare.diff`."""
     table = tolerances if tolerances is not None else ToleranceTable()
     names = as_name_map(map)
     precisions = Precisions(reference, candidate)
     stages = []
-    for pair in align(reference, candidate, only, names):
+    pairs = align(reference, candidate, only, names)
+    for done, pair in enumerate(pairs):
+        if progress is not None:
+            progress(done, len(pairs), pair.name)
         if pair.name_a is None or pair.name_b is None:
             side, trace = ("b", candidate) if pair.name_a is None else ("a", reference)
             name = pair.name  # the side's own name: name_a, else name_b
