@@ -33,7 +33,10 @@ def blocks_of(path: Path) -> list[Block]:
 
 
 def environment() -> dict:
-    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES", "PYTHONPATH", "NUMTRACE_CLI_FAST")}
+    # a reader's shell: no terminal size, no PYTHONPATH, and not inside `make test` (a nested make
+    # announces its directory)
+    dropped = ("COLUMNS", "LINES", "PYTHONPATH", "NUMTRACE_CLI_FAST", "MAKELEVEL", "MAKEFLAGS", "MFLAGS")
+    env = {k: v for k, v in os.environ.items() if k not in dropped}
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     env.update(REPO=str(ROOT), NUMTRACE_PROGRESS_AFTER="-1", PYTHONDONTWRITEBYTECODE="1")
     return env
