@@ -109,8 +109,7 @@ def test_help_reads_at_80_columns(command):
     assert "<bool>" not in text and "BOOLEAN" not in text  # a flag takes no value
     assert "\x1b[" not in text and "[bold" not in text and "\\[" not in text  # no markup, escaped or not
     assert "SPEC" not in text and "issue" not in text.lower()  # users read docs/, not our tracker
-    for flag in re.findall(r"^\s+(--[a-z-]+)\s*$", text, flags=re.M):  # a flag alone on its line
-        assert flag  # its help is on the next line: fine at 80 columns, as long as nothing is cut
+    assert "Usage: " in text and "--help" in text
 
 
 def test_wrote_one_stage_is_singular(pair, tmp_path):
