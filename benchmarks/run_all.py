@@ -68,10 +68,11 @@ def main() -> None:
         action="append",
         default=[],
         metavar="NAME",
-        help="diff, startup, record, tap, capture, mlx, torchlens, fuzz",
+        help="diff, startup, record, tap, capture, mlx, torchlens, align, fuzz",
     )
     args = parser.parse_args()
     sys.path.insert(0, HERE)
+    import align_scale
     import diff_throughput
     import record_memory
     import startup
@@ -184,6 +185,20 @@ def main() -> None:
             show("numtrace vs torchlens (benchmarks/torchlens_compare.py)", text)
         else:
             show("numtrace vs torchlens", "skipped: pass --torchlens-python (see benchmarks/torchlens_compare.py)")
+    if "align" not in args.skip:
+        r, _ = bench("align_scale.py", "--repeat", "1" if args.quick else "3")
+        show("pairing at scale (benchmarks/align_scale.py)", align_scale.report(r))
+        renamed = r["renamed"]
+        rows.append(
+            (
+                "7 pairing 20,000 renamed stages",
+                f"<= {align_scale.TARGET_S:.0f} s",
+                f"{renamed['align_s']:.1f} s",
+                f"{r['same']['align_s']:.2f} s same names",
+                None,
+                renamed["align_s"] <= align_scale.TARGET_S and renamed["paired"] == r["stages"],
+            )
+        )
     if "record" not in args.skip:
         r, _ = bench("record_memory.py", "--repeat", repeat)
         show("recording memory (benchmarks/record_memory.py)", record_memory.report(r))

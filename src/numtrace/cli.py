@@ -267,6 +267,55 @@ def show(
                 print_show(trace, only, width=width)
 
 
+@app.command(
+    help="Write the stage pairing `trace diff REFERENCE CANDIDATE` uses as a map file to review, edit and "
+    "commit: `trace diff REFERENCE CANDIDATE --map FILE` then pairs exactly so (docs/diagnosis.md)."
+)
+def align(
+    reference: str = typer.Argument(..., metavar="REFERENCE", help=_REFERENCE),
+    candidate: str = typer.Argument(..., metavar="CANDIDATE", help=_CANDIDATE),
+    out: Optional[str] = typer.Option(
+        None, "-o", "--out", metavar="TOML", help="Map file to write (default: print it on stdout)."
+    ),
+    name_map: Optional[str] = typer.Option(
+        None, "--map", metavar="TOML", help="Start from this map (its prefixes, ignores and renames are kept)."
+    ),
+) -> None:
+    from ._version import __version__
+    from .compare.pairing.align import align as pair_stages
+    from .compare.pairing.names import as_name_map, map_text
+    from .compare.pairing.options import check_options
+    from .compare.verdict import ToleranceTable
+    from .formats import load
+    from .formats.writer import write_text
+
+    with _user_errors():
+        names = as_name_map(name_map)
+        with load(reference, role="reference trace") as ref, load(candidate, role="candidate trace") as cand:
+            check_options(ref, cand, ToleranceTable(), names)
+            pairs = pair_stages(ref, cand, None, names)
+        header = (
+            f"How numtrace {__version__} pairs the stages of\n  reference {reference}\n  candidate {candidate}\n"
+            f"`trace diff REFERENCE CANDIDATE --map THIS_FILE` pairs exactly so."
+        )
+        text = map_text(pairs, names, header)
+        if out is None:
+            typer.echo(text, nl=False)
+        else:
+            write_text(out, text, "map file")
+    counts: dict[str, int] = {}
+    for pair in pairs:
+        counts[pair.how] = counts.get(pair.how, 0) + 1
+    paired = sum(n for how, n in counts.items() if how != "missing")
+    by = ", ".join(
+        f"{counts[how]} {how}" for how in ("mapped", "normalized", "tuple", "aligned", "twin") if counts.get(how)
+    )
+    where = f"; wrote {out}" if out is not None else ""
+    typer.echo(
+        f"trace align: {paired} pairs{f' ({by})' if by else ''}, {counts.get('missing', 0)} unpaired{where}", err=True
+    )
+
+
 @app.command(help="Convert a trace between safetensors (.safetensors/.st) and HDF5 (.h5), without loss.")
 def convert(
     source: str = typer.Argument(..., metavar="SOURCE", help="Trace to read."),

@@ -71,9 +71,17 @@ def test_json_has_root_cause_growth_and_findings(invoke, padded):
     assert std["growth"] > 1e6 and std["rel_err"] > 0.1
 
 
-def test_without_the_map_the_renamed_stage_is_missing_on_both_sides(invoke, padded):
-    ref, port, _ = padded
+def test_without_the_map_the_renamed_stage_is_paired_by_alignment_and_says_so(invoke, padded):
+    ref, port, mapping = padded
     code, out, _ = invoke("diff", ref, port, "--json")
+    mel = next(s for s in json.loads(out)["stages"] if s["name"] == "frontend.mel")
+    assert mel["name_b"] == "frontEnd/melSpec" and mel["pairing"] == "aligned" and mel["verdict"] == "MATCH"
+    assert 0.5 < mel["pairing_score"] <= 1 and mel["note"].startswith("paired by alignment (score ")
+    code, out, _ = invoke("diff", ref, port, "--json", "--map", mapping)
+    mel = next(s for s in json.loads(out)["stages"] if s["name"] == "frontend.mel")
+    assert mel["pairing"] == "mapped" and "pairing_score" not in mel
+    mapping.write_text("automatic = false\n")  # no automatic pairing: the renamed stage is unpaired
+    code, out, _ = invoke("diff", ref, port, "--json", "--map", mapping)
     verdicts = [(s["name"], s["verdict"]) for s in json.loads(out)["stages"]]
     assert ("frontend.mel", "MISSING") in verdicts and ("frontEnd/melSpec", "MISSING") in verdicts
 

@@ -102,10 +102,11 @@ def module_paths(root: Any) -> list[tuple[str, Any]]:
 class Site:
     """One module's place in a trace: its stage names, and whether inputs/output are recorded."""
 
-    __slots__ = ("stage", "input_stage", "children", "inputs", "record_output")
+    __slots__ = ("stage", "scope", "input_stage", "children", "inputs", "record_output")
 
     def __init__(self, prefix: str, path: str, module: Any, inputs: bool = False, record_output: bool = True) -> None:
         self.stage = stage_name(prefix, path)
+        self.scope = stage_name(prefix, path) if path else prefix  # what the modules it calls are named under
         self.input_stage = input_stage_name(prefix, path)
         self.children = _child_names(module)
         self.inputs = inputs

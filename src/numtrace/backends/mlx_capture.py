@@ -16,8 +16,10 @@ one model), was rejected for the zero-edit case because:
   ``encoder.layers.0``), later roots their class name (``Vocoder``,
   ``Vocoder_2``). A module called from inside a root, or called directly
   but belonging to a known root (``model.encoder(x)``), is named by its
-  path in that root; a module the root does not contain becomes a root of
-  its own (a nested root). Repeated names get call indices (``output@1``);
+  path in that root; a module the root does not contain is named under the
+  module that called it when it has no parameter (a module created on the
+  fly: ``model.layers.0.attn.Scale``), else it becomes a root of its own (a
+  nested root). Repeated names get call indices (``output@1``);
 - ``super().__call__`` reaches the base class's wrapper too: a call whose
   module is already the innermost captured call passes straight through, so
   each module call is recorded once;
@@ -125,14 +127,21 @@ class _Session:
     def selects(self, stage: str) -> bool:
         return self.selected(stage)
 
-    def resolve(self, module: Any) -> tuple[_Root, Site, list]:
-        """A module outside the current root: part of a known root, or a new root (with its weights)."""
+    def resolve(
+        self, module: Any, current: "_Root | None" = None, caller: Site | None = None
+    ) -> tuple[_Root, Site, list]:
+        """A module outside the current root: part of a known root; a module created on the fly
+        inside a model (no parameter: a function wrapped as a module), named under ``caller``, the
+        module that called it; or a new root (with its weights)."""
         with self._lock:
             self.roots = [root for root in self.roots if root.ref() is not None]
             for root in self.roots:
                 site = root.site(module)
                 if site is not None:
                     return root, site, []
+            if current is not None and caller is not None and not weights_of(module):
+                stage = f"{caller.scope}.{type(module).__name__}" if caller.scope else type(module).__name__
+                return current, Site("", stage, module, self.inputs, self.selects(stage)), []
             self.ensure_wrapped([cls for cls, _, _ in self.patched])  # a replaced call may hide its caller
             root = _Root(module, self._new_prefix(module), self)
             self.roots.append(root)
@@ -209,7 +218,7 @@ def _wrapper(call: Any, session: _Session) -> Any:
         if not ACTIVE or _current is not session:
             return call(self, *args, **kwargs)
         stack = STATE.stack
-        site = None
+        site = caller = None
         if not stack:
             session.check_replaced()
         else:
@@ -219,13 +228,43 @@ def _wrapper(call: Any, session: _Session) -> Any:
             site = root.site(self)
         pre = None
         if site is None:
-            root, site, pre = session.resolve(self)
+            if stack:
+                caller = next((s for m, r in reversed(stack) if (s := _site_of(m, r)) is not None), None)
+            root, site, pre = session.resolve(self, root if stack else None, caller)
+            if caller is not None and root.site(self) is None:  # named under its caller: known while it runs
+                return _run_on_the_fly(self, call, args, kwargs, site, root)
         elif not (site.record_output or site.inputs):
             return call(self, *args, **kwargs)
         return run_captured(self, call, args, kwargs, (site,), root, pre)
 
     __call__._numtrace_zero_edit = True  # type: ignore[attr-defined]
     return __call__
+
+
+_on_the_fly = threading.local()  # id(module) -> Site of the modules created on the fly now running
+
+
+def _site_of(module: Any, root: Any) -> Site | None:
+    """The site of a module on the call stack: its root's, or the one it was named on the fly."""
+    active = getattr(_on_the_fly, "sites", None)
+    if active and id(module) in active:
+        return active[id(module)]
+    return root.site(module) if root is not None else None
+
+
+def _run_on_the_fly(module: Any, call: Any, args: tuple, kwargs: dict, site: Site, root: Any) -> Any:
+    active = getattr(_on_the_fly, "sites", None)
+    if active is None:
+        active = _on_the_fly.sites = {}
+    previous = active.get(id(module))
+    active[id(module)] = site
+    try:
+        return run_captured(module, call, args, kwargs, (site,), root)
+    finally:
+        if previous is None:
+            active.pop(id(module), None)
+        else:
+            active[id(module)] = previous
 
 
 def _qualname(obj: Any) -> str:

@@ -11,8 +11,11 @@ modules being called gives each call its name:
   ``Decoder``, then ``Decoder_2``... for other instances of that class.
 - A module called from inside a root is named by its path in that root
   (``model.encoder(x)`` called from the script directly is ``encoder`` too).
-  A module the root does not contain (a model calling another top-level
-  model) becomes a root of its own: a *nested root*.
+  A module the root does not contain is named under the module that called
+  it (``model.layers.0.self_attn.Func``) when it has no parameter and no
+  buffer: a module created on the fly, a function wrapped as a module (HF
+  transformers' kernel wrappers). One with parameters (a model calling
+  another top-level model) becomes a root of its own: a *nested root*.
 - A ``torch.compile``'d model is named as the model it wraps (no
   ``_orig_mod.``); a TorchScript module records only its output (TorchScript
   runs its submodules without hooks), said once as a warning.
@@ -179,7 +182,8 @@ class TorchCapture:
         root = stack[-1][2] if stack else None
         site = root.site(module) if root is not None else None
         if site is None:
-            root, site = self._resolve(module, root)
+            caller = next((entry[1] for entry in reversed(stack) if entry[1] is not None), None)
+            root, site = self._resolve(module, root, caller)
         stack.append((module, site, root))
         self._seen.add(id(module))
         if self.inputs and site is not None:
@@ -204,8 +208,12 @@ class TorchCapture:
             self._unprefixed_free = True
         self._resolve(module, None)
 
-    def _resolve(self, module: nn.Module, current: _Root | None) -> tuple[_Root, Site | None]:
-        """A module the current root has no name for: added to it since, part of a known root, or a new root."""
+    def _resolve(
+        self, module: nn.Module, current: _Root | None, caller: Site | None = None
+    ) -> tuple[_Root, Site | None]:
+        """A module the current root has no name for: added to it since, part of a known root, a
+        module created on the fly inside a model (no parameter, no buffer: a function wrapped as a
+        module), named under ``caller``, the module that called it; or a new root."""
         with self._lock:
             if current is not None:
                 current.refresh()  # one walk of the model; a module built inside a forward costs one per call
@@ -215,6 +223,8 @@ class TorchCapture:
             entry = self._known.get(id(module))
             if entry is not None and entry[0]() is module:
                 return entry[2], entry[1]
+            if current is not None and caller is not None and _parameter_free(module):
+                return current, Site("", _under(caller.scope, module), module, self.selected)
             root = _Root(module, self._new_prefix(module), self.selected, self._known, self._forget)
             self.roots.append(root)
         if is_script_module(module):
@@ -246,6 +256,17 @@ class TorchCapture:
         count = self._prefixes.get(name, 0) + 1
         self._prefixes[name] = count
         return name if count == 1 else f"{name}_{count}"
+
+
+def _parameter_free(module: nn.Module) -> bool:
+    """No parameter and no buffer of its own or below: a function wrapped as a module, not a model."""
+    return next(module.parameters(), None) is None and next(module.buffers(), None) is None
+
+
+def _under(scope: str, module: nn.Module) -> str:
+    """The path of a module created on the fly: its class name under the module that called it."""
+    name = type(module).__name__
+    return f"{scope}.{name}" if scope else name
 
 
 def watch_model(

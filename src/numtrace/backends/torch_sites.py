@@ -87,12 +87,13 @@ def is_script_module(module: nn.Module) -> bool:
 class Site:
     """One module's place in a trace: its stage name and how its inputs and output are tapped."""
 
-    __slots__ = ("stage", "input_stage", "children", "record_output", "record_inputs")
+    __slots__ = ("stage", "scope", "input_stage", "children", "record_output", "record_inputs")
 
     def __init__(
         self, prefix: str, path: str, module: nn.Module, selected: StageFilter | None = None, silent: bool = False
     ) -> None:
         self.stage = stage_name(prefix, path)
+        self.scope = stage_name(prefix, path) if path else prefix  # what the modules it calls are named under
         self.input_stage = input_stage_name(prefix, path)
         self.children = frozenset(name for name, _ in module.named_children()) - {COMPILED_PREFIX}
         self.record_output = not silent and (selected is None or selected(self.stage))

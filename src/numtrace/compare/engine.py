@@ -175,10 +175,12 @@ def _diagnose_with_context(
 def _missing(reference: Trace, candidate: Trace, pair: Pair, chunk_elements: int) -> StageResult:
     if pair.name_a is not None:
         stats = summarize(reference, pair.name_a, chunk_elements)
-        return StageResult(name=pair.name_a, verdict=Verdict.MISSING, a=stats, note="only in the reference")
+        note = _join("only in the reference", pair.note)
+        return StageResult(name=pair.name_a, verdict=Verdict.MISSING, a=stats, note=note, twin=pair.twin)
     assert pair.name_b is not None  # a pair has at least one side
     stats = summarize(candidate, pair.name_b, chunk_elements)
-    return StageResult(name=pair.name_b, verdict=Verdict.MISSING, b=stats, note="only in the candidate")
+    note = _join("only in the candidate", pair.note)
+    return StageResult(name=pair.name_b, verdict=Verdict.MISSING, b=stats, note=note, twin=pair.twin)
 
 
 def _join(*notes: str) -> str:
@@ -255,6 +257,8 @@ def _compare(
         diagnosis=findings,
         note=_join(pair.note, note),
         pairing=pair.how,
+        pairing_score=pair.score,
+        twin=pair.twin,
         alignment_note=pair.note,
         precision=precision,
     )
@@ -323,6 +327,8 @@ def _compare_aligned(
             diagnosis=findings,
             note=_join(pair.note, shape_note),
             pairing=pair.how,
+            pairing_score=pair.score,
+            twin=pair.twin,
             alignment_note=_join(pair.note, shape_note),
             precision=precision,
         )
@@ -370,6 +376,8 @@ def _compare_aligned(
         diagnosis=findings,
         note=_join(pair.note, align_note, note),
         pairing=pair.how,
+        pairing_score=pair.score,
+        twin=pair.twin,
         alignment_note=_join(pair.note, align_note),
         precision=precision,
     )

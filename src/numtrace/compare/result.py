@@ -74,6 +74,10 @@ class StageResult:
     diagnosis: list[Finding] = field(default_factory=list)
     note: str = ""
     pairing: str = "exact"
+    #: how sure an ``aligned`` pairing is, in [0, 1] (None for the other pairings)
+    pairing_score: float | None = None
+    #: ``(side, stage)``: the stage of that side whose values this one repeats (a container's output)
+    twin: tuple[str, str] | None = None
     alignment_note: str = ""
     rel_err: float | None = None
     growth: float | None = None
@@ -108,6 +112,10 @@ class StageResult:
         out["b"] = side_dict(self.b)
         out["diff"] = _diff_dict(self.diff)
         out["pairing"] = "missing" if self.verdict is Verdict.MISSING else self.pairing
+        if self.pairing_score is not None:
+            out["pairing_score"] = self.pairing_score
+        if self.twin is not None:
+            out["twin"] = {"side": _SIDE_NAMES[self.twin[0]], "stage": self.twin[1]}
         out["rel_err"] = _json_float(self.rel_err)
         out["growth"] = _json_float(self.growth)
         out["born_here"] = self.born_here

@@ -276,3 +276,24 @@ def fsync_path(path: str) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def write_text(path: "str | os.PathLike[str]", text: str, what: str) -> str:
+    """Write a small text file (an HTML report, a map file) atomically: a temporary file beside it,
+    then a rename. Any problem is one :class:`UsageError` line naming ``what``."""
+    from ..errors import UsageError
+
+    target = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(target))
+    temp = os.path.join(directory, f".{os.path.basename(target)}.{secrets.token_hex(6)}.tmp")
+    try:
+        with open(temp, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(temp, target)
+    except OSError as err:
+        try:
+            os.unlink(temp)
+        except OSError:
+            pass
+        raise UsageError(f"cannot write the {what} {target!r}: {err.strerror or err}") from None
+    return target

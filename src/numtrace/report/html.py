@@ -24,9 +24,7 @@ Example:
 from __future__ import annotations
 
 import math
-import os
 from html import escape
-from pathlib import Path
 
 import numpy as np
 
@@ -34,7 +32,7 @@ from .._version import __version__
 from ..compare.diagnosis.profile import axis_profiles
 from ..compare.engine import aligned_arrays
 from ..compare.pairing.align import stage_pair
-from ..errors import UsageError
+from ..formats.writer import write_text
 from . import svg
 from .html_page import PAGE, SCRIPT, STYLE
 from .layouts import fmt_growth
@@ -58,15 +56,7 @@ def write_html(report, reference, candidate, path, map=None) -> str:  # noqa: A0
         header=_header(report), chart=_chart(report), table=_table(report),
         details=_details(report, reference, candidate, map), version=escape(__version__),
     )  # fmt: skip
-    target = Path(path)
-    temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    try:
-        temporary.write_text(page, encoding="utf-8")
-        os.replace(temporary, target)
-    except OSError as err:
-        temporary.unlink(missing_ok=True)
-        raise UsageError(f"cannot write the HTML report {str(path)!r}: {err.strerror or err}") from None
-    return str(path)
+    return write_text(path, page, "HTML report")
 
 
 def _header(report) -> str:

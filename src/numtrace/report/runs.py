@@ -5,8 +5,10 @@ for is the few that are not, and where the error is born. When a trace has more 
 :data:`SHOW_ALL` stages, every run of at least :data:`MIN_RUN` consecutive MATCH stages becomes one
 :class:`Run` ("12 stages MATCH: model.layers.0.*"), and so does every such run of stages after the
 root cause with one verdict whose error is inherited, not born there ("124 stages LARGE, the error
-inherited"). Stages with a marker (the first divergence, the root cause, an error born under the
-tolerance) or whose error is born there are always shown; ``expand=True`` (``trace diff --all``)
+inherited"), and every run of stages on one side only (a port's extra outputs, key/value caches:
+"10 stages only in the candidate: encoder.blocks.*.attn.2 (2), …"). Stages with a marker (the
+first divergence, the root cause, an error born under the tolerance) or whose error is born there
+are always shown; ``expand=True`` (``trace diff --all``)
 shows every stage.
 
 Example:
@@ -58,6 +60,9 @@ class Run:
 
     def text(self) -> str:
         count = self.stop - self.start
+        if self.verdict.startswith("MISSING"):
+            side = "reference" if self.verdict.endswith(":a") else "candidate"
+            return f"{count} stages only in the {side}: {name_patterns(self.names)}"
         if self.verdict != "MATCH":
             span = ""
             if self.smallest_rel_err is not None and self.largest_rel_err is not None:
@@ -68,6 +73,23 @@ class Run:
         else:
             rel = " (identical)" if self.largest_rel_err == 0 else f" (rel err <= {fmt(self.largest_rel_err, 2)})"
         return f"{count} stages MATCH: {self.pattern()}{rel}"
+
+
+def name_patterns(names, limit: int = 4) -> str:
+    """The names with their numbers as ``*``, each pattern once with its count, in order of first
+    appearance: ``encoder.blocks.*.attn.2 (2), decoder.blocks.*.cross_attn.2 (2), … 3 more``.
+
+    Example:
+        >>> name_patterns(["enc.blocks.0.attn.2", "enc.blocks.1.attn.2", "dec.2.0", "dec.2.1", "logits"])
+        'enc.blocks.*.attn.* (2), dec.*.* (2), logits'
+    """
+    counts: dict[str, int] = {}
+    for name in names:
+        pattern = ".".join("*" if part.isdigit() else part for part in name.split("."))
+        counts[pattern] = counts.get(pattern, 0) + 1
+    shown = [p if n == 1 else f"{p} ({n})" for p, n in list(counts.items())[:limit]]
+    more = len(counts) - limit
+    return ", ".join(shown) + (f", … {more} more" if more > 0 else "")
 
 
 def _common_prefix(parts: list[list[str]]) -> list[str]:
@@ -96,6 +118,8 @@ def collapse(stages, *, expand: bool = False, keep=(), show_all: int = SHOW_ALL,
             return None
         if verdict == "MATCH":
             return verdict
+        if verdict == "MISSING":  # one side's extras (caches, logits): one line per side's run
+            return f"MISSING:{'a' if getattr(stage, 'only_in', None) == 'a' else 'b'}"
         inherited = i > after and verdict in ("SMALL", "LARGE") and not introduces_error(stage)
         return verdict if inherited else None
 

@@ -135,7 +135,7 @@ def print_show(trace, only: list[str] | None = None, width: int | None = None) -
     sketch = is_sketch_trace(trace)
     columns = ["#", "stage", "shape", "dtype", "[min, max] mean±std", "abs max"]
     columns += ["channel means", "hash"] if sketch else []
-    table = Table(header_style="bold", pad_edge=False)
+    table = Table(header_style="bold")
     for column in columns:
         table.add_column(Text(column), justify="right" if column in ("#", "abs max") else "left", overflow="fold")
     for index, name in enumerate(_selected(trace, only), 1):

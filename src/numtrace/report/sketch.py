@@ -45,7 +45,7 @@ def channel_table(channels: dict) -> Table:
     size = [None if d is None else abs(d) for d in channels["delta"]]
     rows = summarize_rows(verdicts, size)
     runs = any(not isinstance(row, Hidden) and row[1] - row[0] > 1 for row in rows)
-    table = Table(header_style="bold", pad_edge=False)
+    table = Table(header_style="bold")
     headers = ("channel", "verdict", "reference mean", "candidate mean") + (("mean Δ", "max |Δ|") if runs else ("Δ",))
     for header in headers:
         table.add_column(header, justify="left" if header == "verdict" else "right", no_wrap=True)

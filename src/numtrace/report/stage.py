@@ -64,7 +64,7 @@ def _profile_table(profile: dict) -> Table:
     """The per-index table of one axis: a row per index on a short axis; on a long one, runs of
     indices with the same verdict (and, unless MATCH, a mean |Δ| within a factor 2) share a row, and when there
     are still many, only the first, last and worst rows are kept (:mod:`numtrace.report.rows`)."""
-    table = Table(header_style="bold", pad_edge=False)
+    table = Table(header_style="bold")
     for header in ("index", "verdict", "mean Δ", "mean |Δ|", "max |Δ|", "at", "reference rms"):
         table.add_column(header, justify="left" if header == "verdict" else "right", no_wrap=True)
     verdicts = profile.get("verdict") or [""] * profile["length"]
@@ -153,7 +153,7 @@ def print_stage(detail: dict, width: int | None = None) -> None:
         console.print(_profile_table(profile))
     if detail["worst"]:
         console.print(Text("\nworst locations:", style="bold"))
-        table = Table(header_style="bold", pad_edge=False)
+        table = Table(header_style="bold")
         for header in ("index", "reference", "candidate", "Δ"):
             table.add_column(header, justify="right", no_wrap=True)
         for spot in detail["worst"]:

@@ -25,6 +25,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from ..compare.pairing.align import HOW_NOTES
 from ..compare.rootcause import JUMP_RATIO
 from .layouts import (
     VERDICT_STYLES,
@@ -57,8 +58,8 @@ def stage_diagnosis(stage, hide_dtype: bool = False, limit: int | None = 3, pair
     findings = [f for f in stage.diagnosis if not (hide_dtype and f.get("kind") == "dtype")]
     words = describe_findings(findings, tuple(stage.a.shape) if stage.a is not None else None, limit)
     notes = getattr(stage, "alignment_note", "") if words else stage.note
-    if not pairing:
-        notes = "; ".join(n for n in notes.split("; ") if n and not n.startswith("paired by"))
+    if not pairing:  # an alignment's pairing stays: its score says how sure it is
+        notes = "; ".join(n for n in notes.split("; ") if n and n not in HOW_NOTES.values())
     return "; ".join(x for x in (notes, words, born_note(stage), precision_note(stage)) if x)
 
 

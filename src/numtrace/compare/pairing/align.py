@@ -1,4 +1,4 @@
-"""Pair the stages of two traces: exact names, then mapped, normalised and tuple names.
+"""Pair the stages of two traces: names first, then an alignment of the two executions, then twins.
 
 Passes, each over the stages the earlier ones left unpaired:
 
@@ -9,10 +9,18 @@ Passes, each over the stages the earlier ones left unpaired:
    ``enc.0``); a key shared by two unpaired stages of one side pairs nothing.
 3. ``tuple``: a flattened first output ``x.0`` meets a single output ``x``
    (``x@1.0`` meets ``x@1``: call indices meet call indices).
+4. ``aligned``: the two executions aligned in order, on the evidence of names, shapes and
+   values (:mod:`numtrace.compare.pairing.sequence`): ``mlp.0`` meets ``mlp1``, ``mod3.out``
+   meets ``Mod3.output``; each such pair has a score and says what it rests on.
+5. ``twin``: a stage still unpaired that repeats an earlier stage of its own trace (a
+   ``Sequential``'s output is its last layer's; :mod:`numtrace.compare.pairing.twins`) is
+   paired through that stage, and says so ("= mlp.2").
 
-Stages the map file ignores take no part. Order of the pairs: the reference's
-execution order, reference-only stages in place; candidate-only stages at the
-end, in the candidate's order. When the reference has no stored order (a file
+Passes 2 to 4 are automatic: a map file with ``automatic = false`` (what ``trace align``
+writes) leaves only its own renames and exact names. Stages the map file ignores take no part.
+Order of the pairs: the reference's execution order, reference-only stages in place (a
+candidate-side twin right after the pair of the stage it repeats); candidate-only stages at
+the end, in the candidate's order. When the reference has no stored order (a file
 written without ``numtrace.order``) but the candidate has one, the paired
 stages follow the candidate's order and the reference's other stages come
 after them in natural order.
@@ -33,27 +41,37 @@ from fnmatch import fnmatchcase
 
 from ...errors import UsageError
 from ...trace import Trace, natural_sorted
+from .evidence import Signature
 from .names import NameMap, as_name_map, normalize, tuple_stem
+from .sequence import Stage, align_leftovers
+from .twins import find_twins
 
 HOW_NOTES = {
     "mapped": "paired by the map file",
     "normalized": "paired by normalised name",
     "tuple": "paired as first output x.0 with single output x",
 }
+#: stages larger than this give the alignment a signature of their first chunk only
+SIGNATURE_READ_MAX = 1 << 22
 
 
 @dataclass(frozen=True)
 class Pair:
     """A reference stage and its candidate counterpart; None on the side that lacks it.
 
-    ``how`` says how the names were paired: ``exact``, ``mapped``,
-    ``normalized``, ``tuple``, or ``missing`` for a one-sided stage (it takes
-    no part in equality, so ``Pair("x", None)`` equals any one-sided pair of x).
+    ``how`` says how the names were paired: ``exact``, ``mapped``, ``normalized``, ``tuple``,
+    ``aligned`` (with ``score`` in [0, 1] and ``evidence`` in words), ``twin`` (``twin`` is
+    ``(side, stage)``: the stage of that side this one repeats), or ``missing`` for a one-sided
+    stage (which may still have a ``twin``). Only the names take part in equality, so
+    ``Pair("x", None)`` equals any one-sided pair of x.
     """
 
     name_a: str | None
     name_b: str | None
     how: str = field(default="exact", compare=False)
+    score: float | None = field(default=None, compare=False)
+    evidence: str = field(default="", compare=False)
+    twin: tuple[str, str] | None = field(default=None, compare=False)
 
     @property
     def name(self) -> str:
@@ -63,11 +81,18 @@ class Pair:
     @property
     def note(self) -> str:
         """A sentence for a pairing that was not exact ("" otherwise)."""
+        if self.how == "aligned":
+            return f"paired by alignment (score {self.score:.2f}: {self.evidence})"
+        if self.twin is not None:
+            side = "reference" if self.twin[0] == "a" else "candidate"
+            through = ", paired through it" if self.how == "twin" else ""
+            return f"= {self.twin[1]} (the {side}'s same values){through}"
         return HOW_NOTES.get(self.how, "")
 
 
 def match_names(names_a: list[str], names_b: list[str], names: NameMap | None = None) -> dict[str, tuple[str, str]]:
-    """``{reference name: (candidate name, how)}`` for every pair found (module docstring).
+    """``{reference name: (candidate name, how)}`` for every pair the name passes find (1 to 3 of
+    the module docstring; with ``automatic = false`` in the map, pass 1 alone).
 
     Example:
         >>> match_names(["lstm.0", "lstm.1", "x@1"], ["lstm", "X@1"])
@@ -83,11 +108,11 @@ def match_names(names_a: list[str], names_b: list[str], names: NameMap | None = 
         index_b: dict[str, list[str]] = {}
         for name in free_b:
             index_b.setdefault(key_b(name), []).append(name)
+        keys = {name: key_a(name) for name in free_a}
         count_a: dict[str, int] = {}
-        for name in free_a:
-            count_a[key_a(name)] = count_a.get(key_a(name), 0) + 1
-        for name in free_a:
-            key = key_a(name)
+        for key in keys.values():
+            count_a[key] = count_a.get(key, 0) + 1
+        for name, key in keys.items():
             found = index_b.get(key, [])
             if key is None or len(found) != 1 or count_a[key] != 1:
                 continue
@@ -97,10 +122,53 @@ def match_names(names_a: list[str], names_b: list[str], names: NameMap | None = 
         free_b = [n for n in free_b if n not in taken]
 
     run(names.key_a, names.key_b, lambda a, b: "exact" if a == b else "mapped")
-    run(lambda n: normalize(names.key_a(n)), lambda n: normalize(names.key_b(n)), lambda a, b: "normalized")
-    run(lambda n: tuple_stem(normalize(names.key_a(n))), lambda n: normalize(names.key_b(n)), lambda a, b: "tuple")
-    run(lambda n: normalize(names.key_a(n)), lambda n: tuple_stem(normalize(names.key_b(n))), lambda a, b: "tuple")
+    if names.automatic:
+        run(lambda n: normalize(names.key_a(n)), lambda n: normalize(names.key_b(n)), lambda a, b: "normalized")
+        run(lambda n: tuple_stem(normalize(names.key_a(n))), lambda n: normalize(names.key_b(n)), lambda a, b: "tuple")
+        run(lambda n: normalize(names.key_a(n)), lambda n: tuple_stem(normalize(names.key_b(n))), lambda a, b: "tuple")
     return pairs
+
+
+def stage_view(trace: Trace, name: str) -> Stage:
+    """How the alignment sees a stage: its recorded shape, and its values (or a sketch's statistics)."""
+    from ..sketches.format import is_sketch_trace, read_sketch
+
+    if is_sketch_trace(trace):
+        recorded = read_sketch(trace, name)[1]
+        known = None
+        if all(recorded.get(key) is not None for key in ("mean", "std", "min", "max")):
+            known = Signature(recorded["mean"], recorded["std"], None, recorded["min"], recorded["max"])
+        return Stage(name, tuple(recorded["shape"]), None, _signature=known, _signed=True)
+    info = trace.info(name)
+
+    def read():
+        if info.size <= SIGNATURE_READ_MAX:
+            return trace.read(name)
+        return next(iter(trace.iter_chunks(name, 1 << 20)))
+
+    return Stage(name, tuple(info.shape), read)
+
+
+def match_stages(
+    reference: Trace, candidate: Trace, names: NameMap | None = None
+) -> tuple[dict[str, Pair], dict[str, str], dict[str, str]]:
+    """``({reference name: Pair}, twins of the reference, twins of the candidate)``: the name
+    passes, the twins among the stages they leave (``{stage: the stage it repeats}``), and the
+    alignment of the others (passes 1 to 4; a twin is paired through its stage by :func:`align`)."""
+    names = names or NameMap()
+    order_a = [n for n in reference.order if not names.ignores(n, "a")]
+    order_b = [n for n in candidate.order if not names.ignores(n, "b")]
+    found = {a: Pair(a, b, how) for a, (b, how) in match_names(order_a, order_b, names).items()}
+    taken = {pair.name_b for pair in found.values()}
+    twins_a = find_twins(reference, [n for n in order_a if n not in found])
+    twins_b = find_twins(candidate, [n for n in order_b if n not in taken])
+    if names.automatic and len(found) < min(len(order_a), len(order_b)):
+        side_a = [stage_view(reference, n) for n in order_a if n not in twins_a]
+        side_b = [stage_view(candidate, n) for n in order_b if n not in twins_b]
+        anchors = [(a, pair.name_b) for a, pair in found.items() if pair.name_b is not None]
+        for a, (b, score, words) in align_leftovers(side_a, side_b, anchors).items():
+            found[a] = Pair(a, b, "aligned", score, words)
+    return found, twins_a, twins_b
 
 
 def ignored(reference: Trace, candidate: Trace, names: NameMap | None = None) -> dict[str, list[str]]:
@@ -128,22 +196,35 @@ def align(reference: Trace, candidate: Trace, only: list[str] | None = None, nam
     """
     names = as_name_map(names)
     order_a, order_b = list(reference.order), list(candidate.order)
-    matched = match_names(order_a, order_b, names)
-    paired_b = {b for b, _ in matched.values()}
+    matched, found_a, found_b = match_stages(reference, candidate, names)
+    by_b = {pair.name_b: a for a, pair in matched.items()}
     if not reference.has_order and candidate.has_order:
-        by_b = {b: a for a, (b, _) in matched.items()}
         shared = [by_b[b] for b in order_b if b in by_b]
         order_a = shared + natural_sorted(n for n in order_a if n not in matched)
+    left_b = [n for n in order_b if n not in by_b and not names.ignores(n, "b")]
+    twins_a, twins_b = _resolved(found_a, matched), _resolved(found_b, by_b)
+    after: dict[str, list[Pair]] = {}  # reference stage -> the candidate twins paired through it
+    for b, (twin, a) in twins_b.items():
+        if a is not None:
+            after.setdefault(a, []).append(Pair(a, b, "twin", twin=("b", twin)))
     pairs = []
     for name in order_a:
         if names.ignores(name, "a"):
             continue
         if name in matched:
-            name_b, how = matched[name]
-            pairs.append(Pair(name, name_b, how))
+            pairs.append(matched[name])
+            pairs += after.get(name, [])
+        elif name in twins_a:
+            twin, partner = twins_a[name]
+            how = "twin" if partner is not None else "missing"
+            pairs.append(Pair(name, partner, how, twin=("a", twin)))
         else:
             pairs.append(Pair(name, None, "missing"))
-    pairs += [Pair(None, n, "missing") for n in order_b if n not in paired_b and not names.ignores(n, "b")]
+    for n in left_b:
+        if n in twins_b and twins_b[n][1] is not None:
+            continue
+        repeated = twins_b[n][0] if n in twins_b else None
+        pairs.append(Pair(None, n, "missing", twin=("b", repeated) if repeated else None))
     if only:
         globs = list(only)
 
@@ -152,6 +233,20 @@ def align(reference: Trace, candidate: Trace, only: list[str] | None = None, nam
 
         pairs = [pair for pair in pairs if keep(pair.name_a) or keep(pair.name_b)]
     return pairs
+
+
+def _resolved(twins: dict[str, str], partners) -> dict[str, tuple[str, str | None]]:
+    """``{stage: (the stage it repeats, that stage's partner on the other side or None)}``;
+    a twin of a twin is followed to the first stage of the chain that has a partner."""
+    out = {}
+    for name, twin in twins.items():
+        seen = {name}
+        while twin not in partners and twin in twins and twin not in seen:
+            seen.add(twin)
+            twin = twins[twin]
+        partner = partners.get(twin)
+        out[name] = (twin, partner.name_b if isinstance(partner, Pair) else partner)
+    return out
 
 
 def find_pair(pairs: list[Pair], name: str) -> Pair | None:

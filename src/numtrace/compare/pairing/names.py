@@ -22,9 +22,11 @@ Example:
 from __future__ import annotations
 
 import difflib
+import json
 import re
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
+from functools import lru_cache
 
 from ...errors import UsageError
 from ...tomlfile import read_toml
@@ -33,6 +35,7 @@ _SEPARATORS = re.compile(r"[./:]+")
 _IGNORED_CHARS = re.compile(r"[_\-]")
 
 
+@lru_cache(maxsize=1 << 16)
 def normalize(name: str) -> str:
     """The key on which differently spelled stage names meet (see the module docstring)."""
     parts = [_IGNORED_CHARS.sub("", part).lower() for part in _SEPARATORS.split(name) if part]
@@ -110,13 +113,15 @@ class NameMap:
     ignore_a: list[str] = field(default_factory=list)
     ignore_b: list[str] = field(default_factory=list)
     renames: list[Rename] = field(default_factory=list)
+    #: False: no automatic pairing (normalised names, tuples, alignment), only exact names and these renames
+    automatic: bool = True
     source: str = ""
     #: the file's lists as written (``strip_prefix``, ``ignore_b``...), to tell which entries are unused
     lists: dict = field(default_factory=dict)
 
     @property
     def is_empty(self) -> bool:
-        return not (self.strip_a or self.strip_b or self.ignore_a or self.ignore_b or self.renames)
+        return not (self.strip_a or self.strip_b or self.ignore_a or self.ignore_b or self.renames) and self.automatic
 
     def ignores(self, name: str, side: str) -> bool:
         globs = self.ignore_a if side == "a" else self.ignore_b
@@ -136,11 +141,14 @@ class NameMap:
     @classmethod
     def from_dict(cls, data: dict, where: str = "map") -> "NameMap":
         """Build from parsed TOML (see docs/diagnosis.md for the format)."""
-        unknown = sorted(set(data) - set(_LIST_KEYS) - {"rename"})
+        unknown = sorted(set(data) - set(_LIST_KEYS) - {"rename", "automatic"})
         if unknown:
             raise UsageError(
-                f"{where}: unknown key {unknown[0]!r}; expected {', '.join(_LIST_KEYS)} or a [rename] table"
+                f"{where}: unknown key {unknown[0]!r}; expected {', '.join(_LIST_KEYS)}, automatic or a [rename] table"
             )
+        automatic = data.get("automatic", True)
+        if not isinstance(automatic, bool):
+            raise UsageError(f"{where}: automatic must be true or false, got {automatic!r}")
         lists = {key: _string_list(data.get(key, []), key, where) for key in _LIST_KEYS}
         renames_table = data.get("rename", {})
         if not isinstance(renames_table, dict):
@@ -152,6 +160,7 @@ class NameMap:
             ignore_a=lists["ignore_a"] + lists["ignore"],
             ignore_b=lists["ignore_b"] + lists["ignore"],
             renames=renames,
+            automatic=automatic,
             source=where,
             lists=lists,
         )
@@ -188,6 +197,51 @@ class NameMap:
         """Read a map file (TOML); any problem is a :class:`UsageError` naming the file."""
         data = read_toml(path, "map file", UsageError)
         return cls.from_dict(data, f"map file {str(path)!r}")
+
+
+def map_text(pairs, names: NameMap | None = None, header: str = "") -> str:
+    """A map file (TOML) that pairs exactly as ``pairs`` (from :func:`~numtrace.compare.pairing.align.align`)
+    do: ``automatic = false``, the prefixes and ignores of ``names`` (the map the pairs were made
+    with), and one rename per pair whose names differ, commented with how it was made. Twins are
+    found again from the values; they are listed as comments.
+
+    Example:
+        >>> from numtrace.compare.pairing.align import Pair
+        >>> print(map_text([Pair("a.mlp.0", "a.mlp1", "aligned", 0.93, "same shape"), Pair("x", "x")]))
+        automatic = false  # pair only by these renames and equal names
+        <BLANKLINE>
+        [rename]  # candidate name = reference name
+        "a.mlp1" = "a.mlp.0"  # aligned, score 0.93: same shape
+        <BLANKLINE>
+    """
+    names = names or NameMap()
+    lines = [f"# {line}" for line in header.splitlines()] + [
+        "automatic = false  # pair only by these renames and equal names"
+    ]
+    for key in _LIST_KEYS:
+        if names.lists.get(key):
+            lines.append(f"{key} = [{', '.join(json.dumps(v) for v in names.lists[key])}]")
+    renames, twins = [], []
+    for pair in pairs:
+        if pair.name_a is None or pair.name_b is None:
+            continue
+        if pair.how == "twin":
+            side, stage = pair.twin
+            twins.append(
+                f"# {pair.name_a} ↔ {pair.name_b}: the {'reference' if side == 'a' else 'candidate'}'s {stage} repeated"
+            )
+            continue
+        source, target = _strip(pair.name_b, names.strip_b), names.key_a(pair.name_a)
+        if source == target:
+            continue
+        how = f"aligned, score {pair.score:.2f}: {pair.evidence}" if pair.how == "aligned" else pair.how
+        if any(c in source + target for c in "*?"):  # literal names, as a regular expression
+            source, target = "re:" + re.escape(source), target.replace("\\", "\\\\")
+        renames.append(f"{json.dumps(source)} = {json.dumps(target)}  # {how}")
+    lines += ["", "[rename]  # candidate name = reference name"] + renames if renames else []
+    if twins:
+        lines += ["", "# twins, paired through the stage they repeat (found again from the values):"] + twins
+    return "\n".join(lines) + "\n"
 
 
 def closest(pattern: str, names, n: int = 3) -> list[str]:

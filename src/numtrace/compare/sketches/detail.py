@@ -105,6 +105,8 @@ def sketch_stage_detail(
         diagnosis=findings,
         note="; ".join(n for n in (pair.note, note) if n),
         pairing=pair.how,
+        pairing_score=pair.score,
+        twin=pair.twin,
         alignment_note=pair.note,
         precision=precision,
     )

@@ -82,8 +82,10 @@ def diff(
             name = pair.name  # the side's own name: name_a, else name_b
             stats = side_stats(_sketch(trace, name, None)[1])
             a, b = (stats, None) if side == "a" else (None, stats)
-            note = "only in the reference" if side == "a" else "only in the candidate"
-            stages.append(StageResult(name=name, verdict=Verdict.MISSING, a=a, b=b, note=note))
+            note = "; ".join(
+                n for n in ("only in the reference" if side == "a" else "only in the candidate", pair.note) if n
+            )
+            stages.append(StageResult(name=name, verdict=Verdict.MISSING, a=a, b=b, note=note, twin=pair.twin))
             continue
         means_a, info_a = _sketch(reference, pair.name_a, None)
         means_b, info_b = _sketch(candidate, pair.name_b, info_a["axis"])
@@ -103,6 +105,8 @@ def diff(
             diagnosis=findings,
             note="; ".join(n for n in (pair.note, note) if n),
             pairing=pair.how,
+            pairing_score=pair.score,
+            twin=pair.twin,
             alignment_note=pair.note,
             precision=precision,
         )
