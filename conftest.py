@@ -39,6 +39,8 @@ NEEDS = {
     "src/numtrace/backends/mlx_batch.py": "mlx",
     "src/numtrace/backends/mlx_capture.py": "mlx",
     "src/numtrace/backends/mlx_compile.py": "mlx",
+    "src/numtrace/backends/mlx_replay.py": "mlx",
+    "src/numtrace/backends/torch_replay.py": "torch",
     "tests/backends/torch_models.py": "torch",
     "tests/backends/mlx_ports.py": "mlx",
 }

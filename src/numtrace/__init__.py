@@ -50,7 +50,9 @@ def diff(reference, candidate, **options):
 
     Returns a :class:`numtrace.compare.DiffReport` whose truth is the verdict
     (false when a stage is LARGE). Options: ``tolerances`` (a
-    ``ToleranceTable``), ``only`` (globs), ``chunk_elements``.
+    ``ToleranceTable``), ``only`` (globs), ``chunk_elements``, ``map`` (a
+    map file), ``replay`` (the replay trace of ``trace replay``, path or
+    trace: each stage's own error, docs/replay.md).
     """
     from .compare import diff as _diff
 
@@ -63,6 +65,8 @@ def diff(reference, candidate, **options):
         return opened[-1]
 
     try:
+        if options.get("replay") is not None:
+            options["replay"] = _open(options["replay"], "replay trace")
         return _diff(_open(reference, "reference trace"), _open(candidate, "candidate trace"), **options)
     finally:
         for trace in opened:

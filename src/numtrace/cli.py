@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import sys
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from enum import Enum
 from typing import Iterator, List, Optional
 
@@ -154,6 +154,13 @@ def diff(
         help="Drill into one stage: both sides' statistics, the error profile along each axis, the worst locations, "
         "the findings.",
     ),
+    replay: Optional[str] = typer.Option(
+        None,
+        "--replay",
+        metavar="TRACE",
+        help="The replay trace of trace replay: each stage's own error (its module on the reference's inputs) "
+        "beside its total error; the root cause is the first module with an own error (docs/replay.md).",
+    ),
 ) -> None:
     from . import diff as run_diff
     from .compare.pairing.names import as_name_map
@@ -168,8 +175,14 @@ def diff(
             raise NumtraceError("--wide and --narrow choose opposite layouts: give one of them")
         tolerances = ToleranceTable.from_options(tol or [], tol_file)
         names = as_name_map(name_map)
-        with load(reference, role="reference trace") as ref, load(candidate, role="candidate trace") as cand:
+        with (
+            load(reference, role="reference trace") as ref,
+            load(candidate, role="candidate trace") as cand,
+            load(replay, role="replay trace") if replay is not None else nullcontext() as replayed,
+        ):
             check_options(ref, cand, tolerances, names)
+            if stage is not None and replay is not None:
+                raise NumtraceError("--replay gives every stage's own error in the full diff; leave out --stage")
             if stage is not None:
                 from .compare.detail import stage_detail
                 from .compare.result import failing_verdicts
@@ -190,6 +203,7 @@ def diff(
                     only=only or None,
                     map=names,
                     progress=lambda done, total, name: bar.update(done, total, name),
+                    replay=replayed,
                 )
             if only and not report.stages:
                 raise NumtraceError(f"no stage matches --only {' '.join(only)}")
@@ -405,6 +419,45 @@ def run(
     note = "" if result.exit_code == 0 else f" (the script {result.status})"
     stages = f"{result.stages} stage{'' if result.stages == 1 else 's'}"
     typer.echo(f"trace run: wrote {stages} to {result.out}{note}", err=True)
+    raise typer.Exit(result.exit_code)
+
+
+@app.command(
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True, "allow_interspersed_args": False},
+    help="Run the candidate SCRIPT twice: once to pair its module calls with REFERENCE's (recorded with trace run "
+    "--inputs), once calling each paired module again on the reference's inputs, into a replay trace for trace diff "
+    "--replay (docs/replay.md).",
+)
+def replay(
+    ctx: typer.Context,
+    reference: str = typer.Argument(..., metavar="REFERENCE", help=_REFERENCE + " Recorded with --inputs."),
+    script: str = typer.Argument(
+        ..., metavar="SCRIPT [ARGS]...", help="The candidate's Python script; arguments after it go to the script."
+    ),
+    backend: Backend = typer.Option(
+        Backend("torch"), "--backend", help="Framework of the candidate's modules (torch, mlx or fastai)."
+    ),
+    out: str = typer.Option("replay.safetensors", "-o", "--out", metavar="OUT", help="Replay trace to write."),
+    candidate_out: Optional[str] = typer.Option(
+        None, "--candidate-out", metavar="TRACE", help="Also keep the candidate's own trace of the replaying run."
+    ),
+    name_map: Optional[str] = typer.Option(None, "--map", metavar="TOML", help="Stage-name map, as for diff."),
+) -> None:
+    from .compare.pairing.names import as_name_map
+    from .replay.command import replay_script
+
+    with _user_errors():
+        result = replay_script(
+            reference,
+            script,
+            list(ctx.args),
+            out,
+            backend=backend.value,
+            names=as_name_map(name_map),
+            candidate_out=candidate_out,
+        )
+    for line in result.lines():
+        typer.echo(line, err=True)
     raise typer.Exit(result.exit_code)
 
 

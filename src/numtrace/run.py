@@ -25,6 +25,7 @@ import traceback
 import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from . import backends, probe_function
 from .errors import NumtraceWarning, UsageError
@@ -59,13 +60,16 @@ def run_script(
     probe_functions: list[str] | None = None,
     stats: bool = False,
     stats_axis: int | None = None,
+    replay: Any = None,
 ) -> RunResult:
     """Run ``script`` under a recording that writes ``out``; never raises for the script's errors.
 
     ``inputs``/``weights`` also record module inputs and parameters (module
     backends); ``probe_functions`` are ``module:function[=STAGE]`` specs whose
     return values are recorded at every call (see ``numtrace.probe_function``);
-    ``stats`` records sketches instead of tensors (see ``numtrace.compare.sketches.format``).
+    ``stats`` records sketches instead of tensors (see ``numtrace.compare.sketches.format``);
+    ``replay``, a :class:`numtrace.replay.session.Replayer`, makes every module call again on the
+    reference's inputs (``trace replay``, module backends).
     """
     if not os.path.exists(script):
         raise UsageError(f"script {script!r} not found")
@@ -120,6 +124,7 @@ def run_script(
                     "include": probes or None,
                     **({"inputs": True} if inputs else {}),
                     **({"weights": True} if weights else {}),
+                    **({"replay": replay} if replay is not None else {}),
                 }
                 undo_capture = capture_module.capture(**options)
             runpy.run_path(script, run_name="__main__")

@@ -229,7 +229,13 @@ class Recording:
         """Stage names recorded so far, in order."""
         return list(self._names)
 
-    def start(self) -> "Recording":
+    def set_context(self, key: str, value: Any) -> None:
+        """numtrace-owned metadata (``numtrace.<key>``), such as what a replay did."""
+        self._internal[f"numtrace.{key}"] = value if isinstance(value, str) else json.dumps(value, default=str)
+
+    def start(self, active: bool = True) -> "Recording":
+        """Begin; ``active=False``: only what is tapped into this recording by its own ``tap``
+        method is recorded (a replay's), ``numtrace.tap`` does not reach it."""
         if self._state != "new":
             raise RecordingError("a recording can be started only once; create a new one")
         if self.path is not None:
@@ -243,7 +249,8 @@ class Recording:
         )
         self._pid = os.getpid()
         self._state = "active"
-        _active.append(self)
+        if active:
+            _active.append(self)
         return self
 
     def stop(self, status: str | None = None) -> Trace:

@@ -274,9 +274,15 @@ class NumtraceCaptureCallback(NumtraceCallback):
 
 
 def capture(
-    include: list[str] | None = None, exclude: list[str] | None = None, *, inputs: bool = False, weights: bool = False
+    include: list[str] | None = None,
+    exclude: list[str] | None = None,
+    *,
+    inputs: bool = False,
+    weights: bool = False,
+    replay: Any = None,
 ) -> Callable[[], None]:
-    """Start zero-edit capture of every Learner's validation passes; returns the undo callable."""
+    """Start zero-edit capture of every Learner's validation passes; returns the undo callable.
+    ``replay``: see :func:`numtrace.backends.torch.capture` (the model's modules are replayed)."""
     hooks = torch_hooks.TorchCapture(
         include,
         exclude,
@@ -284,6 +290,7 @@ def capture(
         weights=weights,
         unprefixed_first=False,
         gate=lambda: _CaptureState.training == 0,
+        replay=replay,
     ).start()
     defaults.callbacks.append(NumtraceCaptureCallback)
     _CaptureState.active, _CaptureState.training, _CaptureState.hooks = True, 0, hooks

@@ -113,9 +113,12 @@ class _Root:
 
 
 class _Session:
-    def __init__(self, include: list[str] | None, exclude: list[str] | None, inputs: bool, weights: bool) -> None:
+    def __init__(
+        self, include: list[str] | None, exclude: list[str] | None, inputs: bool, weights: bool, replay: Any = None
+    ) -> None:
         self.selected = StageFilter(include, exclude)
         self.inputs, self.weights = inputs, weights
+        self.replay = replay  # a numtrace.replay.session.Replayer: each recorded call is made again on reference inputs
         self.roots: list[_Root] = []
         self._prefixes: dict[str, int] = {}
         self._lock = threading.RLock()
@@ -215,8 +218,8 @@ class _Session:
 def _wrapper(call: Any, session: _Session) -> Any:
     @functools.wraps(call)
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        if not ACTIVE or _current is not session:
-            return call(self, *args, **kwargs)
+        if not ACTIVE or _current is not session or (session.replay is not None and session.replay.replaying):
+            return call(self, *args, **kwargs)  # (the calls a replay makes are not the candidate's)
         stack = STATE.stack
         site = caller = None
         if not stack:
@@ -232,13 +235,26 @@ def _wrapper(call: Any, session: _Session) -> Any:
                 caller = next((s for m, r in reversed(stack) if (s := _site_of(m, r)) is not None), None)
             root, site, pre = session.resolve(self, root if stack else None, caller)
             if caller is not None and root.site(self) is None:  # named under its caller: known while it runs
-                return _run_on_the_fly(self, call, args, kwargs, site, root)
+                return _replayed(
+                    session, self, call, args, kwargs, site, _run_on_the_fly(self, call, args, kwargs, site, root)
+                )
         elif not (site.record_output or site.inputs):
             return call(self, *args, **kwargs)
-        return run_captured(self, call, args, kwargs, (site,), root, pre)
+        return _replayed(
+            session, self, call, args, kwargs, site, run_captured(self, call, args, kwargs, (site,), root, pre)
+        )
 
     __call__._numtrace_zero_edit = True  # type: ignore[attr-defined]
     return __call__
+
+
+def _replayed(session: _Session, module: Any, call: Any, args: tuple, kwargs: dict, site: Site, output: Any) -> Any:
+    """``output``, once the replayer (``trace replay``) has made the call again on reference inputs."""
+    if session.replay is not None and site.record_output:
+        from .mlx_replay import replay_call
+
+        replay_call(session.replay, module, call, site, args, kwargs, output)
+    return output
 
 
 _on_the_fly = threading.local()  # id(module) -> Site of the modules created on the fly now running
@@ -289,20 +305,22 @@ def capture(
     *,
     inputs: bool = False,
     weights: bool = False,
+    replay: Any = None,
     **_other: Any,
 ) -> Any:
     """Start zero-edit capture of every MLX model called from now on; return the callable that undoes it.
 
     ``include``/``exclude`` select modules by stage name (cheaply, before anything is held);
     ``inputs`` also records ``<module>.input``; ``weights`` records each root's parameters on its
-    first call. Options meant for other backends are ignored.
+    first call; ``replay``, a :class:`numtrace.replay.session.Replayer`, makes each recorded call
+    again on the reference's inputs (``trace replay``). Options meant for other backends are ignored.
     """
     global _current
     import mlx.nn as nn
 
     if _current is not None:
         raise UsageError("zero-edit MLX capture is already active; undo it before starting another")
-    session = _current = _Session(include, exclude, inputs, weights)
+    session = _current = _Session(include, exclude, inputs, weights, replay)
     module = nn.Module
     previous_hook = module.__dict__.get("__init_subclass__")
     original_compile = mx.compile

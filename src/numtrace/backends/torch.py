@@ -112,10 +112,16 @@ def watch(model: nn.Module, **options: Any) -> Watch:
 
 
 def capture(
-    include: list[str] | None = None, exclude: list[str] | None = None, *, inputs: bool = False, weights: bool = False
+    include: list[str] | None = None,
+    exclude: list[str] | None = None,
+    *,
+    inputs: bool = False,
+    weights: bool = False,
+    replay: Any = None,
 ) -> Callable[[], None]:
     """Record every module call of every model from now on (``trace run --backend torch``); returns
-    the callable that undoes it."""
+    the callable that undoes it. ``replay``: a :class:`numtrace.replay.session.Replayer` that makes
+    each recorded call again on the reference's inputs (``trace replay``)."""
     from .torch_hooks import capture as start
 
-    return start(include, exclude, inputs=inputs, weights=weights)
+    return start(include, exclude, inputs=inputs, weights=weights, replay=replay)

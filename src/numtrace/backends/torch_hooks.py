@@ -120,8 +120,10 @@ class TorchCapture:
         weights: bool = False,
         gate: Callable[[], bool] | None = None,
         unprefixed_first: bool = True,
+        replay: Any = None,
     ) -> None:
         self.selected = module_filter(include, exclude)
+        self.replay = replay  # a numtrace.replay.session.Replayer: each recorded call is made again on reference inputs
         self.inputs = inputs
         self.weights = weights
         self.gate = gate  # while it returns False, calls are neither named nor recorded (fastai: training)
@@ -178,6 +180,8 @@ class TorchCapture:
     def _before(self, module: nn.Module, args: tuple) -> None:
         if torch_sites.forked_child or (self.gate is not None and not self.gate()):
             return
+        if self.replay is not None and self.replay.replaying:
+            return  # the calls a replay makes are not the candidate's
         stack = self._stack()
         root = stack[-1][2] if stack else None
         site = root.site(module) if root is not None else None
@@ -201,6 +205,10 @@ class TorchCapture:
         # (module, args, kwargs, output) normally; (module, args, None) when forward raised
         if len(rest) == 2 and site is not None:
             site.tap_output(rest[1])
+            if self.replay is not None and site.record_output:
+                from .torch_replay import replay_call
+
+                replay_call(self.replay, module, site.output_name(rest[1]), args, rest[0], rest[1])
 
     def adopt(self, module: nn.Module, unprefixed: bool = False) -> None:
         """Name ``module`` as a root now, unless it is known; ``unprefixed``: it may take the empty prefix."""
@@ -388,7 +396,10 @@ def capture(
     inputs: bool = False,
     weights: bool = False,
     gate: Callable[[], bool] | None = None,
+    replay: Any = None,
 ) -> Callable[[], None]:
-    """Start recording every module call into the active recording; returns the undo callable."""
-    hooks = TorchCapture(include, exclude, inputs=inputs, weights=weights, gate=gate).start()
+    """Start recording every module call into the active recording; returns the undo callable.
+    ``replay``: a :class:`numtrace.replay.session.Replayer` that makes each call again on the
+    reference's inputs."""
+    hooks = TorchCapture(include, exclude, inputs=inputs, weights=weights, gate=gate, replay=replay).start()
     return hooks.stop

@@ -99,14 +99,15 @@ class Site:
         self.record_output = not silent and (selected is None or selected(self.stage))
         self.record_inputs = not silent and (selected is None or selected(self.input_stage))
 
+    def output_name(self, output: Any) -> str:
+        """The stage name the output is recorded under (``<stage>.output`` when its keys could meet a child's)."""
+        if isinstance(output, torch.Tensor):
+            return self.stage
+        return output_stage(self.stage, self.children, (key for key, _ in flatten(output)))
+
     def tap_output(self, output: Any) -> None:
         if self.record_output:
-            name = (
-                self.stage
-                if isinstance(output, torch.Tensor)
-                else output_stage(self.stage, self.children, (key for key, _ in flatten(output)))
-            )
-            record(name, output)
+            record(self.output_name(output), output)
 
     def tap_inputs(self, args: tuple, kwargs: dict | None) -> None:
         value = input_value(args, kwargs) if self.record_inputs else None

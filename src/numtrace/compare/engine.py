@@ -41,8 +41,10 @@ from . import rootcause
 from .diagnosis import sample
 from .diagnosis.diagnose import DIAGNOSE_MAX_ELEMENTS, diagnose
 from .findings import Finding
+from .own_errors import check_replay, own_errors
 from .pairing.align import Pair, align, ignored
 from .pairing.layout import ALIGN_MAX_ELEMENTS, align_arrays
+from .pairing.module_inputs import without_inputs
 from .pairing.names import as_name_map
 from .precision import Inherited, Precisions, tolerance_for
 from .result import DiffReport, StageResult, recording_status
@@ -61,8 +63,14 @@ def diff(
     map=None,  # noqa: A002 - the name the CLI (--map) and numtrace.testing use
     diagnose_max_elements: int = DIAGNOSE_MAX_ELEMENTS,
     progress: Callable[[int, int, str], None] | None = None,
+    replay: Trace | None = None,
 ) -> DiffReport:
     """Compare every aligned stage of ``candidate`` against ``reference``.
+
+    ``replay``: the replay trace of ``trace replay`` (the candidate's modules run on the
+    reference's recorded inputs): each stage it holds gets its own error, the reference's
+    recorded inputs are left out of the pairing, and the root cause is the first stage whose own
+    verdict is not MATCH (:mod:`numtrace.compare.own`).
 
     ``progress(done, total, stage)`` is called after each stage (a progress bar's update).
 
@@ -79,6 +87,8 @@ def diff(
         >>> [(s.name, s.verdict.value, s.only_in) for s in diff(a, b).stages]
         [('x', 'MATCH', None), ('y', 'MISSING', 'b')]
     """
+    if replay is not None:
+        check_replay(replay, reference, candidate)
     if is_sketch_trace(reference) or is_sketch_trace(candidate):
         from .sketches import diff as by_sketch  # on demand: it imports this module's neighbours; start-up stays lean
 
@@ -94,6 +104,8 @@ def diff(
         )
     table = tolerances if tolerances is not None else ToleranceTable()
     names = as_name_map(map)
+    if replay is not None:
+        names = without_inputs(names)
     precisions = Precisions(reference, candidate)
     stages = []
     recent: list[tuple[str, tuple]] = []  # the last compared reference stages and their shapes
@@ -124,6 +136,14 @@ def diff(
         ignored(reference, candidate, names),
         recording_status(reference, candidate),
     )
+    if replay is not None:
+
+        def against_replay(trace: Trace, pair: Pair) -> StageResult:
+            precision = precisions.at(pair)
+            result, _ = _compare(reference, trace, pair, table, chunk_elements, diagnose_max_elements, precision)
+            return result
+
+        report.replay = own_errors(reference, replay, pairs, stages, against_replay, diagnose_max_elements)
     return report
 
 

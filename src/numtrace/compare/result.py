@@ -35,6 +35,7 @@ from typing import overload
 from ..errors import UsageError
 from . import rootcause
 from .findings import Finding
+from .own import OwnError, own_errors, own_root_cause
 from .precision import Inherited
 from .statistics.stats import DiffStats, SideStats
 from .verdict import Tolerance, Verdict
@@ -83,6 +84,8 @@ class StageResult:
     growth: float | None = None
     jump: float | None = None
     precision: Inherited | None = None
+    #: the error of the candidate's module on the reference's inputs (a replay; None without one)
+    own: OwnError | None = None
 
     @property
     def born_here(self) -> bool:
@@ -128,6 +131,8 @@ class StageResult:
                 "from": self.precision.stage,
                 "side": _SIDE_NAMES[self.precision.side],
             }
+        if self.own is not None:
+            out["own"] = self.own.to_dict(_json_float, json_safe)
         return out
 
 
@@ -141,6 +146,8 @@ class DiffReport:
     ignored: dict = field(default_factory=lambda: {"a": [], "b": []})
     #: each side's recording status (``numtrace.status``: ``complete``, ``error: ...``), None when unknown
     status: dict = field(default_factory=lambda: {"a": None, "b": None})
+    #: with a replay trace: ``{"trace": its label, "not_replayed": {stage: why}}`` (None without one)
+    replay: dict | None = None
 
     @property
     def compared(self) -> int:
@@ -190,8 +197,20 @@ class DiffReport:
 
     @property
     def root_cause(self) -> str | None:
-        """The stage where the error is born (see :mod:`numtrace.compare.rootcause`), or None."""
+        """The stage where the error is born (see :mod:`numtrace.compare.rootcause`), or None;
+        with a replay, the first stage whose own error is not MATCH, when one is
+        (:func:`~numtrace.compare.own.own_root_cause`)."""
+        if self.replay is not None:
+            found = own_root_cause(self.stages)
+            if found is not None:
+                return found
         return rootcause.root_cause(self.stages)
+
+    @property
+    def own_errors(self) -> list[str]:
+        """With a replay: every stage whose own error is not MATCH and that no submodule
+        explains, in order (each a place where a bug lives); [] without one."""
+        return own_errors(self.stages)
 
     @property
     def largest_jump(self) -> str | None:
@@ -252,6 +271,7 @@ class DiffReport:
             "incomplete": self.incomplete,
             "ignored": {"a": list(self.ignored.get("a", [])), "b": list(self.ignored.get("b", []))},
             "stages": [stage.to_dict() for stage in self.stages],
+            **({} if self.replay is None else {"own_errors": self.own_errors, "replay": json_safe(self.replay)}),
         }
 
 

@@ -2,14 +2,14 @@
 
 A trace of hundreds of stages (a transformer's every module) is mostly MATCH; what a person looks
 for is the few that are not, and where the error is born. When a trace has more than
-:data:`SHOW_ALL` stages, every run of at least :data:`MIN_RUN` consecutive MATCH stages becomes one
-:class:`Run` ("12 stages MATCH: model.layers.0.*"), and so does every such run of stages after the
-root cause with one verdict whose error is inherited, not born there ("124 stages LARGE, the error
-inherited"), and every run of stages on one side only (a port's extra outputs, key/value caches:
-"10 stages only in the candidate: encoder.blocks.*.attn.2 (2), …"). Stages with a marker (the
-first divergence, the root cause, an error born under the tolerance) or whose error is born there
-are always shown; ``expand=True`` (``trace diff --all``)
-shows every stage.
+:data:`SHOW_ALL` stages, every run of at least :data:`MIN_RUN` consecutive MATCH stages becomes
+one :class:`Run` ("12 stages MATCH: model.layers.0.*"), and so does every such run of stages after
+the root cause with one verdict whose error is inherited, not born there ("124 stages LARGE, the
+error inherited"; with a replay, those whose own error is MATCH, and never one with an own error),
+and every run of stages on one side only (a port's extra outputs, key/value caches: "10 stages
+only in the candidate: encoder.blocks.*.attn.2 (2), …"). Stages with a marker (the first
+divergence, the root cause, an error born under the tolerance) or whose error is born there are
+always shown; ``expand=True`` (``trace diff --all``) shows every stage.
 
 Example:
     >>> from types import SimpleNamespace as S
@@ -120,6 +120,9 @@ def collapse(stages, *, expand: bool = False, keep=(), show_all: int = SHOW_ALL,
             return verdict
         if verdict == "MISSING":  # one side's extras (caches, logits): one line per side's run
             return f"MISSING:{'a' if getattr(stage, 'only_in', None) == 'a' else 'b'}"
+        own = getattr(stage, "own", None)
+        if own is not None:  # a replay says it: an own error is shown, an inherited one may join a run
+            return None if own.flagged else verdict if own.inherited else None
         inherited = i > after and verdict in ("SMALL", "LARGE") and not introduces_error(stage)
         return verdict if inherited else None
 

@@ -25,6 +25,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from ..compare.diagnosis.io_fits import IO_KINDS
+from ..compare.own import below_tolerance as own_below_tolerance
 from ..compare.pairing.align import HOW_NOTES
 from ..compare.rootcause import JUMP_RATIO
 from .layouts import (
@@ -56,11 +58,33 @@ def stage_diagnosis(stage, hide_dtype: bool = False, limit: int | None = 3, pair
     """The diagnosis in words: pairing and alignment notes (the pairing note left out with
     ``pairing=False``: a table shows it as ``a ↔ b``), then the findings."""
     findings = [f for f in stage.diagnosis if not (hide_dtype and f.get("kind") == "dtype")]
-    words = describe_findings(findings, tuple(stage.a.shape) if stage.a is not None else None, limit)
-    notes = getattr(stage, "alignment_note", "") if words else stage.note
+    own = getattr(stage, "own", None)
+    mine = own is not None and (own.inherited or own.failing)  # the own error says more than the total's findings
+    words = "" if mine else describe_findings(findings, tuple(stage.a.shape) if stage.a is not None else None, limit)
+    notes = getattr(stage, "alignment_note", "") if words or mine else stage.note
     if not pairing:  # an alignment's pairing stays: its score says how sure it is
         notes = "; ".join(n for n in notes.split("; ") if n and n not in HOW_NOTES.values())
-    return "; ".join(x for x in (notes, words, born_note(stage), precision_note(stage)) if x)
+    return "; ".join(x for x in (own_note(stage), notes, words, born_note(stage), precision_note(stage)) if x)
+
+
+def own_note(stage) -> str:
+    """The stage's own error with a replay (:mod:`numtrace.compare.own`): ``own error LARGE (rel
+    err 0.3): <what it is>``, ``own error LARGE, from its submodule X``, or ``inherited: its own
+    error is MATCH (...)``; '' without a replay or when both are MATCH."""
+    own = getattr(stage, "own", None)
+    if own is None:
+        return ""
+    if own.inherited:
+        return f"inherited: its own error is MATCH (rel err {fmt(own.rel_err, 2)})"
+    if not own.flagged:
+        return ""
+    verdict = "under the tolerance" if own.below_tolerance else own.verdict.value
+    if own.within is not None:
+        return f"own error {verdict}, from its submodule {own.within}"
+    if own.below_tolerance:
+        return f"own error under the tolerance (rel err {fmt(own.rel_err, 2)}): {own_words(stage)}"
+    words = own_words(stage)
+    return f"own error {own.verdict.value} (rel err {fmt(own.rel_err, 2)})" + (f": {words}" if words else "")
 
 
 def born_note(stage) -> str:
@@ -80,8 +104,63 @@ def precision_note(stage) -> str:
     return f"tolerance {inherited.dtype}, inherited from {inherited.stage}"
 
 
+def own_words(stage) -> str:
+    """The own error's findings in words; those fitted from input and output (a transposed weight,
+    a dropped bias) alone when there are some: they say more than the output's shape of error."""
+    findings = [f for f in stage.own.diagnosis if f.get("kind") not in ("dtype", "precision")]
+    fitted = [f for f in findings if f.get("kind") in IO_KINDS]
+    return describe_findings(fitted or findings, tuple(stage.a.shape) if stage.a is not None else None, 2)
+
+
+def own_text(report) -> str:
+    """With a replay: the root cause as the first module with an own error, and every other
+    module with one (there may be several bugs); '' when no replayed module has one."""
+    found = report.own_errors
+    below = own_below_tolerance(report.stages)
+    under = (
+        " Under the tolerance, an own error that a fit explains: "
+        + "; ".join(f"{name} ({own_words(report[name])})" for name in below[:3])
+        + ("" if len(below) <= 3 else f" and {len(below) - 3} more")
+        + "."
+        if below
+        else ""
+    )
+    if not found:
+        if below and report.first_divergence is None:
+            return under.strip()
+        skipped = len(report.replay.get("not_replayed", {}))
+        return (
+            "Replay: no replayed module has an own error"
+            + (f" ({skipped} module calls not replayed: trace show the replay trace for why)." if skipped else ".")
+            if report.first_divergence is not None
+            else ""
+        )
+    stage = report[found[0]]
+    own = stage.own
+    words = own_words(stage)
+    text = (
+        f"Root cause: {found[0]}, the first module whose own error (run on the reference's inputs) is "
+        f"{own.verdict.value} (rel err {fmt(own.rel_err, 2)})" + (f": {words}." if words else ".")
+    )
+    if len(found) > 1:
+        others = ", ".join(f"{name} ({report[name].own.verdict.value})" for name in found[1:6])
+        more = f" and {len(found) - 6} more" if len(found) > 6 else ""
+        text += f" Other modules with an own error: {others}{more}."
+    return text + under
+
+
 def root_cause_text(report) -> str:
     """The sentence that names the root cause and what kind of error it is ('' when none)."""
+    if getattr(report, "replay", None) is not None:
+        text = own_text(report)
+        if report.own_errors:
+            return text
+        plain = _plain_root_cause(report)
+        return " ".join(t for t in (plain, text) if t)
+    return _plain_root_cause(report)
+
+
+def _plain_root_cause(report) -> str:
     root = report.root_cause
     if root is None:
         return ""

@@ -198,6 +198,28 @@ def describe_finding(finding: Mapping[str, Any], lengths: tuple | None = None) -
         partial = f.get("partial") or []
         best = f" (best: {describe_finding(partial[0], lengths)})" if partial else ""
         return f"no simple transform explains this stage{best}"
+    if kind == "transposed_weight":
+        return _with("the candidate's weight is the reference's transposed", f, "W.T for W")
+    if kind == "bias":
+        what = "no bias (the reference's dropped)" if f.get("dropped") else "another bias"
+        return _with(f"same weight, {what}: up to {fmt(f['max_diff'])} apart", f)
+    if kind == "weight_scale":
+        return _with(f"the candidate's weight is {_factor(f['factor'])} × the reference's", f)
+    if kind == "weight":
+        return _with(f"another weight (relative difference {fmt(f['rel_diff'], 2)})", f)
+    if kind == "function":
+        return _with(f"the reference computes {f['reference']}, the candidate {f['candidate']}", f)
+    if kind == "norm":
+        parts = []
+        if "reference_kind" in f:
+            parts.append(f"{f['reference_kind']} norm vs {f['candidate_kind']} norm")
+        if "reference_eps" in f:
+            parts.append(f"eps {f['reference_eps']:g} vs {f['candidate_eps']:g}")
+        if "gain_rel_diff" in f:
+            parts.append(f"another gain (relative difference {fmt(f['gain_rel_diff'], 2)})")
+        if "bias_max_diff" in f:
+            parts.append(f"another bias (up to {fmt(f['bias_max_diff'])} apart)")
+        return _with("normalisation: " + ", ".join(parts), f)
     if kind == "precision":
         rel = f.get("residual")
         return f"rounding level of {f['dtype']}" + (f" (rel err {fmt(rel, 2)})" if rel is not None else "")

@@ -217,3 +217,39 @@ def align_arrays(a: np.ndarray, b: np.ndarray):
         full[original] = av.shape[squeezed_axis]
     av, bv = av.reshape(full), bv.reshape(full)
     return av, bv, findings, note
+
+
+def lay_out_as(a: np.ndarray, shape_b: tuple, b: Any = None) -> tuple[np.ndarray | None, str]:
+    """The reference's values ``a`` in the candidate's shape ``shape_b``: ``(values, how)``, or
+    ``(None, why)`` when no layout fits. As they are; with singleton axes dropped or added; or
+    transposed, by the permutation that fits the candidate's own values ``b`` best when several
+    shape-consistent ones exist (the one that moves the fewest axes when ``b`` is not given;
+    ``b`` may be a function that returns the values, called only then).
+
+    Example:
+        >>> a = np.arange(6.0).reshape(1, 2, 3)
+        >>> values, how = lay_out_as(a, (1, 3, 2))
+        >>> values.shape, how, bool((values[0] == a[0].T).all())
+        ((1, 3, 2), 'transposed (1, 0)', True)
+        >>> lay_out_as(a, (4, 2))[1]
+        'shape (1, 2, 3) cannot be laid out as (4, 2)'
+    """
+    a = np.asarray(a)
+    shape_b = tuple(int(n) for n in shape_b)
+    if a.shape == shape_b:
+        return a, ""
+    sa, _ = squeeze_shape(a.shape, leading_only=False)
+    sb, _ = squeeze_shape(shape_b, leading_only=False)
+    if sa == sb:
+        return a.reshape(shape_b), ""
+    perms = [perm for perm, axis in candidate_perms(sa, sb) if axis is None]
+    if not perms:
+        return None, f"shape {a.shape} cannot be laid out as {shape_b}"
+    a2 = a.reshape(sa)
+    perm = perms[0]
+    if len(perms) > 1 and callable(b):
+        b = b()
+    if len(perms) > 1 and b is not None and np.asarray(b).size == a.size:
+        b2 = np.asarray(b).reshape(sb)
+        perm = min(perms, key=lambda p: (misfit(a2, b2, p, None, 0), perms.index(p)))
+    return np.transpose(a2, perm).reshape(shape_b), f"transposed {tuple(int(p) for p in perm)}"
