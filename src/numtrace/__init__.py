@@ -15,6 +15,8 @@ the compare engine loads on first use.
 
 from __future__ import annotations
 
+import os
+
 from ._version import __version__
 from .errors import NumtraceError, RecordingError, TapError, ToleranceError, TraceFileError, UsageError
 from .formats import load, save
@@ -52,7 +54,9 @@ def diff(reference, candidate, **options):
     (false when a stage is LARGE). Options: ``tolerances`` (a
     ``ToleranceTable``), ``only`` (globs), ``chunk_elements``, ``map`` (a
     map file), ``replay`` (the replay trace of ``trace replay``, path or
-    trace: each stage's own error, docs/replay.md).
+    trace: each stage's own error, docs/replay.md). A candidate path whose
+    file does not exist but whose rank traces do (``tp.rank0.safetensors``...)
+    is read as the sharded run they make (docs/sharded.md).
     """
     from .compare import diff as _diff
 
@@ -67,6 +71,11 @@ def diff(reference, candidate, **options):
     try:
         if options.get("replay") is not None:
             options["replay"] = _open(options["replay"], "replay trace")
+        if isinstance(candidate, (str, os.PathLike)):  # a sharded run's rank traces, or one trace
+            from .sharded import open_candidate
+
+            candidate = open_candidate(os.fspath(candidate))
+            opened.append(candidate)
         return _diff(_open(reference, "reference trace"), _open(candidate, "candidate trace"), **options)
     finally:
         for trace in opened:

@@ -169,6 +169,7 @@ def diff(
     from .formats import load
     from .report.progress import Progress
     from .report.table import print_diff
+    from .sharded import open_candidate
 
     with _user_errors():
         if wide and narrow:
@@ -177,7 +178,7 @@ def diff(
         names = as_name_map(name_map)
         with (
             load(reference, role="reference trace") as ref,
-            load(candidate, role="candidate trace") as cand,
+            open_candidate(candidate) as cand,
             load(replay, role="replay trace") if replay is not None else nullcontext() as replayed,
         ):
             check_options(ref, cand, tolerances, names)
@@ -188,6 +189,8 @@ def diff(
                 from .compare.result import failing_verdicts
                 from .report.stage import detail_json, print_detail
 
+                if callable(getattr(cand, "bind", None)):  # the rank traces of a sharded run, combined
+                    cand.bind(ref, names)  # type: ignore[attr-defined]
                 detail = stage_detail(ref, cand, stage, tolerances=tolerances, map=names)
                 data = detail_json(detail)
                 if as_json:

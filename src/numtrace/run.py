@@ -20,7 +20,9 @@ from __future__ import annotations
 import json
 import os
 import runpy
+import signal
 import sys
+import threading
 import traceback
 import warnings
 from contextlib import contextmanager
@@ -118,6 +120,7 @@ def run_script(
         recording.on_stage = lambda stage, count, nbytes: bar.update(0, None, f"{count} stages, {_size(nbytes)}")
         recording.start()
         exit_code, status, undo_capture = 0, "complete", None
+        undo_signal = _terminate_as_exit()
         try:
             if capture_module is not None:
                 options = {
@@ -138,6 +141,7 @@ def run_script(
             exit_code, status = 1, f"error: {type(error).__name__}: {error}"
             _print_script_traceback(error)
         finally:
+            undo_signal()
             if undo_probes is not None:
                 undo_probes()
             if undo_capture is not None:
@@ -148,7 +152,7 @@ def run_script(
             trace = recording.stop(status)
             stages = len(trace)
             trace.close()
-    return RunResult(exit_code, out, stages, status)
+    return RunResult(exit_code, recording.path or out, stages, status)
 
 
 @contextmanager
@@ -168,6 +172,21 @@ def warnings_as_lines():
 
         warnings.showwarning = show
         yield
+
+
+def _terminate_as_exit():
+    """While the script runs, SIGTERM (a launcher stopping the other ranks when one fails, a job
+    scheduler) exits as ``sys.exit(143)`` would, so the stages recorded so far are written;
+    returns the undo callable."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def stop(signum, frame):  # noqa: ANN001
+        raise SystemExit(128 + signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, stop)
+    return lambda: signal.signal(signal.SIGTERM, previous)
 
 
 def _size(nbytes: int) -> str:

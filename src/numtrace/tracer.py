@@ -30,7 +30,7 @@ from typing import Any, Callable, Iterator, Mapping
 
 import numpy as np
 
-from . import backends
+from . import backends, distributed
 from ._version import __version__
 from .errors import RecordingError, TapError
 from .formats import load, open_writer
@@ -168,6 +168,10 @@ class Recording:
     see :mod:`numtrace.compare.sketches.format`): a whole long run traced cheaply, compared by
     ``trace diff`` sketch against sketch (or against a full trace).
 
+    In a run of several ranks (``torchrun``, ``mlx.launch``: :mod:`numtrace.distributed`) the
+    trace is ``PATH`` with the rank before its extension (``tp.rank1.safetensors``), and its
+    metadata says ``numtrace.rank``, ``numtrace.world_size`` and ``numtrace.launcher``.
+
     Example:
         >>> rec = Recording(backend="numpy").start()
         >>> _ = tap("x", 1.5)
@@ -205,6 +209,14 @@ class Recording:
         self._sketches: dict[str, str] = {}  # stats mode: numtrace.sketch.<stage> -> the sketch's JSON
         self.status = "complete"
         self._internal = {f"numtrace.{key}": value for key, value in (context or {}).items()}
+        ranks = distributed.rank_info()
+        if ranks is not None:  # one trace per rank, each written by its own process
+            if self.path is not None:
+                self.path = distributed.rank_path(self.path, ranks.rank)
+            self._internal.update(
+                {"numtrace.rank": str(ranks.rank), "numtrace.world_size": str(ranks.world_size),
+                 "numtrace.launcher": ranks.launcher}
+            )  # fmt: skip
         self._calls: dict[str, int] = {}
         self._names: list[str] = []
         self._taken: set[str] = set()

@@ -36,6 +36,7 @@ from typing import Callable
 
 import numpy as np
 
+from ..errors import UsageError
 from ..trace import MemoryTrace, Trace
 from . import rootcause
 from .diagnosis import sample
@@ -67,6 +68,9 @@ def diff(
 ) -> DiffReport:
     """Compare every aligned stage of ``candidate`` against ``reference``.
 
+    ``candidate`` may be the rank traces of a sharded run (:class:`numtrace.sharded.ShardedTrace`):
+    each stage is compared as the ranks combine (``sharding`` per stage).
+
     ``replay``: the replay trace of ``trace replay`` (the candidate's modules run on the
     reference's recorded inputs): each stage it holds gets its own error, the reference's
     recorded inputs are left out of the pairing, and the root cause is the first stage whose own
@@ -89,6 +93,12 @@ def diff(
     """
     if replay is not None:
         check_replay(replay, reference, candidate)
+    sharded = callable(getattr(candidate, "sharding", None))  # the rank traces of a sharded run
+    if sharded and (is_sketch_trace(reference) or is_sketch_trace(candidate)):
+        raise UsageError(
+            "the ranks of a sharded run are combined from their values; stats-only traces (trace run --stats) "
+            "have none: diff one rank's trace, or record in full"
+        )
     if is_sketch_trace(reference) or is_sketch_trace(candidate):
         from .sketches import diff as by_sketch  # on demand: it imports this module's neighbours; start-up stays lean
 
@@ -106,6 +116,8 @@ def diff(
     names = as_name_map(map)
     if replay is not None:
         names = without_inputs(names)
+    if sharded:
+        candidate.bind(reference, names)  # type: ignore[attr-defined]
     precisions = Precisions(reference, candidate)
     stages = []
     recent: list[tuple[str, tuple]] = []  # the last compared reference stages and their shapes
@@ -128,6 +140,8 @@ def diff(
             _diagnose_with_context(reference, candidate, pair, result, recent, window, diagnose_max_elements)
         largest = max(largest, r)
         recent = (recent + [(pair.name_a, tuple(reference.info(pair.name_a).shape))])[-LOOKBACK:]
+    if sharded:
+        _add_sharding(candidate, pairs, stages)
     rootcause.annotate(stages)
     report = DiffReport(
         reference.label,
@@ -190,6 +204,19 @@ def _diagnose_with_context(
         result.diagnosis = diagnose(
             reference.read(pair.name_a), candidate.read(pair.name_b), info_a.dtype, info_b.dtype, related
         )
+
+
+def _add_sharding(candidate, pairs: list[Pair], stages: list[StageResult]) -> None:
+    """How the ranks of a sharded candidate hold each stage (:mod:`numtrace.compare.sharding`),
+    and what its findings say (a rank that disagrees, shards in another order or along another
+    axis, partial sums), ahead of the stage's own findings."""
+    for pair, stage in zip(pairs, stages):
+        plan = candidate.sharding(pair.name_b) if pair.name_b is not None else None
+        if plan is not None:
+            stage.sharding = plan.to_dict()
+            stage.diagnosis = list(plan.findings) + [
+                f for f in stage.diagnosis if f.kind != "unexplained" or not plan.findings
+            ]
 
 
 def _missing(reference: Trace, candidate: Trace, pair: Pair, chunk_elements: int) -> StageResult:

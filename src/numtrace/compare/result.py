@@ -86,6 +86,8 @@ class StageResult:
     precision: Inherited | None = None
     #: the error of the candidate's module on the reference's inputs (a replay; None without one)
     own: OwnError | None = None
+    #: how the ranks of a sharded candidate hold the stage (``kind``, ``ranks``, ``axis``, ``disagree``)
+    sharding: dict | None = None
 
     @property
     def born_here(self) -> bool:
@@ -133,6 +135,8 @@ class StageResult:
             }
         if self.own is not None:
             out["own"] = self.own.to_dict(_json_float, json_safe)
+        if self.sharding is not None:
+            out["sharding"] = dict(self.sharding)
         return out
 
 

@@ -64,7 +64,20 @@ def stage_diagnosis(stage, hide_dtype: bool = False, limit: int | None = 3, pair
     notes = getattr(stage, "alignment_note", "") if words or mine else stage.note
     if not pairing:  # an alignment's pairing stays: its score says how sure it is
         notes = "; ".join(n for n in notes.split("; ") if n and n not in HOW_NOTES.values())
-    return "; ".join(x for x in (own_note(stage), notes, words, born_note(stage), precision_note(stage)) if x)
+    parts = (own_note(stage), notes, words, born_note(stage), precision_note(stage), sharding_note(stage))
+    return "; ".join(x for x in parts if x)
+
+
+def sharding_note(stage) -> str:
+    """``2 ranks, sharded along axis 1`` (``replicated``, ``partial sums``) for a stage of a sharded
+    candidate (:mod:`numtrace.compare.sharding`), else ''."""
+    sharding = getattr(stage, "sharding", None)
+    if not sharding:
+        return ""
+    how = {"replicated": "replicated", "partial": "partial sums"}.get(sharding["kind"], "")
+    if sharding["kind"] == "sharded":
+        how = f"sharded along axis {sharding['axis']}"
+    return f"{sharding['ranks']} ranks, {how}"
 
 
 def own_note(stage) -> str:

@@ -198,6 +198,29 @@ def describe_finding(finding: Mapping[str, Any], lengths: tuple | None = None) -
         partial = f.get("partial") or []
         best = f" (best: {describe_finding(partial[0], lengths)})" if partial else ""
         return f"no simple transform explains this stage{best}"
+    if kind == "rank_disagrees":
+        ranks = ", ".join(map(str, f["ranks"]))
+        agree = ", ".join(map(str, f["agree"]))
+        return (
+            f"rank {ranks} disagrees with rank {agree} on a stage they should all hold alike (other data on that rank?)"
+        )
+    if kind == "partial_sum":
+        held = "a part plus the bias" if f.get("bias_on_every_rank") else "a part"
+        return _with(
+            f"each of the {f['ranks']} ranks holds {held}; the parts sum to the reference", f, "a missing all-reduce?"
+        )
+    if kind == "shard_order":
+        return _with(
+            f"the shards along axis {f['axis']} in rank order {tuple(f['order'])} give the reference",
+            f,
+            "ranks mapped to the wrong shards?",
+        )
+    if kind == "shard_axis":
+        return _with(
+            f"the reference's shards along axis {f['expected']} concatenated along axis {f['axis']}",
+            f,
+            "gathered along the wrong axis?",
+        )
     if kind == "transposed_weight":
         return _with("the candidate's weight is the reference's transposed", f, "W.T for W")
     if kind == "bias":
