@@ -17,7 +17,8 @@ same run, alternating:
 - **numtrace**: ``trace diff A B --json`` (a subprocess; its output is
   discarded), which also counts non-finite values, mismatches against a
   tolerance, the worst element, rms/cosine/SNR, and diagnoses the stages that
-  differ.
+  differ; with its default ``--jobs`` (the cores available) and, for the
+  rounding case, ``--jobs 1`` (one thread) to show how it scales.
 
 Wall time is the median of ``--repeat`` runs of each; peak RSS is the child's
 ``ru_maxrss`` (``os.wait4``). The files are in the page cache for every run
@@ -132,12 +133,14 @@ def run(repeat: int, stages: int, keep: str | None) -> dict:
             "floor": [sys.executable, "-c", FLOOR, ref, rounding],
             "rounding": [trace, "diff", "--json", ref, rounding],
             "planted": [trace, "diff", "--json", ref, planted],
+            "rounding_1": [trace, "diff", "--json", "--jobs", "1", ref, rounding],
         }
         runs: dict[str, list[dict]] = {k: [] for k in commands}
         for _ in range(repeat):  # round-robin: a busy machine slows every case alike
             for key, argv in commands.items():
                 runs[key].append(timed_child(argv))
         result = {"stages": stages, "bytes_per_trace": os.path.getsize(ref), "generate_s": made, "cpus": os.cpu_count()}
+        result["jobs"] = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
         for key, case_runs in runs.items():
             result[key] = _summary(case_runs)
             if key != "floor":
@@ -162,17 +165,20 @@ def report(result: dict) -> str:
     lines = [
         f"traces of {result['stages']} float32 stages, {mib:.0f} MiB each; {result['cpus']} CPUs; "
         f"medians of {len(floor['runs'])} runs, round-robin",
-        f"{'case':<34}{'wall s':>8}{'x floor':>9}{'CPU s':>8}{'x floor':>9}{'peak RSS MiB':>14}  verdicts",
-        f"{'floor: safe_open + NumPy, 1 pass':<34}{floor['wall_s']:>8.2f}{'':>9}{floor['cpu_s']:>8.2f}{'':>9}"
+        f"{'case':<46}{'wall s':>8}{'x floor':>9}{'CPU s':>8}{'x floor':>9}{'peak RSS MiB':>14}  verdicts",
+        f"{'floor: safe_open + NumPy, 1 pass':<46}{floor['wall_s']:>8.2f}{'':>9}{floor['cpu_s']:>8.2f}{'':>9}"
         f"{floor['rss_mib']:>14.0f}",
     ]
     for key, label in (
-        ("rounding", "trace diff, rounding noise only"),
+        ("rounding", f"trace diff, rounding noise only, --jobs {result.get('jobs', '?')}"),
+        ("rounding_1", "trace diff, rounding noise only, --jobs 1"),
         ("planted", "trace diff, 3 planted + diagnosis"),
     ):
+        if key not in result:
+            continue
         r = result[key]
         lines.append(
-            f"{label:<34}{r['wall_s']:>8.2f}{r['ratio']:>9.2f}{r['cpu_s']:>8.2f}{r['cpu_ratio']:>9.2f}"
+            f"{label:<46}{r['wall_s']:>8.2f}{r['ratio']:>9.2f}{r['cpu_s']:>8.2f}{r['cpu_ratio']:>9.2f}"
             f"{r['rss_mib']:>14.0f}  {r['verdicts']} (exit {r['exit']})"
         )
     lines.append(

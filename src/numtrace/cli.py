@@ -154,6 +154,12 @@ def diff(
         help="Drill into one stage: both sides' statistics, the error profile along each axis, the worst locations, "
         "the findings.",
     ),
+    jobs: Optional[int] = typer.Option(
+        None,
+        "--jobs",
+        metavar="N",
+        help="Threads comparing large stages at once (default: the cores available); the report is the same.",
+    ),
     replay: Optional[str] = typer.Option(
         None,
         "--replay",
@@ -168,12 +174,13 @@ def diff(
     from .compare.verdict import ToleranceTable
     from .formats import load
     from .report.progress import Progress
-    from .report.table import print_diff
     from .sharded import open_candidate
 
     with _user_errors():
         if wide and narrow:
             raise NumtraceError("--wide and --narrow choose opposite layouts: give one of them")
+        if jobs is not None and jobs < 1:
+            raise NumtraceError(f"--jobs takes a number of threads, 1 or more, not {jobs}")
         tolerances = ToleranceTable.from_options(tol or [], tol_file)
         names = as_name_map(name_map)
         with (
@@ -207,6 +214,7 @@ def diff(
                     map=names,
                     progress=lambda done, total, name: bar.update(done, total, name),
                     replay=replayed,
+                    jobs=jobs,
                 )
             if only and not report.stages:
                 raise NumtraceError(f"no stage matches --only {' '.join(only)}")
@@ -217,6 +225,8 @@ def diff(
             if as_json:
                 typer.echo(json.dumps(report.to_dict(), indent=2, allow_nan=False))
             else:
+                from .report.table import print_diff  # (rich: not imported for --json)
+
                 layout = "wide" if wide else "narrow" if narrow else None
                 print_diff(report, width=width, layout=layout, expand=show_all)
     raise typer.Exit(1 if report.failed(fail_on.value, allow_incomplete) else 0)

@@ -16,6 +16,8 @@ Example:
     ['enc.*', 'dec.*']
     >>> parse(cli.diff, ["a.st", "--help"]) is None
     True
+    >>> parse(cli.diff, ["a.st", "b.st", "--jobs", "2", "--replay", "r.st"])["jobs"]  # every option of diff
+    2
 """
 
 from __future__ import annotations

@@ -22,6 +22,7 @@ import json
 import math
 import os
 import struct
+import threading
 import weakref
 from typing import Iterator
 
@@ -33,6 +34,9 @@ from ..trace import StageInfo, resolve_order
 from .common import HDF5_SIGNATURE, brief, one_line, remove_quietly
 from .filetrace import FileTrace
 from .writer import TraceWriter, publish_file, temp_path
+
+_PREADV = hasattr(os, "preadv")
+_SEEK_LOCK = threading.Lock()
 
 #: the safetensors limit on the JSON header
 MAX_HEADER_BYTES = 100_000_000
@@ -99,9 +103,8 @@ class SafetensorsTrace(FileTrace[int]):
         view = out.view(np.uint8).data
         done = 0
         try:
-            self._file.seek(position)
-            while done < len(view):
-                got = self._file.readinto(view[done:])
+            while done < len(view):  # positioned reads: several threads may read one trace (trace diff --jobs)
+                got = self._read_into(view[done:], position + done)
                 if not got:
                     break
                 done += got
@@ -110,6 +113,13 @@ class SafetensorsTrace(FileTrace[int]):
         if done < len(view):
             raise self._fail("the file is shorter than its header says: it was truncated or changed while reading")
         return out
+
+    def _read_into(self, view: memoryview, position: int) -> int:
+        if _PREADV:
+            return os.preadv(self._file.fileno(), [view], position)
+        with _SEEK_LOCK:  # no positioned reads here (Windows): one seek and read at a time
+            self._file.seek(position)
+            return self._file.readinto(view) or 0
 
     # --- opening and validating ---------------------------------------------------------
 

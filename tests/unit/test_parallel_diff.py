@@ -1,0 +1,82 @@
+"""``trace diff --jobs``: the report is the same, byte for byte, whatever the number of threads,
+on traces whose large stages hold the kinds of error the diagnosis names (and small ones between
+them), through the Python API and the command line."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import numtrace
+from numtrace.compare.parallel import PARALLEL_MIN_ELEMENTS, in_order
+
+SRC = Path(__file__).resolve().parents[2] / "src"
+
+
+@pytest.fixture(scope="module")
+def traces(tmp_path_factory):
+    root = tmp_path_factory.mktemp("parallel")
+    rng = np.random.default_rng(0)
+    reference, candidate, order = {}, {}, []
+    n = PARALLEL_MIN_ELEMENTS
+    for i in range(24):
+        large = i % 3 != 2
+        a = rng.standard_normal((4, n // 4 + i) if large else (8, 3)).astype(np.float32)
+        b = a + np.float32(1e-7) * rng.standard_normal(a.shape).astype(np.float32)
+        if i == 4:
+            b = a + 0.5  # an offset
+        if i == 7:
+            b = a * 1.1  # a scale
+        if i == 10:
+            b = a.copy()
+            b[1, 100:140] = np.nan  # non-finite values
+        if i == 13:
+            b = np.concatenate([a[:, 1:], a[:, :1]], axis=1)  # a shift
+        if i == 16:
+            b = a[:, :-3]  # frames cropped: shapes differ
+        name = f"model.block{i}.out"
+        reference[name], candidate[name] = a, b
+        order.append(name)
+    reference["only.reference"] = rng.standard_normal(n).astype(np.float32)
+    paths = root / "a.safetensors", root / "b.safetensors"
+    numtrace.save(paths[0], reference, order=order + ["only.reference"])
+    numtrace.save(paths[1], candidate, order=order)
+    return paths
+
+
+def test_the_report_is_the_same_whatever_the_threads(traces):
+    reports = [json.dumps(numtrace.diff(*traces, jobs=jobs).to_dict()) for jobs in (1, 2, 3, 8)]
+    assert reports[0] == reports[1] == reports[2] == reports[3]
+    data = json.loads(reports[0])
+    kinds = {s["name"]: s["diagnosis"][0]["kind"] for s in data["stages"] if s["diagnosis"]}
+    assert kinds["model.block4.out"] == "offset" and kinds["model.block7.out"] == "scale"
+    assert data["first_divergence"] == "model.block4.out" and data["summary"]["MISSING"] == 1
+
+
+def test_the_command_line_prints_the_same_json_with_any_jobs(traces):
+    def run(*args):
+        done = subprocess.run(
+            [sys.executable, "-c", "from numtrace.cli import main; main()", "diff", *map(str, traces), "--json", *args],
+            capture_output=True,
+            text=True,
+            env={"PYTHONPATH": str(SRC), "PATH": ""},
+        )
+        assert done.returncode == 1, done.stderr
+        return done.stdout
+
+    assert run("--jobs", "1") == run("--jobs", "2") == run()
+
+
+def test_results_come_back_in_order_and_errors_surface():
+    assert [r for _, r in in_order(range(50), lambda x: x * 2, lambda x: x % 5 != 0, jobs=3)] == list(range(0, 100, 2))
+
+    def fails(x):
+        if x == 7:
+            raise ValueError("stage 7 cannot be read")
+        return x
+
+    with pytest.raises(ValueError, match="stage 7"):
+        list(in_order(range(20), fails, lambda x: True, jobs=2))
