@@ -236,14 +236,9 @@ def _add_sharding(candidate, pairs: list[Pair], stages: list[StageResult]) -> No
 
 
 def _missing(reference: Trace, candidate: Trace, pair: Pair, chunk_elements: int) -> StageResult:
-    if pair.name_a is not None:
-        stats = summarize(reference, pair.name_a, chunk_elements)
-        note = _join("only in the reference", pair.note)
-        return StageResult(name=pair.name_a, verdict=Verdict.MISSING, a=stats, note=note, twin=pair.twin)
-    assert pair.name_b is not None  # a pair has at least one side
-    stats = summarize(candidate, pair.name_b, chunk_elements)
-    note = _join("only in the candidate", pair.note)
-    return StageResult(name=pair.name_b, verdict=Verdict.MISSING, b=stats, note=note, twin=pair.twin)
+    name, trace = (pair.name_a, reference) if pair.name_a is not None else (pair.name_b, candidate)
+    assert name is not None  # a pair has at least one side
+    return StageResult.missing(pair, summarize(trace, name, chunk_elements))
 
 
 def _join(*notes: str) -> str:
@@ -288,7 +283,6 @@ def _compare(
     assert name_a is not None and name_b is not None  # a paired stage: callers check
     info_a, info_b = reference.info(name_a), candidate.info(name_b)
     tolerance, precision = tolerance_for(table, name_a, info_a.dtype, info_b.dtype, precision)
-    name_b_out = None if name_b == name_a else name_b
     if tuple(info_a.shape) != tuple(info_b.shape):
         return _compare_aligned(
             reference, candidate, pair, tolerance, chunk_elements, diagnose_max_elements, precision
@@ -309,20 +303,15 @@ def _compare(
     else:
         findings = _undiagnosed(d, info_a.dtype, info_b.dtype)
         note = _join(_verdict_note(d), f"not diagnosed: {info_a.size} elements > {diagnose_max_elements}")
-    result = StageResult(
-        name=name_a,
-        name_b=name_b_out,
+    result = StageResult.paired(
+        pair,
+        note=note,
         verdict=verdict,
         a=stats_a,
         b=stats_b,
         diff=d,
         tolerance=tolerance,
         diagnosis=findings,
-        note=_join(pair.note, note),
-        pairing=pair.how,
-        pairing_score=pair.score,
-        twin=pair.twin,
-        alignment_note=pair.note,
         precision=precision,
     )
     return result, window
@@ -365,7 +354,6 @@ def _compare_aligned(
 ) -> StageResult:
     name_a, name_b = pair.name_a, pair.name_b
     info_a, info_b = reference.info(name_a), candidate.info(name_b)
-    name_b_out = None if name_b == name_a else name_b
     shape_note = f"shapes differ: reference {tuple(info_a.shape)}, candidate {tuple(info_b.shape)}"
     aligned = None
     if max(info_a.size, info_b.size) <= ALIGN_MAX_ELEMENTS:
@@ -380,19 +368,14 @@ def _compare_aligned(
         for side, stats in (("a", stats_a), ("b", stats_b)):
             if stats.nonfinite:  # no position is compared, so none of them is matched
                 findings.append(Finding.of("nonfinite", side=side, count=stats.nonfinite))
-        return StageResult(
-            name=name_a,
-            name_b=name_b_out,
+        return StageResult.paired(
+            pair,
+            aligned=shape_note,
             verdict=Verdict.LARGE,
             a=stats_a,
             b=stats_b,
             tolerance=tolerance,
             diagnosis=findings,
-            note=_join(pair.note, shape_note),
-            pairing=pair.how,
-            pairing_score=pair.score,
-            twin=pair.twin,
-            alignment_note=_join(pair.note, shape_note),
             precision=precision,
         )
     av, bv, align_findings, align_note = aligned
@@ -428,19 +411,15 @@ def _compare_aligned(
     else:
         findings = align_findings + _dtype_finding(info_a.dtype, info_b.dtype)
         note = _join(_verdict_note(d, overlap=lengths_differ), "not diagnosed: too large")
-    return StageResult(
-        name=name_a,
-        name_b=name_b_out,
+    return StageResult.paired(
+        pair,
+        aligned=align_note,
+        note=note,
         verdict=verdict,
         a=stats_a,
         b=stats_b,
         diff=d,
         tolerance=tolerance,
         diagnosis=findings,
-        note=_join(pair.note, align_note, note),
-        pairing=pair.how,
-        pairing_score=pair.score,
-        twin=pair.twin,
-        alignment_note=_join(pair.note, align_note),
         precision=precision,
     )

@@ -89,6 +89,31 @@ class StageResult:
     #: how the ranks of a sharded candidate hold the stage (``kind``, ``ranks``, ``axis``, ``disagree``)
     sharding: dict | None = None
 
+    @classmethod
+    def paired(cls, pair, *, note: str = "", aligned: str = "", **fields) -> "StageResult":
+        """The result of a compared stage, its names, pairing, score and twin taken from ``pair``
+        (a :class:`~numtrace.compare.pairing.align.Pair`): ``note`` follows the pairing's own
+        note; ``aligned`` (how the shapes were lined up) joins it in ``alignment_note`` too."""
+        how = "; ".join(n for n in (pair.note, aligned) if n)
+        return cls(
+            name=pair.name_a,
+            name_b=None if pair.name_b == pair.name_a else pair.name_b,
+            note="; ".join(n for n in (how, note) if n),
+            pairing=pair.how,
+            pairing_score=pair.score,
+            twin=pair.twin,
+            alignment_note=how,
+            **fields,
+        )
+
+    @classmethod
+    def missing(cls, pair, stats: SideStats) -> "StageResult":
+        """A stage on one side of ``pair`` only; ``stats``: that side's statistics."""
+        in_a = pair.name_a is not None
+        note = "; ".join(n for n in (f"only in the {'reference' if in_a else 'candidate'}", pair.note) if n)
+        a, b = (stats, None) if in_a else (None, stats)
+        return cls(name=pair.name, verdict=Verdict.MISSING, a=a, b=b, note=note, twin=pair.twin)
+
     @property
     def born_here(self) -> bool:
         """A MATCH stage where an error is born under the tolerance (:func:`~numtrace.compare.rootcause.born_here`)."""

@@ -81,8 +81,7 @@ def stage_dict(trace, name: str) -> dict:
     statistics, ``axis``, ``hash`` and ``channel_means`` (None where a channel has no finite value)."""
     if name not in trace:
         raise UsageError(f"no stage {name!r} in {trace.label}; `trace show {trace.label}` lists the stages")
-    from ..compare.sketches.detail import stage_sketch
-    from ..compare.sketches.diff import side_stats
+    from ..compare.sketches.diff import side_stats, stage_sketch
 
     means, info = stage_sketch(trace, name)
     return json_safe(

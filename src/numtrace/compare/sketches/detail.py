@@ -40,19 +40,14 @@ import numpy as np
 
 from ... import backends
 from ..pairing.align import paired_stage
-from ..precision import Precisions, tolerance_for
-from ..result import StageDetail, StageResult
+from ..precision import Precisions
+from ..result import StageDetail
 from ..rootcause import relative_error
 from ..verdict import ToleranceTable, classify
-from .diff import channel_ratios, compare_sketches, side_stats
-from .format import is_sketch_trace, read_sketch, sketch_of
+from .diff import channel_ratios, compare_pair
+from .format import is_sketch_trace
 
 _STATS = ("min", "max", "mean", "std", "abs_max")
-
-
-def stage_sketch(trace, name: str, axis: int | None = None) -> tuple[np.ndarray, dict]:
-    """``(channel_means, info)`` of a stage: read from a sketch trace, computed for a full one."""
-    return read_sketch(trace, name) if is_sketch_trace(trace) else sketch_of(trace, name, axis)
 
 
 def rerecord_command(trace, name: str | None = None) -> str:
@@ -87,29 +82,8 @@ def sketch_stage_detail(
     pair = paired_stage(reference, candidate, name, map)
     assert pair.name_a is not None and pair.name_b is not None  # paired_stage raises otherwise
     table = tolerances if tolerances is not None else ToleranceTable()
-    means_a, info_a = stage_sketch(reference, pair.name_a)
-    means_b, info_b = stage_sketch(candidate, pair.name_b, info_a["axis"])
-    if not is_sketch_trace(reference) and info_b["axis"] != info_a["axis"]:  # follow the sketch's axis
-        means_a, info_a = stage_sketch(reference, pair.name_a, info_b["axis"])
     inherited = Precisions(reference, candidate).at(pair)
-    tolerance, precision = tolerance_for(table, pair.name_a, info_a["dtype"], info_b["dtype"], inherited)
-    verdict, d, findings, note = compare_sketches(means_a, info_a, means_b, info_b, tolerance)
-    result = StageResult(
-        name=pair.name_a,
-        name_b=None if pair.name_b == pair.name_a else pair.name_b,
-        verdict=verdict,
-        a=side_stats(info_a),
-        b=side_stats(info_b),
-        diff=d,
-        tolerance=tolerance,
-        diagnosis=findings,
-        note="; ".join(n for n in (pair.note, note) if n),
-        pairing=pair.how,
-        pairing_score=pair.score,
-        twin=pair.twin,
-        alignment_note=pair.note,
-        precision=precision,
-    )
+    result, (means_a, info_a), (means_b, info_b), tolerance = compare_pair(reference, candidate, pair, table, inherited)
     result.rel_err = relative_error(result)
     peak = info_a["abs_max"] or 0.0
     limit = tolerance.rtol * peak + tolerance.resolve_atol(peak, info_a["dtype"], info_b["dtype"])

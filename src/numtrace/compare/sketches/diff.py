@@ -44,9 +44,9 @@ import numpy as np
 from ...trace import Trace
 from .. import rootcause
 from ..findings import Finding
-from ..pairing.align import align, ignored
+from ..pairing.align import Pair, align, ignored
 from ..pairing.names import as_name_map
-from ..precision import Precisions, tolerance_for
+from ..precision import Inherited, Precisions, tolerance_for
 from ..result import DiffReport, StageResult, recording_status
 from ..statistics.stats import DiffStats, SideStats
 from ..verdict import ToleranceTable, Verdict, classify
@@ -78,38 +78,10 @@ def diff(
         if progress is not None:
             progress(done, len(pairs), pair.name)
         if pair.name_a is None or pair.name_b is None:
-            side, trace = ("b", candidate) if pair.name_a is None else ("a", reference)
-            name = pair.name  # the side's own name: name_a, else name_b
-            stats = side_stats(_sketch(trace, name, None)[1])
-            a, b = (stats, None) if side == "a" else (None, stats)
-            note = "; ".join(
-                n for n in ("only in the reference" if side == "a" else "only in the candidate", pair.note) if n
-            )
-            stages.append(StageResult(name=name, verdict=Verdict.MISSING, a=a, b=b, note=note, twin=pair.twin))
+            trace = reference if pair.name_a is not None else candidate
+            stages.append(StageResult.missing(pair, side_stats(stage_sketch(trace, pair.name)[1])))
             continue
-        means_a, info_a = _sketch(reference, pair.name_a, None)
-        means_b, info_b = _sketch(candidate, pair.name_b, info_a["axis"])
-        if not is_sketch_trace(reference) and info_b["axis"] != info_a["axis"]:  # follow the sketch's axis
-            means_a, info_a = _sketch(reference, pair.name_a, info_b["axis"])
-        tolerance, precision = tolerance_for(table, pair.name_a, info_a["dtype"], info_b["dtype"], precisions.at(pair))
-        verdict, d, findings, note = compare_sketches(means_a, info_a, means_b, info_b, tolerance)
-        name_b = None if pair.name_b == pair.name_a else pair.name_b
-        result = StageResult(
-            name=pair.name_a,
-            name_b=name_b,
-            verdict=verdict,
-            a=side_stats(info_a),
-            b=side_stats(info_b),
-            diff=d,
-            tolerance=tolerance,
-            diagnosis=findings,
-            note="; ".join(n for n in (pair.note, note) if n),
-            pairing=pair.how,
-            pairing_score=pair.score,
-            twin=pair.twin,
-            alignment_note=pair.note,
-            precision=precision,
-        )
+        result, _, _, _ = compare_pair(reference, candidate, pair, table, precisions.at(pair))
         stages.append(result)
     rootcause.annotate(stages)
     report = DiffReport(
@@ -122,8 +94,33 @@ def diff(
     return report
 
 
-def _sketch(trace: Trace, name: str, axis: int | None):
+def stage_sketch(trace: Trace, name: str, axis: int | None = None) -> tuple[np.ndarray, dict]:
+    """``(channel_means, info)`` of a stage: read from a sketch trace, computed for a full one."""
     return read_sketch(trace, name) if is_sketch_trace(trace) else sketch_of(trace, name, axis)
+
+
+def compare_pair(reference: Trace, candidate: Trace, pair: Pair, table: ToleranceTable, inherited: Inherited | None):
+    """``(StageResult, (means, info) of the reference, of the candidate, Tolerance)`` of one paired
+    stage compared by sketch (a full side is sketched along the sketch side's channel axis)."""
+    assert pair.name_a is not None and pair.name_b is not None  # a paired stage: callers check
+    means_a, info_a = stage_sketch(reference, pair.name_a)
+    means_b, info_b = stage_sketch(candidate, pair.name_b, info_a["axis"])
+    if not is_sketch_trace(reference) and info_b["axis"] != info_a["axis"]:  # follow the sketch's axis
+        means_a, info_a = stage_sketch(reference, pair.name_a, info_b["axis"])
+    tolerance, precision = tolerance_for(table, pair.name_a, info_a["dtype"], info_b["dtype"], inherited)
+    verdict, d, findings, note = compare_sketches(means_a, info_a, means_b, info_b, tolerance)
+    result = StageResult.paired(
+        pair,
+        note=note,
+        verdict=verdict,
+        a=side_stats(info_a),
+        b=side_stats(info_b),
+        diff=d,
+        tolerance=tolerance,
+        diagnosis=findings,
+        precision=precision,
+    )
+    return result, (means_a, info_a), (means_b, info_b), tolerance
 
 
 def side_stats(info: dict) -> SideStats:
