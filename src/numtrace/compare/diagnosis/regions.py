@@ -192,21 +192,24 @@ def find_localized(a, b, e2, energy: float, a2: float, eps: float = 0.0) -> list
             ref = (a * a).sum(axis=other) if other else a * a
             bands = loud_bands(profile, ref) if length >= 3 else []
         for start, stop in bands:
-            inside = float(profile[start:stop].sum())
             fit = _band_fit(np.take(a, range(start, stop), axis), np.take(b, range(start, stop), axis))
-            found.append(
-                Finding.of(
-                    "localized",
-                    axis=axis,
-                    start=int(start),
-                    stop=int(stop),
-                    explained=inside / energy,
-                    residual=residual(energy - inside, a2),
-                    **fit,
-                    wide=stop - start > LOCALIZED_MAX_SHARE * length,  # most of the axis: after the models
-                )
-            )
+            found.append(band_finding(axis, start, stop, length, float(profile[start:stop].sum()), energy, a2, fit))
     return found
+
+
+def band_finding(axis: int, start: int, stop: int, length: int, inside: float, energy: float, a2: float, fit: dict):
+    """The ``localized`` finding of band ``[start, stop)`` of an axis of ``length``: the error
+    energy ``inside`` it out of ``energy`` (``a2``: the reference's energy), and ``fit``."""
+    return Finding.of(
+        "localized",
+        axis=axis,
+        start=int(start),
+        stop=int(stop),
+        explained=inside / energy,
+        residual=residual(energy - inside, a2),
+        **fit,
+        wide=stop - start > LOCALIZED_MAX_SHARE * length,  # most of the axis: after the models
+    )
 
 
 def _runs(flags: np.ndarray) -> list[tuple[int, int]]:

@@ -40,7 +40,7 @@ import numpy as np
 from ...trace import Trace
 from ..findings import Finding
 from .fits import keep_best, shares, significant
-from .regions import BAND_FIT, LOCALIZED_MAX_SHARE, LOCALIZED_MIN_LEN, exact_bands, loud_bands, residual
+from .regions import BAND_FIT, LOCALIZED_MIN_LEN, band_finding, exact_bands, loud_bands
 
 #: Elements read per chunk: whole slabs, at least one (a slab is at most the window's size) ...
 CHUNK = 1 << 18
@@ -294,19 +294,8 @@ def localized(axis: int, sums: dict, energy: float, a2: float, quiet: float) -> 
         bands = loud_bands(profile, sums["aa"]) if length >= 3 else []
     found = []
     for start, stop in bands:
-        inside = float(profile[start:stop].sum())
-        found.append(
-            Finding.of(
-                "localized",
-                axis=axis,
-                start=int(start),
-                stop=int(stop),
-                explained=inside / energy,
-                residual=residual(energy - inside, a2),
-                **_band_fit({q: float(sums[q][start:stop].sum()) for q in QUANTITIES}),
-                wide=stop - start > LOCALIZED_MAX_SHARE * length,
-            )
-        )
+        fit = _band_fit({q: float(sums[q][start:stop].sum()) for q in QUANTITIES})
+        found.append(band_finding(axis, start, stop, length, float(profile[start:stop].sum()), energy, a2, fit))
     return found
 
 
