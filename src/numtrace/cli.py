@@ -197,7 +197,9 @@ def diff(
                 from .report.stage import detail_json, print_detail
 
                 if callable(getattr(cand, "bind", None)):  # the rank traces of a sharded run, combined
-                    cand.bind(ref, names)  # type: ignore[attr-defined]
+                    from .compare.pairing.align import align
+
+                    cand.bind(ref, align(ref, cand, names=names))  # type: ignore[attr-defined]
                 detail = stage_detail(ref, cand, stage, tolerances=tolerances, map=names)
                 data = detail_json(detail)
                 if as_json:

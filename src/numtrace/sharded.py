@@ -16,7 +16,9 @@ Example:
     ...          for r in range(2)]
     >>> ranks[1] = MemoryTrace({"fc": a[:, 2:]}, metadata={"numtrace.rank": "1", "numtrace.world_size": "2"})
     >>> sharded = ShardedTrace(ranks, "tp.safetensors")
-    >>> sharded.bind(MemoryTrace({"fc": a}))
+    >>> from numtrace.compare.pairing.align import align
+    >>> reference = MemoryTrace({"fc": a})
+    >>> sharded.bind(reference, align(reference, sharded))
     >>> sharded.info("fc").shape, sharded.sharding("fc").to_dict()
     ((2, 4), {'kind': 'sharded', 'ranks': 2, 'axis': 1})
 """
@@ -55,14 +57,12 @@ class ShardedTrace(Trace):
                 self.metadata["numtrace.status"] = f"rank {rank}: {status}"
                 break
         self._plans: dict[str, Sharding] = {}
-        self._bound = False
 
-    def bind(self, reference: Trace, names=None) -> None:
-        """Decide how the ranks hold each stage, against the reference stage it pairs with."""
-        from .compare.pairing.align import match_stages
-
-        found, _, _ = match_stages(reference, self.ranks[0], names)
-        partner = {pair.name_b: a for a, pair in found.items() if pair.name_b is not None}
+    def bind(self, reference: Trace, pairs) -> None:
+        """Decide how the ranks hold each stage, against the reference stage it pairs with in
+        ``pairs`` (:func:`numtrace.compare.pairing.align.align` of the reference and this trace
+        before it is bound, which is rank 0's view of it; a twin is no partner)."""
+        partner = {p.name_b: p.name_a for p in pairs if p.name_a and p.name_b and p.how != "twin"}
         for name in self.order:
             holders = [t for t in self.ranks if name in t]
             if len(holders) != len(self.ranks) or self.ranks[0].info(name).size > COMBINE_MAX_ELEMENTS:
@@ -71,7 +71,6 @@ class ShardedTrace(Trace):
             plan = decide(a, [t.read(name) for t in self.ranks])
             plan.combined = None  # type: ignore[assignment]  # combined again when read
             self._plans[name] = plan
-        self._bound = True
 
     def sharding(self, name: str) -> Sharding | None:
         """How the ranks hold ``name``; None before :meth:`bind` or for a stage left to rank 0."""

@@ -124,13 +124,13 @@ def diff(
     names = as_name_map(map)
     if replay is not None:
         names = without_inputs(names)
+    pairs = align(reference, candidate, only, names)
     if sharded:
-        candidate.bind(reference, names)  # type: ignore[attr-defined]
+        candidate.bind(reference, pairs)  # type: ignore[attr-defined]
     precisions = Precisions(reference, candidate)
     stages = []
     recent: list[tuple[str, tuple]] = []  # the last compared reference stages and their shapes
     largest = 0.0
-    pairs = align(reference, candidate, only, names)
 
     def compare(pair: Pair) -> tuple[StageResult, sample.Window | None]:
         if pair.name_a is None or pair.name_b is None:
