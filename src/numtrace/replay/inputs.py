@@ -31,7 +31,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from ..compare.pairing.layout import lay_out_as
+from ..compare.pairing.layout import lay_out_as, layouts
 
 _PLAIN = (type(None), bool, int, float, complex, str, bytes, slice, type(Ellipsis), type, np.dtype, np.generic)
 _CALLABLES = (types.FunctionType, types.BuiltinFunctionType, types.MethodType, functools.partial)
@@ -125,7 +125,7 @@ def replay_arguments(
 
 def _counterpart(key: str, shape: tuple, positional: bool, unused: dict[str, np.ndarray]) -> str | None:
     def fits(k: str) -> bool:
-        return lay_out_as(np.empty(unused[k].shape, np.int8), shape)[0] is not None
+        return layouts(unused[k].shape, shape) is not None
 
     if key in unused and (fits(key) or not positional):
         return key

@@ -219,6 +219,23 @@ def align_arrays(a: np.ndarray, b: np.ndarray):
     return av, bv, findings, note
 
 
+def layouts(shape_a: tuple, shape_b: tuple) -> list[tuple[int, ...]] | None:
+    """How values of ``shape_a`` can take ``shape_b`` (:func:`lay_out_as`), from the shapes alone:
+    ``[]`` as they are (or with singleton axes dropped or added), the permutations of the squeezed
+    axes that fit (fewest moved first), or None when none does.
+
+    Example:
+        >>> layouts((1, 2, 3), (2, 3)), layouts((2, 3), (3, 2)), layouts((2, 3), (4,))
+        ([], [(1, 0)], None)
+    """
+    shape_a, shape_b = tuple(shape_a), tuple(shape_b)
+    sa, _ = squeeze_shape(shape_a, leading_only=False)
+    sb, _ = squeeze_shape(shape_b, leading_only=False)
+    if shape_a == shape_b or sa == sb:
+        return []
+    return [perm for perm, axis in candidate_perms(sa, sb) if axis is None] or None
+
+
 def lay_out_as(a: np.ndarray, shape_b: tuple, b: Any = None) -> tuple[np.ndarray | None, str]:
     """The reference's values ``a`` in the candidate's shape ``shape_b``: ``(values, how)``, or
     ``(None, why)`` when no layout fits. As they are; with singleton axes dropped or added; or
@@ -236,15 +253,13 @@ def lay_out_as(a: np.ndarray, shape_b: tuple, b: Any = None) -> tuple[np.ndarray
     """
     a = np.asarray(a)
     shape_b = tuple(int(n) for n in shape_b)
-    if a.shape == shape_b:
-        return a, ""
+    perms = layouts(a.shape, shape_b)
+    if perms is None:
+        return None, f"shape {a.shape} cannot be laid out as {shape_b}"
+    if not perms:
+        return (a if a.shape == shape_b else a.reshape(shape_b)), ""
     sa, _ = squeeze_shape(a.shape, leading_only=False)
     sb, _ = squeeze_shape(shape_b, leading_only=False)
-    if sa == sb:
-        return a.reshape(shape_b), ""
-    perms = [perm for perm, axis in candidate_perms(sa, sb) if axis is None]
-    if not perms:
-        return None, f"shape {a.shape} cannot be laid out as {shape_b}"
     a2 = a.reshape(sa)
     perm = perms[0]
     if len(perms) > 1 and callable(b):
