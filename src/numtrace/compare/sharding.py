@@ -174,8 +174,8 @@ def _shard_axis(a: np.ndarray | None, ranks: list[np.ndarray]) -> int | None:
         others = {tuple(s for i, s in enumerate(r.shape) if i != axis) for r in ranks}
         if len(others) != 1:
             continue
-        if target is None:
-            return axis if len({r.shape[axis] for r in ranks}) >= 1 else None
+        if target is None:  # no reference: the first axis along which only the lengths differ
+            return axis
         rest = tuple(s for i, s in enumerate(target) if i != axis)
         if others == {rest} and sum(r.shape[axis] for r in ranks) == target[axis]:
             return axis
