@@ -55,6 +55,14 @@ def bench(script: str, *args: str, python: str = sys.executable, as_json: bool =
     return (json.loads(out.stdout.strip().splitlines()[-1]) if as_json else out.stdout), time.perf_counter() - start
 
 
+def row_numbers(text: str, label: str) -> list[float] | None:
+    """The numbers of the table row that starts with ``label`` in a benchmark's text report."""
+    for line in text.splitlines():
+        if line.startswith(label + " "):
+            return [float(x) for x in re.findall(r"\d+(?:\.\d+)?", line[len(label) :])]
+    return None
+
+
 def show(title: str, text: str) -> None:
     print(f"\n== {title}\n{text.rstrip()}")
 
@@ -68,11 +76,12 @@ def main() -> None:
         action="append",
         default=[],
         metavar="NAME",
-        help="diff, startup, record, tap, capture, mlx, torchlens, align, fuzz",
+        help="diff, startup, record, tap, capture, mlx, torchlens, align, scale, fuzz",
     )
     args = parser.parse_args()
     sys.path.insert(0, HERE)
     import align_scale
+    import diff_scale
     import diff_throughput
     import record_memory
     import startup
@@ -84,24 +93,28 @@ def main() -> None:
     if "diff" not in args.skip:
         r, _ = bench("diff_throughput.py", "--repeat", repeat)
         show("diff throughput (benchmarks/diff_throughput.py)", diff_throughput.report(r))
-        rows.append(
-            (
-                "1 diff throughput, rounding noise",
-                "<= 1.5x floor",
-                f"{r['rounding']['wall_s']:.2f} s",
-                f"{r['floor']['wall_s']:.2f} s",
-                r["rounding"]["ratio"],
-                r["rounding"]["ratio"] <= 1.5,
+        for key, label in (
+            ("rounding", f"rounding noise, --jobs {r['jobs']}"),
+            ("planted", f"3 planted + diagnosis, --jobs {r['jobs']}"),
+        ):
+            rows.append(
+                (
+                    f"1 diff throughput, {label}",
+                    "<= 1.0x floor",
+                    f"{r[key]['wall_s']:.2f} s",
+                    f"{r['floor']['wall_s']:.2f} s",
+                    r[key]["ratio"],
+                    r[key]["ratio"] <= 1.0,
+                )
             )
-        )
         rows.append(
             (
-                "1 diff throughput, 3 planted + diagnosis",
-                "<= 1.5x floor",
-                f"{r['planted']['wall_s']:.2f} s",
+                "1 diff throughput, rounding noise, --jobs 1",
+                "(scaling)",
+                f"{r['rounding_1']['wall_s']:.2f} s",
                 f"{r['floor']['wall_s']:.2f} s",
-                r["planted"]["ratio"],
-                r["planted"]["ratio"] <= 1.5,
+                r["rounding_1"]["ratio"],
+                None,
             )
         )
         for key, label in (("rounding", "rounding noise"), ("planted", "3 planted + diagnosis")):
@@ -144,7 +157,7 @@ def main() -> None:
             )
         )
     if "capture" not in args.skip:
-        text, _ = bench("capture_overhead.py", "--repeat", "3" if args.quick else "5", as_json=False)
+        text, _ = bench("capture_overhead.py", "--repeat", "3" if args.quick else "11", as_json=False)
         show("capture overhead, torch ResNet-50 (benchmarks/capture_overhead.py)", text)
         for label in ("capture to disk", "capture in memory"):
             m = re.search(rf"^{label}\s+([\d.]+)\s+([\d.]+)", text, re.M)
@@ -160,19 +173,23 @@ def main() -> None:
                         ratio <= 1.5,
                     )
                 )
-        floors = {k: re.search(rf"^{k}\s+([\d.]+)\s+([\d.]+)", text, re.M) for k in ("write floor", "capture to disk")}
-        if all(floors.values()):
-            ours, least = (float(floors[k].group(1)) for k in ("capture to disk", "write floor"))
-            rows.append(
-                (
-                    "4 ResNet-50 capture to disk vs write floor",
-                    "(context)",
-                    f"{ours:.0f} ms",
-                    f"{least:.0f} ms ({float(floors['write floor'].group(2)):.2f}x bare)",
-                    ours / least,
-                    None,
+        numbers = {k: row_numbers(text, k) for k in ("write floor", "capture to disk", "capture, writer thread")}
+        floor = numbers["write floor"]
+        for case in ("capture to disk", "capture, writer thread"):
+            ours = numbers[case]
+            if floor and ours:  # median wall ms, its ratio to bare, ..., then the fastest run (ms, ratio)
+                # fastest runs: writing 155 MB on the benchmark VM takes either ~50 ms or ~280 ms, whatever
+                # writes it (benchmarks/README.md), so medians compare which state each case met
+                rows.append(
+                    (
+                        f"4 ResNet-50 {case} vs write floor",
+                        "<= 1.15x write floor",
+                        f"min {ours[6]:.0f} ms (med {ours[0]:.0f})",
+                        f"min {floor[6]:.0f} ms (med {floor[0]:.0f})",
+                        ours[6] / floor[6],
+                        ours[6] / floor[6] <= 1.15,
+                    )
                 )
-            )
     if "mlx" not in args.skip:
         try:
             text, _ = bench("mlx_capture_overhead.py", "--repeat", "10" if args.quick else "30", as_json=False)
@@ -199,6 +216,33 @@ def main() -> None:
                 renamed["align_s"] <= align_scale.TARGET_S and renamed["paired"] == r["stages"],
             )
         )
+    if "scale" not in args.skip:
+        r, _ = bench("diff_scale.py", "--repeat", "1" if args.quick else "3", *(["--skip-large"] if args.quick else []))
+        show("diff at scale: many stages, large stages (benchmarks/diff_scale.py)", diff_scale.report(r))
+        most = r["small"][str(diff_scale.COUNTS[-1])]
+        for mode, label in (("table", "trace diff"), ("json", "trace diff --json")):
+            rows.append(
+                (
+                    f"8 {label}, {diff_scale.COUNTS[-1]:,} small stages",
+                    f"<= {diff_scale.TARGET_S:.0f} s",
+                    f"{most[mode]['wall_s']:.2f} s",
+                    f"{r['per_stage_us'][mode]:.0f} us/stage",
+                    None,
+                    most[mode]["wall_s"] <= diff_scale.TARGET_S,
+                )
+            )
+        if r["large"]:
+            one = r["large"]["1 x 1 GiB"]
+            rows.append(
+                (
+                    "8 trace diff, one 1 GiB stage",
+                    "(context)",
+                    f"{one['wall_s']:.2f} s",
+                    f"{one['rss_mib']:.0f} MiB RSS",
+                    None,
+                    None,
+                )
+            )
     if "record" not in args.skip:
         r, _ = bench("record_memory.py", "--repeat", repeat)
         show("recording memory (benchmarks/record_memory.py)", record_memory.report(r))
@@ -244,11 +288,11 @@ def main() -> None:
             )
         )
     print("\n== summary")
-    print(f"{'target':<50}{'goal':<20}{'measured':<24}{'floor':<18}{'ratio':>7}  met")
+    print(f"{'target':<54}{'goal':<22}{'measured':<24}{'floor':<22}{'ratio':>7}  met")
     for name, goal, measured, floor, ratio, met in rows:
         ratio_text = f"{ratio:.2f}" if ratio is not None else ""
         verdict = "" if met is None else ("yes" if met else "NO")
-        print(f"{name:<50}{goal:<20}{measured:<24}{floor:<18}{ratio_text:>7}  {verdict}")
+        print(f"{name:<54}{goal:<22}{measured:<24}{floor:<22}{ratio_text:>7}  {verdict}")
 
 
 if __name__ == "__main__":

@@ -225,7 +225,9 @@ def diff(
 
                 write_html(report, ref, cand, html, map=names)
             if as_json:
-                typer.echo(json.dumps(report.to_dict(), indent=2, allow_nan=False))
+                from .report.json_lines import write_report
+
+                write_report(report.to_dict(), sys.stdout)
             else:
                 from .report.table import print_diff  # (rich: not imported for --json)
 

@@ -90,10 +90,13 @@ _TINY: dict[str, float] = {
 }
 
 
+_STORAGE_DTYPES = {name: np.dtype(code) for name, code in _STORAGE.items()}
+
+
 def storage_dtype(name: str) -> np.dtype:
     """The NumPy dtype of a recorded dtype's raw bytes on disk (``bfloat16`` -> ``<u2``)."""
     try:
-        return np.dtype(_STORAGE[name])
+        return _STORAGE_DTYPES[name]
     except KeyError:
         raise TapError(f"unsupported dtype {name!r}; supported: {', '.join(_STORAGE)}") from None
 

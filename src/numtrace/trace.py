@@ -81,6 +81,10 @@ class Trace:
         flat = chunks[0] if len(chunks) == 1 else np.concatenate(chunks)
         return flat.reshape(info.shape)
 
+    def read_many(self, names: list[str]) -> list[np.ndarray]:
+        """Several whole stages, as :meth:`read` gives each (a file reader fetches neighbours at once)."""
+        return [self.read(name) for name in names]
+
     def iter_chunks(self, name: str, max_elements: int) -> Iterator[np.ndarray]:
         """The stage's values, flattened in C order, in chunks of at most ``max_elements``.
 

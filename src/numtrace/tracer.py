@@ -229,6 +229,9 @@ class Recording:
         self.nbytes = 0
         self.on_stage: Callable[[str, int, int], None] | None = None
         self.trace: Trace | None = None
+        #: after :meth:`stop`, where a safetensors recording's write time went (``copy_s``, ``wait_s``,
+        #: ``write_s``: :attr:`numtrace.formats.safetensors.SafetensorsWriter.timings`); None otherwise
+        self.write_timings: dict[str, float] | None = None
 
     def set_metadata(self, key: str, value: Any) -> None:
         """Attach user metadata (strings; other values are stored as JSON)."""
@@ -286,6 +289,7 @@ class Recording:
             metadata.update({SKETCH_KEY: SKETCH_VERSION, **self._sketches})
         if self._writer is not None:
             self._writer.close(order=self._names, metadata=metadata)
+            self.write_timings = getattr(self._writer, "timings", None)
             self.trace = load(self.path)
         else:
             self.trace = MemoryTrace(self._memory, order=self._names, metadata=metadata)

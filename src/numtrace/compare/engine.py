@@ -1,7 +1,9 @@
 """The diff engine: align stages, compare each, diagnose what does not match.
 
 Plain path (equal shapes): both stages are streamed in bounded chunks
-(:func:`~numtrace.compare.statistics.stats.compare_stage`); a stage that is not MATCH is
+(:func:`~numtrace.compare.statistics.stats.compare_stage`), or, when small, compared in a
+batch with their small neighbours (:mod:`~numtrace.compare.small_stages`: the same numbers,
+bit for bit, without the per-stage cost); a stage that is not MATCH is
 then diagnosed (:func:`~numtrace.compare.diagnosis.diagnose.diagnose`): read whole up to
 ``diagnose_max_elements`` elements
 (:data:`~numtrace.compare.diagnosis.diagnose.DIAGNOSE_MAX_ELEMENTS` by default), beyond
@@ -32,6 +34,7 @@ Example:
 from __future__ import annotations
 
 import math
+from collections import deque
 from typing import Callable
 
 import numpy as np
@@ -51,6 +54,7 @@ from .parallel import PARALLEL_MIN_ELEMENTS, available_cores, in_order
 from .precision import Inherited, Precisions, tolerance_for
 from .result import DiffReport, StageResult, recording_status
 from .sketches.format import is_sketch_trace
+from .small_stages import SmallStages
 from .statistics.stats import compare_stage, summarize
 from .verdict import Tolerance, ToleranceTable, Verdict, classify
 
@@ -129,21 +133,35 @@ def diff(
         candidate.bind(reference, pairs)  # type: ignore[attr-defined]
     precisions = Precisions(reference, candidate)
     stages = []
-    recent: list[tuple[str, tuple]] = []  # the last compared reference stages and their shapes
+    recent: deque[tuple[str, tuple]] = deque(maxlen=LOOKBACK)  # the last compared reference stages, shapes
     largest = 0.0
 
-    def compare(pair: Pair) -> tuple[StageResult, sample.Window | None]:
+    def tolerance_of(pair: Pair) -> tuple[Tolerance, Inherited | None]:
+        info_a, info_b = reference.info(pair.name_a), candidate.info(pair.name_b)  # type: ignore[arg-type]
+        return tolerance_for(table, pair.name_a, info_a.dtype, info_b.dtype, precisions.at(pair))  # type: ignore[arg-type]
+
+    small = SmallStages(reference, candidate, pairs, tolerance_of)
+
+    def compare(index: int) -> tuple[StageResult, sample.Window | None]:
+        pair = pairs[index]
         if pair.name_a is None or pair.name_b is None:
             return _missing(reference, candidate, pair, chunk_elements), None
+        batched = small.take(index)
+        if batched is not None:
+            tolerance, precision, stats = batched
+            if stats is not None:  # else a value the batch refuses (a NaN...): compared alone below
+                return _judged(reference, candidate, pair, tolerance, precision, stats, diagnose_max_elements)
         precision = precisions.at(pair)
         return _compare(reference, candidate, pair, table, chunk_elements, diagnose_max_elements, precision)
 
-    def large(pair: Pair) -> bool:
+    def large(index: int) -> bool:
+        pair = pairs[index]
         if pair.name_a is not None:
             return reference.info(pair.name_a).size >= PARALLEL_MIN_ELEMENTS
         return pair.name_b is not None and candidate.info(pair.name_b).size >= PARALLEL_MIN_ELEMENTS
 
-    for done, (pair, (result, window)) in enumerate(in_order(pairs, compare, large, jobs), 1):
+    for done, (index, (result, window)) in enumerate(in_order(range(len(pairs)), compare, large, jobs), 1):
+        pair = pairs[index]
         if progress is not None:
             progress(done - 1, len(pairs), pair.name)
         stages.append(result)
@@ -155,7 +173,7 @@ def diff(
         if _born_unexplained(result, r, largest, diagnose_max_elements):
             _diagnose_with_context(reference, candidate, pair, result, recent, window, diagnose_max_elements)
         largest = max(largest, r)
-        recent = (recent + [(pair.name_a, tuple(reference.info(pair.name_a).shape))])[-LOOKBACK:]
+        recent.append((pair.name_a, tuple(reference.info(pair.name_a).shape)))
     if sharded:
         _add_sharding(candidate, pairs, stages)
     rootcause.annotate(stages)
@@ -287,7 +305,24 @@ def _compare(
         return _compare_aligned(
             reference, candidate, pair, tolerance, chunk_elements, diagnose_max_elements, precision
         ), None
-    stats_a, stats_b, d = compare_stage(reference, name_a, candidate, name_b, tolerance, chunk_elements)
+    stats = compare_stage(reference, name_a, candidate, name_b, tolerance, chunk_elements)
+    return _judged(reference, candidate, pair, tolerance, precision, stats, diagnose_max_elements)
+
+
+def _judged(
+    reference: Trace,
+    candidate: Trace,
+    pair: Pair,
+    tolerance: Tolerance,
+    precision: Inherited | None,
+    stats: tuple,
+    diagnose_max_elements: int,
+) -> tuple[StageResult, sample.Window | None]:
+    """The verdict and diagnosis of a same-shape stage from its statistics ``(a, b, diff)``."""
+    name_a, name_b = pair.name_a, pair.name_b
+    assert name_a is not None and name_b is not None  # a paired stage: callers check
+    info_a, info_b = reference.info(name_a), candidate.info(name_b)
+    stats_a, stats_b, d = stats
     verdict = classify(d.max_ratio)
     window = None
     if verdict is Verdict.MATCH:

@@ -87,13 +87,18 @@ class Precisions:
 
     def at(self, pair) -> Inherited | None:
         """The precision ``pair``'s data went through, when coarser than both its own dtypes."""
-        names = {"a": pair.name_a, "b": pair.name_b}
-        own = [self._dtypes[side][name] for side, name in names.items() if name is not None]
-        if not any(dtypes.is_floating(d) for d in own):
+        own_eps, coarsest, floating = 0.0, None, False
+        for side, name in (("a", pair.name_a), ("b", pair.name_b)):
+            if name is None:
+                continue
+            dtype = self._dtypes[side][name]
+            floating = floating or dtypes.is_floating(dtype)
+            own_eps = max(own_eps, dtypes.eps(dtype))
+            upstream = self._upstream[side].get(name)
+            if upstream is not None and (coarsest is None or dtypes.eps(upstream.dtype) > dtypes.eps(coarsest.dtype)):
+                coarsest = upstream
+        if not floating:
             return None  # integer and bool stages must be equal, whatever came before
-        own_eps = max(dtypes.eps(d) for d in own)
-        upstream = [self._upstream[side].get(name) for side, name in names.items() if name is not None]
-        coarsest = max((u for u in upstream if u is not None), key=lambda u: dtypes.eps(u.dtype), default=None)
         return coarsest if coarsest is not None and dtypes.eps(coarsest.dtype) > own_eps else None
 
 

@@ -45,6 +45,7 @@ import re
 from dataclasses import dataclass, field
 from enum import Enum
 from fnmatch import fnmatchcase
+from functools import lru_cache
 
 from .. import dtypes
 from ..errors import ToleranceError
@@ -149,6 +150,7 @@ class Tolerance:
         return f"rtol={self.rtol:g}" + ("" if self.atol is None else f",atol={self.atol:g}")
 
 
+@lru_cache(maxsize=256)  # a Tolerance is immutable: one per dtype combination, not one per stage
 def default_tolerance(dtype_a: str, dtype_b: str, precision: str | None = None) -> Tolerance:
     """``rtol = sqrt(eps)`` of the coarser dtype, atol relative; exact dtypes need equality.
 

@@ -157,13 +157,19 @@ def misfit(a: np.ndarray, b: np.ndarray, perm, axis_b, offset, rng_seed: int = 0
     ia = tuple(i + s for i, s in zip(idx, a_starts))
     ib_in_a = [i + s for i, s in zip(idx, b_starts)]
     ib = tuple(ib_in_a[p] for p in perm)  # B's axis j is the reference's axis perm[j]
-    va = np.asarray(a[ia], dtype=np.float64)
-    vb = np.asarray(b[ib], dtype=np.float64)
+    va, vb = _real_parts(np.asarray(a[ia]), np.asarray(b[ib]))
     both = np.isfinite(va) & np.isfinite(vb)
     va, vb = va[both], vb[both]
     den = float(np.sum(va * va) + np.sum(vb * vb))
     num = float(np.sum((vb - va) ** 2))
     return 0.0 if num == 0 else (num / den if den > 0 else math.inf)
+
+
+def _real_parts(va: np.ndarray, vb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sampled values as float64; complex ones (either side) as real parts then imaginary parts."""
+    if va.dtype.kind == "c" or vb.dtype.kind == "c":
+        va, vb = (np.concatenate([np.real(v), np.imag(v)]) for v in (va, vb))
+    return va.astype(np.float64), vb.astype(np.float64)
 
 
 def align_arrays(a: np.ndarray, b: np.ndarray):

@@ -25,7 +25,9 @@ import numpy as np
 _ONE_PLUS = float(np.nextafter(1.0, 2.0))
 
 
-@dataclass(frozen=True, kw_only=True)
+# Not frozen: a long trace builds tens of thousands of these, and a frozen dataclass's __init__
+# costs three times as much (every field set through object.__setattr__). Nothing changes them.
+@dataclass(kw_only=True)
 class SideStats:
     """One side's values: min/max/mean/std/abs_max over finite values (None if none).
 
@@ -49,7 +51,7 @@ class SideStats:
         return self.nan + self.posinf + self.neginf
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(kw_only=True)
 class DiffStats:
     """How B differs from A (the reference).
 
@@ -195,20 +197,31 @@ class SideAccumulator:
         return chunk_max
 
     def result(self, shape: tuple, dtype: str) -> SideStats:
-        has, exp = self.n > 0, self.exp or 0
-        return SideStats(
-            shape=tuple(shape),
-            dtype=dtype,
-            count=self.count,
-            min=self.min,
-            max=self.max,
-            mean=_ldexp(self.mean, exp) if has else None,
-            std=_ldexp(math.sqrt(max(self.m2, 0.0) / self.n), exp) if has else None,
-            abs_max=self.abs_max,
-            nan=self.nan,
-            posinf=self.posinf,
-            neginf=self.neginf,
+        counts = (self.count, self.nan, self.posinf, self.neginf)
+        return side_stats(
+            shape, dtype, counts, (self.min, self.max, self.abs_max), self.n, self.mean, self.m2, self.exp
         )
+
+
+def side_stats(
+    shape: tuple, dtype: str, counts: tuple, bounds: tuple, n: int, mean: float, m2: float, exp: int | None
+) -> SideStats:
+    """:class:`SideStats` from a :class:`SideAccumulator`'s state: ``counts`` (values, NaN, +inf,
+    -inf), ``bounds`` (min, max, abs_max), ``n`` finite values of scaled ``mean`` and ``m2``."""
+    has, exp = n > 0, exp or 0
+    return SideStats(
+        shape=tuple(shape),
+        dtype=dtype,
+        count=counts[0],
+        min=bounds[0],
+        max=bounds[1],
+        mean=_ldexp(mean, exp) if has else None,
+        std=_ldexp(math.sqrt(max(m2, 0.0) / n), exp) if has else None,
+        abs_max=bounds[2],
+        nan=counts[1],
+        posinf=counts[2],
+        neginf=counts[3],
+    )
 
 
 class DiffAccumulator:
@@ -297,31 +310,65 @@ class DiffAccumulator:
         self.sum_ab += sum_ab
 
     def result(self, peak_a: float, shape: tuple, pair_complex: bool) -> DiffStats:
-        n, exp, has = self.n_both, self.exp or 0, self.n_both > 0
-        worst_index = None
-        if self.worst is not None:
-            element = self.worst[0] // 2 if pair_complex else self.worst[0]
-            worst_index = tuple(int(i) for i in np.unravel_index(element, shape))
-        d2, a2, b2 = self.sum_d2, self.sum_a2, self.sum_b2
-        return DiffStats(
-            abs_max=self.abs_max if has else None,
-            abs_mean=_ldexp(self.sum_abs / n, exp) if has else None,
-            rms=_ldexp(math.sqrt(d2 / n), exp) if has else None,
-            rel_rms=_ratio_or_none(math.sqrt(d2), math.sqrt(a2)) if has else None,
-            rel_max=_ratio_or_none(self.abs_max, peak_a) if has else None,
-            cosine=_cosine(self.sum_ab, a2, b2) if has else None,
-            snr_db=_snr_db(a2, d2) if has else None,
-            mismatched=self.mismatched,
-            total=self.total,
-            max_ratio=self.max_ratio,
-            worst_index=worst_index,
-            worst_a=None if self.worst is None else self.worst[1],
-            worst_b=None if self.worst is None else self.worst[2],
-            rtol=self.rtol,
-            atol=self.atol,
-            nonfinite_a=self.nf_a,
-            nonfinite_b=self.nf_b,
+        worst = self.worst
+        if worst is not None and pair_complex:
+            worst = (worst[0] // 2, worst[1], worst[2])  # the element, not the value
+        sums = (self.sum_abs, self.sum_d2, self.sum_a2, self.sum_b2, self.sum_ab)
+        counts = (self.n_both, self.mismatched, self.total, self.nf_a, self.nf_b)
+        return diff_stats(
+            counts, sums, self.exp, self.abs_max, self.max_ratio, worst, peak_a, shape, (self.rtol, self.atol)
         )
+
+
+def diff_stats(
+    counts: tuple,
+    sums: tuple,
+    exp: int | None,
+    abs_max: float,
+    max_ratio: float,
+    worst,
+    peak_a: float,
+    shape,
+    tolerance,
+) -> DiffStats:
+    """:class:`DiffStats` from a :class:`DiffAccumulator`'s state: ``counts`` (values finite on both
+    sides, mismatched, total, non-finite mismatches of a and b), scaled ``sums`` (|d|, d², a², b², ab),
+    ``worst`` (element index, a, b) or None, the resolved ``tolerance`` (rtol, atol)."""
+    n, exp, has = counts[0], exp or 0, counts[0] > 0
+    sum_abs, d2, a2, b2, ab = sums
+    return DiffStats(
+        abs_max=abs_max if has else None,
+        abs_mean=_ldexp(sum_abs / n, exp) if has else None,
+        rms=_ldexp(math.sqrt(d2 / n), exp) if has else None,
+        rel_rms=_ratio_or_none(math.sqrt(d2), math.sqrt(a2)) if has else None,
+        rel_max=_ratio_or_none(abs_max, peak_a) if has else None,
+        cosine=_cosine(ab, a2, b2) if has else None,
+        snr_db=_snr_db(a2, d2) if has else None,
+        mismatched=counts[1],
+        total=counts[2],
+        max_ratio=max_ratio,
+        worst_index=None if worst is None else unravel(worst[0], shape),
+        worst_a=None if worst is None else worst[1],
+        worst_b=None if worst is None else worst[2],
+        rtol=tolerance[0],
+        atol=tolerance[1],
+        nonfinite_a=counts[3],
+        nonfinite_b=counts[4],
+    )
+
+
+def unravel(index: int, shape) -> tuple[int, ...]:
+    """``np.unravel_index`` of one flat index, as Python ints (no array round trip).
+
+    Example:
+        >>> unravel(7, (2, 3, 2)), unravel(0, ())
+        ((1, 0, 1), ())
+    """
+    out = []
+    for dim in reversed(tuple(shape)):
+        index, i = divmod(index, dim)
+        out.append(i)
+    return tuple(reversed(out))
 
 
 def _ratio_or_none(num: float, den: float) -> float | None:
