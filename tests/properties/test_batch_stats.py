@@ -56,13 +56,7 @@ def test_each_row_is_compare_stage_bit_for_bit(data, k, n, dtype_a, dtype_b, tol
         if data.draw(st.booleans()):
             b = a.astype(dtype_b)  # identical values: no worst element
     names = (np.dtype(dtype_a).name, np.dtype(dtype_b).name)
-    limits = []
-    for row in a:
-        with np.errstate(invalid="ignore", over="ignore"):
-            peak = float(np.abs(row).max())
-        need_peak = tolerance.atol is None and tolerance.rtol > 0
-        limits.append((tolerance.rtol, tolerance.resolve_atol(peak if need_peak else 0.0, *names)))
-    rows = compare_rows(a, b, [t[0] for t in limits], [t[1] for t in limits], [(n,)] * k, [names] * k)
+    rows = compare_rows(a, b, [tolerance] * k, [(n,)] * k, [names] * k)  # each row resolves its own atol
     for row_a, row_b, got in zip(a, b, rows):
         want = compare_stage(MemoryTrace({"x": row_a}), "x", MemoryTrace({"x": row_b}), "x", tolerance)
         if got is None:  # refused: only what pair_block refuses too
@@ -79,10 +73,11 @@ def test_each_row_is_compare_stage_bit_for_bit(data, k, n, dtype_a, dtype_b, tol
 
 def test_rows_refuse_what_the_block_kernel_refuses():
     a = np.array([[1.0, np.nan], [1.0, np.inf], [0.0, 1e-300], [1.0, 2.0]])
-    rows = compare_rows(a, a.copy(), [1e-3] * 4, [1e-3, 1e-3, 1e-3, 0.0], [(2,)] * 4, [("float64", "float64")] * 4)
+    tolerances = [Tolerance(1e-3, 1e-3)] * 3 + [Tolerance(1e-3, 0.0)]
+    rows = compare_rows(a, a.copy(), tolerances, [(2,)] * 4, [("float64", "float64")] * 4)
     assert rows == [None, None, None, None]  # NaN, inf, below 2**-401, atol 0
     ints = np.ones((2, 3), np.int32)
-    assert compare_rows(ints, ints, [0.0] * 2, [0.0] * 2, [(3,)] * 2, [("int32", "int32")] * 2) == [None, None]
+    assert compare_rows(ints, ints, [Tolerance(0.0, 0.0)] * 2, [(3,)] * 2, [("int32", "int32")] * 2) == [None, None]
 
 
 def _diff_json(reference, candidate, **options) -> str:

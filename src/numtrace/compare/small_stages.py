@@ -86,35 +86,21 @@ class SmallStages:
         for slot, values in enumerate(values_a):
             by_size[values.size].append(slot)
         for slots in by_size.values():
-            for slot, stats in zip(slots, self._rows(slots, pairs, values_a, values_b)):
-                tolerance, precision = stats[0]
-                self._done[members[slot]] = (tolerance, precision, stats[1])
+            for slot, result in zip(slots, self._rows(slots, pairs, values_a, values_b)):
+                self._done[members[slot]] = result
 
-    def _rows(self, slots, pairs, values_a, values_b) -> list[tuple]:
-        """Each slot's ``((tolerance, precision), statistics or None)``, its stages stacked as rows."""
-        a = np.stack([values_a[s].reshape(-1) for s in slots])
-        b = np.stack([values_b[s].reshape(-1) for s in slots])
-        with np.errstate(invalid="ignore"):
-            peaks = np.abs(a).max(axis=1).tolist()  # compare_stage's peak when finite (else refused below)
-        resolved, infos, limits = [], [], []
-        for slot, peak in zip(slots, peaks):
-            pair = pairs[slot]
-            tolerance, precision = self.tolerance_of(pair)
-            info_a, info_b = self.reference.info(pair.name_a), self.candidate.info(pair.name_b)
-            need_peak = tolerance.atol is None and tolerance.rtol > 0
-            atol = tolerance.resolve_atol(peak if need_peak else 0.0, info_a.dtype, info_b.dtype)
-            resolved.append((tolerance, precision))
-            infos.append((tuple(info_a.shape), (info_a.dtype, info_b.dtype)))
-            limits.append((tolerance.rtol, atol))
+    def _rows(self, slots, pairs, values_a, values_b) -> list[tuple[Tolerance, Inherited | None, Stats | None]]:
+        """Each slot's ``(tolerance, precision, statistics or None)``, its stages stacked as rows."""
+        resolved = [self.tolerance_of(pairs[s]) for s in slots]
+        infos = [(self.reference.info(pairs[s].name_a), self.candidate.info(pairs[s].name_b)) for s in slots]
         results = compare_rows(
-            a,
-            b,
-            [limit[0] for limit in limits],
-            [limit[1] for limit in limits],
-            [i[0] for i in infos],
-            [i[1] for i in infos],
+            np.stack([values_a[s].reshape(-1) for s in slots]),
+            np.stack([values_b[s].reshape(-1) for s in slots]),
+            [tolerance for tolerance, _ in resolved],
+            [tuple(info_a.shape) for info_a, _ in infos],
+            [(info_a.dtype, info_b.dtype) for info_a, info_b in infos],
         )
-        return list(zip(resolved, results))
+        return [(tolerance, precision, stats) for (tolerance, precision), stats in zip(resolved, results)]
 
 
 def _real_floating(dtype: str) -> bool:

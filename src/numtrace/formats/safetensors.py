@@ -283,7 +283,7 @@ class SafetensorsTrace(FileTrace[int]):
         if end > data_size:
             raise self._bad(name, f"ends at byte {end} of a data section of {data_size} bytes: truncated file")
         dtype = dtypes.NAMES_BY_CODE[code]
-        itemsize = _ITEMSIZE[dtype]
+        itemsize = dtypes.itemsize(dtype)
         # Python ints: a hostile shape like [2**40, 2**40] costs nothing to check and is never allocated.
         if math.prod(d for d in shape if d) * itemsize > _MAX_ARRAY_BYTES:
             raise self._bad(name, f"has shape {brief(shape)}, too large for any array")
@@ -298,8 +298,6 @@ class SafetensorsTrace(FileTrace[int]):
     def _bad(self, name: str, why: str) -> TraceFileError:
         return self._fail(f"stage {brief(name)} {why}")
 
-
-_ITEMSIZE = {name: dtypes.itemsize(name) for name in dtypes.NAMES_BY_CODE.values()}
 
 #: bytes kept free for the header in front of the data while recording
 HEADER_RESERVE = 64 * 1024

@@ -16,7 +16,8 @@ Example:
     >>> import numpy as np
     >>> a = np.array([[1.0, 2.0, 4.0], [0.5, 0.5, 0.5]], np.float32)
     >>> b = np.array([[1.0, 2.5, 4.0], [0.5, 0.5, np.nan]], np.float32)
-    >>> rows = compare_rows(a, b, [0.0, 0.0], [0.1, 0.1], [(3,), (3,)], [("float32", "float32")] * 2)
+    >>> from numtrace.compare.verdict import Tolerance
+    >>> rows = compare_rows(a, b, [Tolerance(0.0, 0.1)] * 2, [(3,), (3,)], [("float32", "float32")] * 2)
     >>> side_a, side_b, d = rows[0]
     >>> side_b.mean, d.max_ratio, d.worst_index, d.mismatched, rows[1]  # row 1 holds a NaN: refused
     (2.5, 5.0, (1,), 1, None)
@@ -24,8 +25,11 @@ Example:
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import numpy as np
 
+from ..verdict import Tolerance
 from .blocks import _HIGH, _LOW
 from .metrics import DiffStats, SideStats, diff_stats, side_stats
 
@@ -39,24 +43,31 @@ BATCH_ELEMENTS = 1 << 16
 _ONE_PLUS = float(np.nextafter(1.0, 2.0))
 
 
-def compare_rows(a: np.ndarray, b: np.ndarray, rtol, atol, shapes, dtypes) -> list[Stats | None]:
+def compare_rows(a: np.ndarray, b: np.ndarray, tolerances: Sequence[Tolerance], shapes, dtypes) -> list[Stats | None]:
     """Per row of ``a``/``b`` (``(k, n)``, real floating): :func:`compare_stage`'s result, or None.
 
-    ``rtol``/``atol``: each row's resolved tolerance; ``shapes``/``dtypes``: each row's stage shape
-    and recorded ``(dtype_a, dtype_b)``. None for a row with a non-finite value, a value at or
-    above 2**400 or non-zero below 2**-401, or atol <= 0, as
+    ``tolerances``, ``shapes``, ``dtypes``: each row's tolerance, stage shape and recorded
+    ``(dtype_a, dtype_b)``; a relative atol is resolved from the row's peak, as
+    :func:`compare_stage` does. None for a row with a non-finite value, a value at or above
+    2**400 or non-zero below 2**-401, or atol <= 0, as
     :func:`~numtrace.compare.statistics.blocks.pair_block` refuses such a block.
     """
     k, n = a.shape
     if b.shape != (k, n) or n == 0 or a.dtype.kind != "f" or b.dtype.kind != "f":
         return [None] * k
-    rtol_col = np.asarray(rtol, np.float64).reshape(k, 1)
-    atol_col = np.asarray(atol, np.float64).reshape(k, 1)
     with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
         w = np.empty((2, k, n))
         np.copyto(w[0], a)
         np.copyto(w[1], b)
         lo, hi = w.min(axis=2), w.max(axis=2)  # (2, k); NaN propagates through min/max
+        peaks = np.maximum(np.abs(lo[0]), np.abs(hi[0])).tolist()  # compare_stage's peak of a finite reference
+        rtol = [tolerance.rtol for tolerance in tolerances]
+        atol = [
+            tolerance.resolve_atol(peak if tolerance.atol is None and tolerance.rtol > 0 else 0.0, *kinds)
+            for tolerance, peak, kinds in zip(tolerances, peaks, dtypes)
+        ]
+        rtol_col = np.asarray(rtol, np.float64).reshape(k, 1)
+        atol_col = np.asarray(atol, np.float64).reshape(k, 1)
         bound = np.maximum(np.maximum(-lo[0], hi[0]), np.maximum(-lo[1], hi[1]))
         ok = np.isfinite(lo[0]) & np.isfinite(lo[1]) & np.isfinite(bound)
         ok &= (bound < _HIGH) & ~((bound > 0) & (bound < _LOW)) & (atol_col[:, 0] > 0)
