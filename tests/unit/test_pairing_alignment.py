@@ -117,6 +117,51 @@ def test_a_stage_with_no_counterpart_stays_missing():
     ]
 
 
+@pytest.mark.parametrize("seed", range(12))
+def test_branches_computed_in_the_other_order_pair_by_their_values_never_crosswise(seed):
+    """A port computes q before k where the reference computed key before query: same scope,
+    same shape, values of one distribution (the hard case: only the values tell them apart)."""
+    local = np.random.default_rng(seed)
+    x, y = (local.standard_normal((1, 6, 64)).astype(np.float32) for _ in range(2))
+    ln, out = values(3), values(5)
+    reference = MemoryTrace(
+        {"blocks.0.ln": ln, "blocks.0.attn.key": y, "blocks.0.attn.query": x, "blocks.0.attn.out": out}
+    )
+    candidate = MemoryTrace(
+        {"blocks.0.ln": ln, "blocks.0.attn.q_proj": x, "blocks.0.attn.k_proj": y, "blocks.0.attn.out": out}
+    )
+    found = {a: b for a, b, _ in pairs_of(reference, candidate)}
+    assert (
+        found["blocks.0.attn.key"] == "blocks.0.attn.k_proj" and found["blocks.0.attn.query"] == "blocks.0.attn.q_proj"
+    )
+    assert diff(reference, candidate).counts["LARGE"] == 0
+
+
+def test_a_stage_with_no_counterpart_in_a_shared_scope_stays_missing():
+    """Names alike by their scope, each the only stage of its shape there: a score and a mask of
+    -1e9 have no magnitude in common, so they are not one stage with a bug."""
+    scores = values(1, 4, 6, 6)
+    mask = np.triu(np.full((1, 4, 6, 6), -1e9, np.float32), 1)
+    enc, dec = values(4), values(2)
+    reference = MemoryTrace({"m.layers.0.enc": enc, "m.layers.0.attn.scores": scores, "m.layers.0.dec": dec})
+    candidate = MemoryTrace({"m.layers.0.enc": enc, "m.layers.0.attn.mask": mask, "m.layers.0.dec": dec})
+    assert pairs_of(reference, candidate)[1] == ("m.layers.0.attn.scores", None, "missing")
+    report = diff(reference, candidate)
+    assert report.counts["LARGE"] == 0 and report.first_divergence is None
+
+
+def test_names_alike_do_not_pair_values_that_say_otherwise():
+    """A port that numbers its layers from 1: `Mod3` there is `mod2` here. Long enough for the
+    structural anchors (equal numbers, alike names): the values veto them, nothing pairs wrongly."""
+    local = np.random.default_rng(7)
+    stages = [local.standard_normal(16).astype(np.float32) for _ in range(600)]
+    reference = MemoryTrace({f"model.layers.{i // 10}.mod{i % 10}.out": s for i, s in enumerate(stages)})
+    candidate = MemoryTrace({f"Model.Layer{i // 10 + 1}.Mod{i % 10 + 1}.output": s for i, s in enumerate(stages)})
+    paired = [(p.name_a, p.name_b) for p in align(reference, candidate) if p.name_a and p.name_b]
+    wrong = [(a, b) for a, b in paired if not np.array_equal(reference.read(a), candidate.read(b))]
+    assert wrong == [] and len(paired) > 500
+
+
 def test_two_equally_good_partners_pair_with_neither():
     shared = values(6, 6)
     reference = MemoryTrace({"a": values(1), "layer.proj_a": shared, "layer.proj_b": shared + 1e-6, "z": values(1)})

@@ -14,9 +14,18 @@ aligned in execution order, as ``diff`` aligns lines:
    (:func:`acceptable`: alike names, or values that agree and names that do not contradict
    them); the alignment maximises the summed evidence. Gaps of more than :data:`FULL_CELLS`
    cells are aligned in a band around their diagonal.
-4. **Ambiguity.** A pair is dropped when, within the room its neighbours leave, another
-   partner would be nearly as good (within :data:`MARGIN`): two stages of one shape and
-   similar values in swapped order pair with nothing rather than crosswise.
+4. **Ambiguity.** A pair is dropped when another partner in the gap would be nearly as good
+   (within :data:`MARGIN`) and that partner has no clearly better one of its own, whether or
+   not the alignment's order could take the pair.
+5. **Swapped order.** Stages still unpaired whose values agree (:data:`AGREE`) pair when each
+   is the other's only such partner in the gap, even against the order: two branches a port
+   computes in the other order (``key`` then ``query`` against ``q_proj`` then ``k_proj``) pair
+   by their values, never crosswise.
+
+Values that clearly say otherwise (:data:`AGAINST`) veto names alone; two stages that are each
+the only one of their shape in the same scope may still pair (the same place in the
+computation: a port's bug there is reported there), unless their magnitudes have nothing in
+common (:func:`incompatible`: a mask of -1e9 is not a score).
 
 Each pair carries its score in [0, 1] (the mean of its name, shape and value evidence) and the
 evidence in words.
@@ -58,6 +67,12 @@ STRONG_NAME = 0.8
 SCOPE = 0.75
 #: a pair within this much summed evidence of another possible partner is ambiguous
 MARGIN = 0.2
+#: value evidence below this contradicts a pairing by names (values 2% of their spread apart or more)
+AGAINST = 0.5
+#: value evidence at or above this pairs stages in swapped order (the values agree to rounding)
+AGREE = 0.9
+#: spreads (standard deviations) further apart than this factor share no magnitude
+MAGNITUDE = 10.0
 #: gaps of more cells than this are aligned in a band around the diagonal
 FULL_CELLS = 250_000
 #: half-width of that band, beyond the difference of the two sides' lengths
@@ -116,6 +131,8 @@ def acceptable(e: Evidence | None) -> bool:
     """Enough evidence to pair: alike names, or values that agree and names that do not contradict."""
     if e is None:
         return False
+    if e.value is not None and e.value < AGAINST:
+        return False  # the values say these are not one stage, whatever the names
     if e.name >= 0.6:
         return True
     if e.value is None:
@@ -188,9 +205,7 @@ def _align_gap(gap_a: list[Stage], gap_b: list[Stage]) -> list[tuple[Stage, Stag
     for i, key in enumerate(keys_a):
         j = where_b.get(key)
         if j is not None and count_a[key] == 1 and key[0]:  # numbers in the name: a structural key
-            e = evidence(gap_a[i], gap_b[j], values=False)  # alike names need no values read
-            if e is not None and e.name < STRONG_NAME:
-                e = evidence(gap_a[i], gap_b[j])
+            e = evidence(gap_a[i], gap_b[j])  # values too: equal numbers may count from another start
             if e is not None and e.name >= ANCHOR_NAME and acceptable(e):
                 candidates.append((i, j, e))
     chain = _increasing([j for _, j, _ in candidates], candidates)
@@ -244,7 +259,9 @@ def _dynamic(gap_a: list[Stage], gap_b: list[Stage]) -> list[tuple[Stage, Stage,
         else:
             j -= 1
     chosen.reverse()
-    return [(gap_a[i], gap_b[j], cells[(i, j)]) for i, j in _unambiguous(chosen, cells, n, m)]
+    kept = _unambiguous(chosen, cells)
+    kept += _swapped(cells, {i for i, _ in kept}, {j for _, j in kept})
+    return [(gap_a[i], gap_b[j], cells[(i, j)]) for i, j in sorted(kept)]
 
 
 def _only_one_here(a: Stage, b: Stage, e: Evidence | None, shapes_a: Counter, shapes_b: Counter) -> bool:
@@ -253,7 +270,25 @@ def _only_one_here(a: Stage, b: Stage, e: Evidence | None, shapes_a: Counter, sh
     shape = tuple(a.shape)
     if e is None or shape != tuple(b.shape) or shapes_a[shape] != 1 or shapes_b[shape] != 1:
         return False
-    return scope_similarity(a.name, b.name) >= SCOPE
+    return scope_similarity(a.name, b.name) >= SCOPE and not incompatible(a.signature(), b.signature())
+
+
+def incompatible(a: Signature | None, b: Signature | None) -> bool:
+    """Values of no common magnitude: spreads :data:`MAGNITUDE` times apart, or ranges that do
+    not meet. A port's bug changes values; it rarely turns scores into a -1e9 mask.
+
+    >>> from numtrace.compare.pairing.evidence import signature
+    >>> import numpy as np
+    >>> x = np.linspace(-3, 3, 100)
+    >>> incompatible(signature(x), signature(2 * x + 0.5)), incompatible(signature(x), signature(x - 1e9))
+    (False, True)
+    """
+    if a is None or b is None:
+        return False
+    if a.maximum < b.minimum or b.maximum < a.minimum:
+        return True
+    low, high = sorted((a.std, b.std))
+    return high > MAGNITUDE * max(low, 1e-30)
 
 
 def _columns(i: int, n: int, m: int, band: int | None) -> range:
@@ -263,20 +298,39 @@ def _columns(i: int, n: int, m: int, band: int | None) -> range:
     return range(max(0, centre - band), min(m, centre + band + 1))
 
 
-def _unambiguous(chosen: list[tuple[int, int]], cells: dict, n: int, m: int) -> list[tuple[int, int]]:
-    """The chosen pairs with no near-equal alternative partner within their neighbours' bounds."""
+def _unambiguous(chosen: list[tuple[int, int]], cells: dict) -> list[tuple[int, int]]:
+    """The chosen pairs with no rival anywhere in the gap: another partner nearly as good (or
+    better) that would take them, being near its own best (a better partner the order could not
+    take means the order is not the port's: a swap)."""
     by_row: dict[int, list[int]] = {}
     by_column: dict[int, list[int]] = {}
     for i, j in cells:
         by_row.setdefault(i, []).append(j)
         by_column.setdefault(j, []).append(i)
+    best_row = {i: max(cells[(i, j)].total for j in js) for i, js in by_row.items()}
+    best_column = {j: max(cells[(i, j)].total for i in is_) for j, is_ in by_column.items()}
     kept = []
-    for k, (i, j) in enumerate(chosen):
-        low_i, low_j = chosen[k - 1] if k else (-1, -1)
-        high_i, high_j = chosen[k + 1] if k + 1 < len(chosen) else (n, m)
-        total = cells[(i, j)].total
-        rivals = [cells[(i, jj)].total for jj in by_row[i] if jj != j and low_j < jj < high_j]
-        rivals += [cells[(ii, j)].total for ii in by_column[j] if ii != i and low_i < ii < high_i]
-        if all(rival < total - MARGIN for rival in rivals):
+    for i, j in chosen:
+        floor = cells[(i, j)].total - MARGIN
+        rivals = [
+            t for jj in by_row[i] if jj != j and (t := cells[(i, jj)].total) >= floor and t >= best_column[jj] - MARGIN
+        ]
+        rivals += [
+            t for ii in by_column[j] if ii != i and (t := cells[(ii, j)].total) >= floor and t >= best_row[ii] - MARGIN
+        ]
+        if not rivals:
             kept.append((i, j))
     return kept
+
+
+def _swapped(cells: dict, taken_a: set[int], taken_b: set[int]) -> list[tuple[int, int]]:
+    """Pairs of still unpaired stages whose values agree, each the other's only such partner
+    (module docstring, step 5): the order may cross."""
+    agree = [
+        (i, j)
+        for (i, j), e in cells.items()
+        if i not in taken_a and j not in taken_b and e.value is not None and e.value >= AGREE
+    ]
+    rows = Counter(i for i, _ in agree)
+    columns = Counter(j for _, j in agree)
+    return [(i, j) for i, j in agree if rows[i] == 1 and columns[j] == 1]
