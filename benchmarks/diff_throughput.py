@@ -1,14 +1,18 @@
 """Diff throughput and memory: ``trace diff`` of two 768 MiB float32 traces against a NumPy floor.
 
-Writes three traces of 48 float32 stages of 16 MiB each (shape 4x1024x1024)
+Writes four traces of 48 float32 stages of 16 MiB each (shape 4x1024x1024)
 into a temporary directory under /tmp: the reference holds normal values of a
 different scale and offset per stage; the "rounding" candidate is the
 reference with rounding-level noise (one ulp on every 7th element) in every
 stage, so every stage is compared in full and is MATCH; the "planted"
 candidate adds planted differences: a localized error in stage 20 (SMALL), an
 offset in stage 36 (LARGE) and a scale in stage 44 (LARGE), which
-``trace diff`` then also diagnoses (reading those stages whole). Then, in the
-same run, alternating:
+``trace diff`` then also diagnoses (reading those stages whole); the
+"downstream" candidate is off by an offset from stage 24 on (every stage after a
+real bug diverges), diffed with ``--jobs 16``: more threads than a laptop has
+cores, to show that peak memory does not grow with the threads (a divergent
+stage's diagnosis runs on the main thread, one at a time). Then, in the same
+run, alternating:
 
 - **floor**: one streaming NumPy pass in a fresh Python process that opens
   both files with ``safetensors.safe_open(path, "np")`` and computes, per
@@ -23,7 +27,7 @@ same run, alternating:
 Wall time is the median of ``--repeat`` runs of each; peak RSS is the child's
 ``ru_maxrss`` (``os.wait4``). The files are in the page cache for every run
 (they were just written), so both sides measure computation, not the disk.
-Targets: ``trace diff`` <= 1.5x the floor, peak RSS <= 400 MiB.
+Targets: ``trace diff`` (all cores) <= 1.0x the floor, peak RSS <= 400 MiB.
 
 Run:  python benchmarks/diff_throughput.py [--repeat 3] [--stages 48] [--keep DIR]
 """
@@ -59,14 +63,22 @@ print(len(out))
 """
 
 
-def make_traces(directory: str, stages: int, seed: int = 0) -> tuple[str, str, str]:
+NAMES = ("reference", "rounding", "planted", "downstream")
+
+
+def make_traces(directory: str, stages: int, seed: int = 0) -> tuple[str, ...]:
     """Write the reference and both candidates (stage by stage, streaming); return their paths."""
     sys.path.insert(0, os.path.join(os.path.dirname(HERE), "src"))
     from numtrace.formats import open_writer
 
     rng = np.random.default_rng(seed)
-    paths = tuple(os.path.join(directory, f"{n}.safetensors") for n in ("reference", "rounding", "planted"))
-    with open_writer(paths[0]) as wa, open_writer(paths[1]) as wr, open_writer(paths[2]) as wb:
+    paths = tuple(os.path.join(directory, f"{n}.safetensors") for n in NAMES)
+    with (
+        open_writer(paths[0]) as wa,
+        open_writer(paths[1]) as wr,
+        open_writer(paths[2]) as wb,
+        open_writer(paths[3]) as wd,
+    ):
         for i in range(stages):
             a = rng.standard_normal(STAGE_SHAPE, dtype=np.float32)
             a *= np.float32(0.5 + i % 5)
@@ -76,6 +88,7 @@ def make_traces(directory: str, stages: int, seed: int = 0) -> tuple[str, str, s
             flat[::7] = np.nextafter(flat[::7], np.float32(np.inf))  # rounding-level noise
             name = f"model.layers.{i}.out"
             wr.add(name, b)
+            wd.add(name, b + np.float32(0.25) if i >= 24 else b)  # a bug at 24, carried to every later stage
             if i == 20:
                 b[1, 300:310, :] += np.float32(2e-3)  # localized: a few times the tolerance
             elif i == 36:
@@ -119,7 +132,7 @@ def run(repeat: int, stages: int, keep: str | None) -> dict:
     directory = keep or tempfile.mkdtemp(prefix="numtrace-diffbench-", dir="/tmp")
     try:
         t0 = time.perf_counter()
-        paths = tuple(os.path.join(directory, f"{n}.safetensors") for n in ("reference", "rounding", "planted"))
+        paths = tuple(os.path.join(directory, f"{n}.safetensors") for n in NAMES)
         if not (keep and all(os.path.exists(p) for p in paths)):
             # in a child: a parent that held the arrays would pass its RSS on to every forked child's ru_maxrss
             subprocess.run(
@@ -127,13 +140,14 @@ def run(repeat: int, stages: int, keep: str | None) -> dict:
                 check=True,
             )
         made = time.perf_counter() - t0
-        ref, rounding, planted = paths
+        ref, rounding, planted, downstream = paths
         trace = shutil.which("trace", path=os.path.dirname(sys.executable)) or "trace"
         commands = {
             "floor": [sys.executable, "-c", FLOOR, ref, rounding],
             "rounding": [trace, "diff", "--json", ref, rounding],
             "planted": [trace, "diff", "--json", ref, planted],
             "rounding_1": [trace, "diff", "--json", "--jobs", "1", ref, rounding],
+            "downstream": [trace, "diff", "--json", "--jobs", "16", ref, downstream],
         }
         runs: dict[str, list[dict]] = {k: [] for k in commands}
         for _ in range(repeat):  # round-robin: a busy machine slows every case alike
@@ -173,6 +187,7 @@ def report(result: dict) -> str:
         ("rounding", f"trace diff, rounding noise only, --jobs {result.get('jobs', '?')}"),
         ("rounding_1", "trace diff, rounding noise only, --jobs 1"),
         ("planted", "trace diff, 3 planted + diagnosis"),
+        ("downstream", "trace diff, 24 diverging + diagnosis, --jobs 16"),
     ):
         if key not in result:
             continue

@@ -117,7 +117,11 @@ def main() -> None:
                 None,
             )
         )
-        for key, label in (("rounding", "rounding noise"), ("planted", "3 planted + diagnosis")):
+        for key, label in (
+            ("rounding", "rounding noise"),
+            ("planted", "3 planted + diagnosis"),
+            ("downstream", "24 diverging, --jobs 16"),
+        ):
             rss = r[key]["rss_mib"]
             rows.append(
                 (
@@ -178,16 +182,17 @@ def main() -> None:
         for case in ("capture to disk", "capture, writer thread"):
             ours = numbers[case]
             if floor and ours:  # median wall ms, its ratio to bare, ..., then the fastest run (ms, ratio)
-                # fastest runs: writing 155 MB on the benchmark VM takes either ~50 ms or ~280 ms, whatever
-                # writes it (benchmarks/README.md), so medians compare which state each case met
+                # the goal is a ratio of medians; the fastest runs are shown beside them because writing
+                # 155 MB on the benchmark VM takes either ~50 ms or ~280 ms, whatever writes it
+                # (benchmarks/README.md): a median may compare which of the two states each case met
                 rows.append(
                     (
                         f"4 ResNet-50 {case} vs write floor",
                         "<= 1.15x write floor",
-                        f"min {ours[6]:.0f} ms (med {ours[0]:.0f})",
-                        f"min {floor[6]:.0f} ms (med {floor[0]:.0f})",
-                        ours[6] / floor[6],
-                        ours[6] / floor[6] <= 1.15,
+                        f"med {ours[0]:.0f} ms (min {ours[6]:.0f})",
+                        f"med {floor[0]:.0f} ms (min {floor[6]:.0f})",
+                        ours[0] / floor[0],
+                        ours[0] / floor[0] <= 1.15,
                     )
                 )
     if "mlx" not in args.skip:

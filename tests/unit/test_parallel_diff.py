@@ -56,6 +56,27 @@ def test_the_report_is_the_same_whatever_the_threads(traces):
     assert data["first_divergence"] == "model.block4.out" and data["summary"]["MISSING"] == 1
 
 
+def test_threads_only_stream_statistics_the_diagnoses_stay_on_the_callers_thread(traces, monkeypatch):
+    """A divergent stage's diagnosis holds its stage whole (~100 MiB of temporaries for a large
+    one): on worker threads, peak memory would grow with --jobs. They run where the report is built."""
+    import threading
+
+    from numtrace.compare import engine
+
+    threads = []
+    real = engine.diagnose
+
+    def diagnose(*args, **kwargs):
+        threads.append(threading.current_thread() is threading.main_thread())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(engine, "diagnose", diagnose)
+    with_threads = numtrace.diff(*traces, jobs=4).to_dict()
+    assert len(threads) >= 4 and all(threads)  # offset, scale, NaN, shift (the cropped stage: laid out)
+    threads.clear()
+    assert with_threads == numtrace.diff(*traces, jobs=1).to_dict() and all(threads)
+
+
 def test_the_command_line_prints_the_same_json_with_any_jobs(traces):
     def run(*args):
         done = subprocess.run(

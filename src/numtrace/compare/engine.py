@@ -142,7 +142,7 @@ def diff(
 
     small = SmallStages(reference, candidate, pairs, tolerance_of)
 
-    def compare(index: int) -> tuple[StageResult, sample.Window | None]:
+    def compare(index: int) -> Compared:
         pair = pairs[index]
         if pair.name_a is None or pair.name_b is None:
             return _missing(reference, candidate, pair, chunk_elements), None
@@ -150,9 +150,9 @@ def diff(
         if batched is not None:
             tolerance, precision, stats = batched
             if stats is not None:  # else a value the batch refuses (a NaN...): compared alone below
-                return _judged(reference, candidate, pair, tolerance, precision, stats, diagnose_max_elements)
+                return _judged(reference, candidate, pair, tolerance, precision, stats, diagnose_max_elements, True)
         precision = precisions.at(pair)
-        return _compare(reference, candidate, pair, table, chunk_elements, diagnose_max_elements, precision)
+        return _compare(reference, candidate, pair, table, chunk_elements, diagnose_max_elements, precision, True)
 
     def large(index: int) -> bool:
         pair = pairs[index]
@@ -160,8 +160,9 @@ def diff(
             return reference.info(pair.name_a).size >= PARALLEL_MIN_ELEMENTS
         return pair.name_b is not None and candidate.info(pair.name_b).size >= PARALLEL_MIN_ELEMENTS
 
-    for done, (index, (result, window)) in enumerate(in_order(range(len(pairs)), compare, large, jobs), 1):
+    for done, (index, compared) in enumerate(in_order(range(len(pairs)), compare, large, jobs), 1):
         pair = pairs[index]
+        result, window = _now(compared)
         if progress is not None:
             progress(done - 1, len(pairs), pair.name)
         stages.append(result)
@@ -188,7 +189,7 @@ def diff(
 
         def against_replay(trace: Trace, pair: Pair) -> StageResult:
             precision = precisions.at(pair)
-            result, _ = _compare(reference, trace, pair, table, chunk_elements, diagnose_max_elements, precision)
+            result, _ = _now(_compare(reference, trace, pair, table, chunk_elements, diagnose_max_elements, precision))
             return result
 
         report.replay = own_errors(reference, replay, pairs, stages, against_replay, diagnose_max_elements)
@@ -284,7 +285,17 @@ def compare_pair(
     """The :class:`StageResult` of one paired stage (plain or aligned path, module docstring), with
     the tolerance the full diff gives it (its inherited precision included)."""
     precision = Precisions(reference, candidate).at(pair)
-    return _compare(reference, candidate, pair, table, chunk_elements, diagnose_max_elements, precision)[0]
+    return _now(_compare(reference, candidate, pair, table, chunk_elements, diagnose_max_elements, precision))[0]
+
+
+#: a compared stage and the window it was diagnosed from; or, deferred, what computes them
+Judged = tuple[StageResult, "sample.Window | None"]
+Compared = Judged | Callable[[], Judged]
+
+
+def _now(compared: Compared) -> Judged:
+    """A compared stage, its deferred part run here if it has one."""
+    return compared() if callable(compared) else compared
 
 
 def _compare(
@@ -295,18 +306,26 @@ def _compare(
     chunk_elements: int,
     diagnose_max_elements: int,
     precision: Inherited | None = None,
-) -> tuple[StageResult, sample.Window | None]:
-    """:func:`compare_pair`, and the window a large stage was diagnosed from (None if none)."""
+    defer: bool = False,
+) -> Compared:
+    """:func:`compare_pair`, and the window a large stage was diagnosed from (None if none).
+
+    With ``defer``, what holds whole stages in memory (a divergent stage's diagnosis, a stage
+    of another shape laid out) is returned as a function for the caller's thread to run: worker
+    threads then only stream statistics, and peak memory does not grow with ``--jobs``."""
     name_a, name_b = pair.name_a, pair.name_b
     assert name_a is not None and name_b is not None  # a paired stage: callers check
     info_a, info_b = reference.info(name_a), candidate.info(name_b)
     tolerance, precision = tolerance_for(table, name_a, info_a.dtype, info_b.dtype, precision)
     if tuple(info_a.shape) != tuple(info_b.shape):
-        return _compare_aligned(
-            reference, candidate, pair, tolerance, chunk_elements, diagnose_max_elements, precision
-        ), None
+
+        def laid_out() -> Judged:
+            args = (reference, candidate, pair, tolerance, chunk_elements, diagnose_max_elements, precision)
+            return _compare_aligned(*args), None
+
+        return laid_out if defer else laid_out()
     stats = compare_stage(reference, name_a, candidate, name_b, tolerance, chunk_elements)
-    return _judged(reference, candidate, pair, tolerance, precision, stats, diagnose_max_elements)
+    return _judged(reference, candidate, pair, tolerance, precision, stats, diagnose_max_elements, defer)
 
 
 def _judged(
@@ -317,13 +336,18 @@ def _judged(
     precision: Inherited | None,
     stats: tuple,
     diagnose_max_elements: int,
-) -> tuple[StageResult, sample.Window | None]:
-    """The verdict and diagnosis of a same-shape stage from its statistics ``(a, b, diff)``."""
+    defer: bool = False,
+) -> Compared:
+    """The verdict and diagnosis of a same-shape stage from its statistics ``(a, b, diff)``
+    (with ``defer``, a divergent stage's diagnosis is returned to run: :func:`_compare`)."""
     name_a, name_b = pair.name_a, pair.name_b
     assert name_a is not None and name_b is not None  # a paired stage: callers check
     info_a, info_b = reference.info(name_a), candidate.info(name_b)
     stats_a, stats_b, d = stats
     verdict = classify(d.max_ratio)
+    if defer and verdict is not Verdict.MATCH and diagnose_max_elements > 0:
+        args = (reference, candidate, pair, tolerance, precision, stats, diagnose_max_elements)
+        return lambda: _judged(*args)  # type: ignore[return-value]  # not deferred: a Judged
     window = None
     if verdict is Verdict.MATCH:
         findings, note = _dtype_finding(info_a.dtype, info_b.dtype), ""
