@@ -276,3 +276,31 @@ model = thirdparty.Model().eval()""",
     ) in result.stderr
     with numtrace.load(out) as trace:
         assert "layers.0.attn.qkv" in trace.order and "layers.0.0" not in trace.order  # its children still are
+
+
+def test_a_class_patched_after_numtrace_watch_is_named_on_stderr_too(project):
+    """The same patch under `numtrace.watch(model)` (no capture): the watch's hooks never fire either."""
+    (project / "watched.py").write_text(
+        SCRIPT.replace(
+            "model = thirdparty.Model().eval()",
+            """model = thirdparty.Model().eval()
+import numtrace
+numtrace.watch(model)
+
+def patched(self, x):
+    return self.forward(x)
+
+thirdparty.Layer.__call__ = patched""",
+        )
+    )
+    out = project / "watched.safetensors"
+    result = trace_cli("run", "-o", out, project / "watched.py", cwd=project)
+    assert result.returncode == 0, result.stderr
+    assert (
+        "numtrace: layers.0, layers.1 never recorded: Layer.__call__ is __main__.patched, not nn.Module's, "
+        "which bypasses torch's module hooks unless it calls super().__call__; patch forward instead"
+    ) in result.stderr
+    assert result.stderr.count("never recorded") == 1  # once, not once per forward
+    with numtrace.load(out) as trace:
+        assert "layers.0.attn.qkv" in trace.order and "layers.0.0" not in trace.order
+        assert trace.order[-4:] == ["head@1", "output@1.logits", "output@1.attentions.0", "output@1.attentions.1"]

@@ -82,6 +82,11 @@ def test_a_tolerance_rule_that_matches_no_stage_is_bad_input(invoke, tmp_path):
     assert "tolerance rule 'decoder.*' matches no stage of the reference (closest: model.decoder.out)" in err
     code, _, err = invoke("diff", a, b, "--tol", "model.out=atl=0.1")
     assert code == 2 and "unknown key 'atl' (did you mean 'atol'?)" in err
+    # a misspelt key after a good one, or first in a list, is named the same way, in one line
+    for text, key, closest in (("model.out=rtol=0.1,atl=1", "atl", "atol"), ("rtl=0.1,atol=1", "rtl", "rtol")):
+        code, _, err = invoke("diff", a, b, "--tol", text)
+        assert code == 2 and err.count("\n") == 1
+        assert f"bad tolerance {text!r}: unknown key {key!r} (did you mean {closest!r}?); expected RTOL" in err
     code, _, err = invoke("diff", a, b, "--tol", "atl=0.1")  # reads as GLOB=RTOL: glob 'atl'
     assert code == 2 and "tolerance rule 'atl' matches no stage of the reference (did you mean 'atol'?)" in err
     code, _, err = invoke("diff", a, b, "--tol", "swift.*=1")
@@ -90,6 +95,10 @@ def test_a_tolerance_rule_that_matches_no_stage_is_bad_input(invoke, tmp_path):
     toml.write_text('[tolerance]\n"model.otu" = 0.1\n')
     code, _, err = invoke("diff", a, b, "--tol-file", toml)
     assert code == 2 and "'model.otu' matches no stage of the reference (closest: model.out" in err
+    toml.write_text('[tolerance]\n"model.out" = {rtl = 0.1}\n')
+    code, _, err = invoke("diff", a, b, "--tol-file", toml)
+    assert code == 2 and err.count("\n") == 1
+    assert "bad tolerance for 'model.out': {'rtl': 0.1}; unknown key 'rtl' (did you mean 'rtol'?); expected" in err
     # a rule that matches a stage excluded by --only is fine: it matches a stage of the trace
     assert invoke("diff", a, b, "--only", "model.decoder.*", "--tol", "model.out=1")[0] == 0
     assert invoke("diff", a, b, "--tol", "model.out=atol=1")[0] == 0
@@ -108,6 +117,11 @@ def test_a_map_entry_that_matches_no_stage_is_bad_input(invoke, tmp_path):
     assert "ignore_b 'cache.*' matches no stage of the candidate" in err
     assert "rename 'decoder.finalProjection' matches no stage of the candidate (closest: decoder.finalProj)" in err
     assert invoke("diff", a, b, "--map", bad, "--stage", "decoder.final_proj")[0] == 2
+    misspelt = tmp_path / "misspelt.toml"
+    misspelt.write_text('strip_prefixes_b = ["swift."]\n')
+    code, _, err = invoke("diff", a, b, "--map", misspelt)
+    assert code == 2 and err.count("\n") == 1
+    assert f"map file {str(misspelt)!r}: unknown key 'strip_prefixes_b' (did you mean 'strip_prefix_b'?)" in err
 
 
 def test_plot_refuses_options_that_match_no_stage_too(invoke, tmp_path):

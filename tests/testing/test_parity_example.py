@@ -46,3 +46,24 @@ def test_the_example_catches_the_zero_db_padding_bug(tmp_path):
     assert "E       First divergence: frontend.features (LARGE)" in out
     assert "E         4 MATCH   frontend.db" in out  # everything before the padding matches
     assert "padding" in out.split("E       First divergence: frontend.features (LARGE)")[1].split("worst elements")[0]
+
+
+PROBE = """
+from hypothesis import settings
+
+
+def pytest_sessionfinish(session):
+    print("derandomize:", settings.default.derandomize)
+"""
+
+
+@pytest.mark.parametrize("profile, derandomized", [("ci", True), ("dev", False)])
+def test_the_property_test_draws_the_same_clips_in_ci_and_new_ones_locally(tmp_path, profile, derandomized):
+    """The example is a rootdir of its own: the root conftest.py's CI profile never reached it."""
+    (tmp_path / "profile_probe.py").write_text(PROBE)  # `python -m pytest` imports it from the cwd
+    env = {**os.environ, "HYPOTHESIS_PROFILE": profile}
+    command = [sys.executable, "-m", "pytest", str(EXAMPLE), "-p", "no:cacheprovider", "-p", "no:hypothesispytest"]
+    command += ["-p", "profile_probe", "-q", "-s", "-k", "odd_lengths"]
+    result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"derandomize: {derandomized}" in result.stdout

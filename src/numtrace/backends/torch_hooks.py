@@ -45,7 +45,7 @@ import sys
 import threading
 import weakref
 from types import FrameType
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Container, Iterable
 
 import torch
 from torch import nn
@@ -152,24 +152,9 @@ class TorchCapture:
         self._say_unhooked()
 
     def _say_unhooked(self) -> None:
-        """Name the modules of the models called whose hooks never fired because their class
-        replaces ``nn.Module.__call__`` (a monkeypatched port): nothing vanishes without a word."""
-        unseen: dict[type, list[str]] = {}
-        for root in self.roots:
-            for key, (ref, site, _) in root.sites.items():
-                module = ref()
-                if module is not None and key not in self._seen and type(module).__call__ is not nn.Module.__call__:
-                    unseen.setdefault(type(module), []).append(site.stage)
-        for cls, stages in unseen.items():
-            call = cls.__call__
-            shown = ", ".join(stages[:3]) + (f" and {len(stages) - 3} more" if len(stages) > 3 else "")
-            warn_once(
-                f"unhooked:{id(cls)}",
-                f"{shown} never recorded: {cls.__qualname__}.__call__ "
-                f"is {getattr(call, '__module__', '?')}.{getattr(call, '__qualname__', call)}, not "
-                "nn.Module's, which bypasses torch's module hooks unless it calls super().__call__; "
-                "patch forward instead",
-            )
+        """Name the modules of the models called whose hooks never fired (:func:`say_unhooked`)."""
+        modules = ((ref(), site.stage) for root in self.roots for ref, site, _ in root.sites.values())
+        say_unhooked(modules, self._seen)
 
     def _stack(self) -> list[tuple[nn.Module, Site | None, _Root | None]]:
         stack = getattr(self._local, "stack", None)
@@ -266,6 +251,40 @@ class TorchCapture:
         return name if count == 1 else f"{name}_{count}"
 
 
+def say_unhooked(modules: Iterable[tuple[nn.Module | None, str]], seen: Container[int]) -> None:
+    """Warn (once per class) about the modules whose hooks never fired because their class replaces
+    ``nn.Module.__call__`` (a monkeypatched port): nothing vanishes without a word.
+
+    ``modules``: ``(module, its stage)``, None for one collected since; ``seen``: the ids of the
+    modules whose hooks fired.
+
+    Example:
+        >>> import warnings
+        >>> class Block(nn.Linear):
+        ...     def __call__(self, x):  # what `Block.__call__ = patched` leaves
+        ...         return self.forward(x)
+        >>> with warnings.catch_warnings(record=True) as caught:
+        ...     warnings.simplefilter("always")
+        ...     say_unhooked([(Block(1, 1), "blocks.0"), (nn.Linear(1, 1), "head")], seen=set())
+        >>> str(caught[0].message).split(":")[0]
+        'blocks.0 never recorded'
+    """
+    unseen: dict[type, list[str]] = {}
+    for module, stage in modules:
+        if module is not None and id(module) not in seen and type(module).__call__ is not nn.Module.__call__:
+            unseen.setdefault(type(module), []).append(stage)
+    for cls, stages in unseen.items():
+        call = cls.__call__
+        shown = ", ".join(stages[:3]) + (f" and {len(stages) - 3} more" if len(stages) > 3 else "")
+        warn_once(
+            f"unhooked:{id(cls)}",
+            f"{shown} never recorded: {cls.__qualname__}.__call__ "
+            f"is {getattr(call, '__module__', '?')}.{getattr(call, '__qualname__', call)}, not "
+            "nn.Module's, which bypasses torch's module hooks unless it calls super().__call__; "
+            "patch forward instead",
+        )
+
+
 def _parameter_free(module: nn.Module) -> bool:
     """No parameter and no buffer of its own or below: a function wrapped as a module, not a model."""
     return next(module.parameters(), None) is None and next(module.buffers(), None) is None
@@ -286,11 +305,18 @@ def watch_model(
     weights: bool = False,
     prefix: str = "",
 ) -> Watch:
-    """``numtrace.watch`` for torch: a forward hook (and pre-hook, for inputs) on each selected module."""
+    """``numtrace.watch`` for torch: a forward hook (and pre-hook, for inputs) on each selected module.
+
+    A module whose class replaces ``nn.Module.__call__`` (``Block.__call__ = patched``, before or
+    after the watch) never reaches its hooks: after each call of the model, and on detach, the
+    modules of such a class none of whose instances' hooks fired are named (:func:`say_unhooked`).
+    """
     selected = module_filter(include, exclude)
     handles: list[Any] = []
     refused: dict[int, tuple[Site, nn.Module]] = {}
     stages: list[str] = []
+    hooked: dict[type, list[tuple[weakref.ref, str]]] = {}
+    fired: set[int] = set()  # the modules whose hooks fired
     weights_done: weakref.WeakSet = weakref.WeakSet()
 
     def tap_weights_once() -> None:
@@ -308,7 +334,16 @@ def watch_model(
         if is_script_module(module):
             refused[id(module)] = (site, module)
             continue
-        handles.extend(_hook(module, site, tap_weights_once if weights else None))
+        handles.extend(_hook(module, site, tap_weights_once if weights else None, fired))
+        hooked.setdefault(type(module), []).append((weakref.ref(module), site.stage))
+
+    def check_hooks(*_: Any) -> None:
+        """Name the modules of the classes patched so that no instance's hooks fired (a class
+        whose own ``__call__`` calls ``super().__call__`` fires them: its modules not called yet
+        are not named)."""
+        for cls, entries in hooked.items():
+            if cls.__call__ is not nn.Module.__call__ and not any(id(ref()) in fired for ref, _ in entries):
+                say_unhooked(((ref(), stage) for ref, stage in entries), fired)
 
     if refused:
         handles.append(_hook_refused(refused))
@@ -317,11 +352,15 @@ def watch_model(
             f"script:{id(model)}",
             f"TorchScript modules refuse hooks; only their outputs are recorded, not their submodules ({names})",
         )
+    root = model._orig_mod if is_compiled_wrapper(model) else model
+    if not is_script_module(root):  # a ScriptModule refuses hooks (and runs its submodules without them)
+        handles.append(root.register_forward_hook(eager(check_hooks)))  # after each call of the model
     _warn_if_compiled_late(model)
     if weights:
         tap_weights_once()
 
     def detach() -> None:
+        check_hooks()
         for handle in handles:
             handle.remove()
         handles.clear()
@@ -329,13 +368,15 @@ def watch_model(
     return Watch(model, detach, stages)
 
 
-def _hook(module: nn.Module, site: Site, before: Any) -> Iterable[Any]:
+def _hook(module: nn.Module, site: Site, before: Any, fired: set[int]) -> Iterable[Any]:
     def pre(mod: nn.Module, args: tuple, kwargs: dict) -> None:
+        fired.add(id(mod))
         if before is not None:
             before()
         site.tap_inputs(args, kwargs)
 
     def post(mod: nn.Module, args: tuple, kwargs: dict, output: Any) -> None:
+        fired.add(id(mod))
         if before is not None:
             before()
         site.tap_output(output)

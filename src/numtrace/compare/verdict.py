@@ -273,25 +273,23 @@ def parse_tol_option(text: str) -> tuple[str | None, Tolerance]:
     spec = _parse_spec(text)
     if spec is not None:
         return None, spec
-    if not _starts_with_key(text):
+    problem = ""
+    if _starts_with_key(text) or _is_key_list(text):
+        problem = unknown_key(spec_keys(text))
+    else:
         # GLOB=SPEC: split at the first '=' after which a spec follows (globs may hold '=');
-        # a bad rtol=/atol= list after the glob is an error, not part of the glob, and so is
-        # another KEY= there (a misspelt key, 'mel=atl=0.1', must not become the glob 'mel=atl').
+        # a bad KEY= list after the glob is an error, not part of the glob (a misspelt key:
+        # 'mel=atl=0.1' must not become the glob 'mel=atl', nor 'mel=rtol=0.1,atl=1' a generic error).
         for pos, char in enumerate(text):
             if char == "=" and text[:pos].strip():
                 rest = text[pos + 1 :]
                 spec = _parse_spec(rest)
                 if spec is not None:
                     return text[:pos].strip(), spec
-                if _starts_with_key(rest):
+                if _KEY.match(rest):
+                    problem = unknown_key(spec_keys(rest))
                     break
-                key = _KEY.match(rest)
-                if key and key.group(1) not in ("rtol", "atol"):
-                    raise ToleranceError(
-                        f"bad tolerance {text!r}: unknown key {key.group(1)!r}"
-                        f"{did_you_mean(key.group(1), ['rtol', 'atol'])}; {_FORMS}"
-                    )
-    raise ToleranceError(f"bad tolerance {text!r}: {_FORMS}")
+    raise ToleranceError(f"bad tolerance {text!r}: {problem + '; ' if problem else ''}{_FORMS}")
 
 
 _KEY = re.compile(r"\s*([A-Za-z_]\w*)\s*=")
@@ -308,6 +306,39 @@ def did_you_mean(word: str, choices) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
+def unknown_key(keys) -> str:
+    """``unknown key 'atl' (did you mean 'atol'?)`` for the first of ``keys`` that is not ``rtol``
+    or ``atol`` ('' when each is one), naming the closest key when one is close.
+
+    Example:
+        >>> unknown_key(["rtol", "atl"]), unknown_key(["tolerance"]), unknown_key(["atol"])
+        ("unknown key 'atl' (did you mean 'atol'?)", "unknown key 'tolerance'", '')
+    """
+    for key in keys:
+        if key not in ("rtol", "atol"):
+            return f"unknown key {key!r}{did_you_mean(str(key), ['rtol', 'atol'])}"
+    return ""
+
+
+def spec_keys(text: str) -> list[str]:
+    """The keys of a ``KEY=VALUE,...`` list: each part that starts with a name and ``=``.
+
+    Example:
+        >>> spec_keys("rtol=1e-3, atl=1"), spec_keys("1e-3")
+        (['rtol', 'atl'], [])
+    """
+    return [match.group(1) for match in map(_KEY.match, text.split(",")) if match]
+
+
+def _is_key_list(text: str) -> bool:
+    """``rtl=0.1,atol=1``: several ``NAME=VALUE`` parts, one of them a tolerance key or close to
+    one: a misspelt spec, not a glob holding ',' (as ``enc=1e-3,dec=1e-2`` may be)."""
+    parts, keys = text.split(","), spec_keys(text)
+    if len(parts) < 2 or len(keys) != len(parts) or text.count("=") != len(parts):
+        return False
+    return any(key in ("rtol", "atol") or did_you_mean(key, ["rtol", "atol"]) for key in keys)
+
+
 def _starts_with_key(text: str) -> bool:
     key, sep, _ = text.partition("=")
     return bool(sep) and key.strip() in ("rtol", "atol")
@@ -317,17 +348,21 @@ def _toml_value(key: str, value: object, where: str) -> Tolerance:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         if math.isfinite(value) and value >= 0:
             return Tolerance(float(value))
-    elif isinstance(value, str):
+    problem = ""
+    if isinstance(value, str):
         spec = _parse_spec(value)
         if spec is not None:
             return spec
+        problem = unknown_key(spec_keys(value))
     elif isinstance(value, dict) and value and set(value) <= {"rtol", "atol"}:
         numbers = {k: _number(str(v)) if not isinstance(v, bool) else None for k, v in value.items()}
         rtol = numbers.get("rtol", 0.0)
         if rtol is not None and all(v is not None for v in numbers.values()):
             return Tolerance(rtol, numbers.get("atol"))
+    elif isinstance(value, dict):
+        problem = unknown_key(value)
     raise ToleranceError(
-        f"{where}: bad tolerance for {key!r}: {value!r}; expected a number (rtol), "
+        f"{where}: bad tolerance for {key!r}: {value!r}; {problem + '; ' if problem else ''}expected a number (rtol), "
         "{rtol = R, atol = A} (either key) or a string like 'rtol=1e-3,atol=1e-6'"
     )
 
@@ -348,8 +383,10 @@ def load_tolerance_toml(path_text: str) -> ToleranceTable:
     data = read_toml(path_text, "tolerance file", ToleranceError)
     section = data.get("tolerance")
     if not isinstance(section, dict):
+        tables = [key for key, value in data.items() if isinstance(value, dict)]
+        close = difflib.get_close_matches("tolerance", tables, n=1, cutoff=0.6)
         raise ToleranceError(
-            f"tolerance file {path_text!r} has no [tolerance] table; "
+            f"tolerance file {path_text!r} has no [tolerance] table{f' (it has [{close[0]}])' if close else ''}; "
             'expected e.g. [tolerance] default = 1e-4, "decoder.*" = {rtol = 1e-3}'
         )
     table = ToleranceTable()

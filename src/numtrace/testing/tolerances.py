@@ -33,7 +33,7 @@ import math
 import numbers
 from collections.abc import Mapping
 
-from ..compare.verdict import Tolerance, ToleranceTable, parse_tol_option
+from ..compare.verdict import Tolerance, ToleranceTable, parse_tol_option, spec_keys, unknown_key
 from ..errors import ToleranceError
 
 __all__ = ["tolerance_table", "tolerance_spec", "merge_tables"]
@@ -43,6 +43,7 @@ def tolerance_spec(value: object, where: str = "tolerance") -> Tolerance:
     """One tolerance value (number, Tolerance, {rtol, atol} dict or ``--tol`` string) as a Tolerance."""
     if isinstance(value, Tolerance):
         return value
+    problem = ""
     if isinstance(value, numbers.Real) and not isinstance(value, bool):
         if math.isfinite(value) and value >= 0:  # type: ignore[operator]  # numbers.Real declares only < and <=
             return Tolerance(float(value))
@@ -53,13 +54,16 @@ def tolerance_spec(value: object, where: str = "tolerance") -> Tolerance:
             glob = ""
         if glob is None:
             return spec
+        problem = unknown_key(spec_keys(value))
     elif isinstance(value, Mapping) and value and set(value) <= {"rtol", "atol"}:
         try:
             return Tolerance(value.get("rtol", 0.0), value.get("atol"))
         except ToleranceError as err:
             raise ToleranceError(f"{where}: {err}") from None
+    elif isinstance(value, Mapping):
+        problem = unknown_key(value)
     raise ToleranceError(
-        f"{where}: bad tolerance {value!r}; expected a number (rtol), a Tolerance, "
+        f"{where}: bad tolerance {value!r}; {problem + '; ' if problem else ''}expected a number (rtol), a Tolerance, "
         "{'rtol': R, 'atol': A} (either key; rtol defaults to 0) or a string like 'rtol=1e-3,atol=1e-6'"
     )
 

@@ -30,6 +30,7 @@ from functools import lru_cache
 
 from ...errors import UsageError
 from ...tomlfile import read_toml
+from ..verdict import did_you_mean
 
 _SEPARATORS = re.compile(r"[./:]+")
 _IGNORED_CHARS = re.compile(r"[_\-]")
@@ -141,11 +142,12 @@ class NameMap:
     @classmethod
     def from_dict(cls, data: dict, where: str = "map") -> "NameMap":
         """Build from parsed TOML (see docs/diagnosis.md for the format)."""
-        unknown = sorted(set(data) - set(_LIST_KEYS) - {"rename", "automatic"})
+        unknown = [key for key in data if key not in (*_LIST_KEYS, "automatic", "rename")]
         if unknown:
-            raise UsageError(
-                f"{where}: unknown key {unknown[0]!r}; expected {', '.join(_LIST_KEYS)}, automatic or a [rename] table"
-            )
+            # the closest key when one is close ('ignor', '[renames]'), else every key
+            hint = did_you_mean(str(unknown[0]), [*_LIST_KEYS, "automatic", "rename"])
+            hint = hint or f"; expected {', '.join(_LIST_KEYS)}, automatic or a [rename] table"
+            raise UsageError(f"{where}: unknown key {unknown[0]!r}{hint}")
         automatic = data.get("automatic", True)
         if not isinstance(automatic, bool):
             raise UsageError(f"{where}: automatic must be true or false, got {automatic!r}")
