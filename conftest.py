@@ -29,21 +29,20 @@ if settings is not None:
 
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT / "tests"))  # tests/report_schema.py, shared by every test directory
-#: modules that import a framework when imported, and the framework they need
-NEEDS = {
-    "src/numtrace/backends/torch.py": "torch",
-    "src/numtrace/backends/torch_hooks.py": "torch",
-    "src/numtrace/backends/torch_sites.py": "torch",
-    "src/numtrace/backends/fastai.py": "fastai",
-    "src/numtrace/backends/mlx.py": "mlx",
-    "src/numtrace/backends/mlx_batch.py": "mlx",
-    "src/numtrace/backends/mlx_capture.py": "mlx",
-    "src/numtrace/backends/mlx_compile.py": "mlx",
-    "src/numtrace/backends/mlx_replay.py": "mlx",
-    "src/numtrace/backends/torch_replay.py": "torch",
-    "tests/backends/torch_models.py": "torch",
-    "tests/backends/mlx_ports.py": "mlx",
-}
+#: where the modules that import a framework when imported live: numtrace's backends and the tests'
+#: helpers that build models; which framework each needs follows from its name and the backend
+#: registry (``numtrace.backends.framework_of``: ``torch_hooks.py`` and ``torch_models.py`` need torch)
+FRAMEWORK_MODULES = ("src/numtrace/backends", "tests/backends")
+
+
+def _needs(key: str) -> str | None:
+    """The framework the file ``key`` (relative to the root) imports when imported, or None."""
+    path = Path(key)
+    if path.suffix != ".py" or path.parent.as_posix() not in FRAMEWORK_MODULES:
+        return None
+    from numtrace.backends import framework_of
+
+    return framework_of(path.stem)
 
 
 def _installed(name: str) -> bool:
@@ -58,5 +57,5 @@ def pytest_ignore_collect(collection_path: Path, config) -> bool | None:
         key = collection_path.resolve().relative_to(ROOT).as_posix()
     except ValueError:
         return None
-    framework = NEEDS.get(key)
+    framework = _needs(key)
     return True if framework is not None and not _installed(framework) else None

@@ -1,8 +1,10 @@
 """Validate every ``--json`` report the tests produce against the published schema (docs/report.schema.json).
 
-``check_cli_output(args, stdout)`` is called by the CLI test fixtures on every ``trace diff ...
---json`` they run (and ``--stage ... --json``, whose object is ``$defs/stage_detail``), so a field
-that drifts from the documented contract fails the test that printed it.
+``check_cli_output(args, stdout, exit_code)`` is called by the CLI test fixtures on every ``trace
+diff ... --json`` they run (and ``--stage ... --json``, whose object is ``$defs/stage_detail``), and
+every ``trace show ... --json`` (``$defs/show``; with a STAGE, ``$defs/show_stage``); tests that run
+the command line their own way (a subprocess, their own CliRunner) call it too, so a field that
+drifts from the documented contract fails the test that printed it.
 """
 
 from __future__ import annotations
@@ -32,9 +34,37 @@ def check_report(data, kind: str = "report") -> None:
     validator(kind).validate(data)
 
 
-def check_cli_output(args, stdout: str, exit_code: int) -> None:
-    """When ``args`` ran ``trace diff ... --json`` and it printed a report, validate it."""
+#: options of ``trace show`` that take a value (the others are flags)
+SHOW_VALUES = ("--only", "--width")
+
+
+def cli_output_kind(args) -> str | None:
+    """The schema (``report`` or a ``$defs`` name) of what ``trace ARGS`` prints, None when not JSON.
+
+    >>> cli_output_kind(["diff", "a", "b", "--json"]), cli_output_kind(["show", "t", "x", "--json"])
+    ('report', 'show_stage')
+    """
     args = [str(a) for a in args]
-    if not args or args[0] != "diff" or "--json" not in args or exit_code not in (0, 1) or not stdout.strip():
+    if not args or "--json" not in args:
+        return None
+    if args[0] == "diff":
+        return "stage_detail" if any(a == "--stage" or a.startswith("--stage=") for a in args) else "report"
+    if args[0] == "show":
+        positional, rest = [], iter(args[1:])
+        for arg in rest:
+            if arg in SHOW_VALUES:
+                next(rest, None)
+            elif not arg.startswith("-"):
+                positional.append(arg)
+        return "show_stage" if len(positional) > 1 else "show"
+    return None
+
+
+def check_cli_output(args, stdout: str, exit_code: int) -> None:
+    """When ``args`` ran ``trace diff ... --json`` or ``trace show ... --json`` and it printed its
+    JSON, validate it."""
+    kind = cli_output_kind(args)
+    ok = (0, 1) if kind in ("report", "stage_detail") else (0,)
+    if kind is None or exit_code not in ok or not stdout.strip():
         return
-    check_report(stdout, "stage_detail" if "--stage" in args else "report")
+    check_report(stdout, kind)

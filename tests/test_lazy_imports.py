@@ -11,15 +11,22 @@ import sys
 import numpy as np
 
 import numtrace
+from report_schema import check_cli_output
 
 HEAVY = ("torch", "mlx", "fastai", "matplotlib", "h5py")
 
 
-def _imported_after(code: str) -> list[str]:
+def _run(code: str) -> tuple[list[str], str]:
+    """The heavy modules imported after running ``code``, and what ``code`` printed."""
     probe = code + f"\nimport json, sys\nprint(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))\n"
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    *printed, last = result.stdout.strip().splitlines()
+    return json.loads(last), "\n".join(printed)
+
+
+def _imported_after(code: str) -> list[str]:
+    return _run(code)[0]
 
 
 def test_import_numtrace_imports_no_framework():
@@ -50,7 +57,10 @@ sys.argv = {argv!r}
 from numtrace.cli import main
 try:
     main()
-except SystemExit:
-    pass
+except SystemExit as stop:
+    print("\\nexit status", stop.code)
 """
-        assert _imported_after(code) == [], argv
+        imported, printed = _run(code)
+        assert imported == [], argv
+        output, status = printed.rsplit("\nexit status ", 1)
+        check_cli_output(argv[1:], output, int(status))

@@ -14,9 +14,10 @@ import json
 import sys
 from contextlib import contextmanager, nullcontext
 from enum import Enum
-from typing import Iterator, List, Optional
+from typing import Any, Iterator, List, Optional
 
 import typer
+import typer.core
 
 from . import backends
 from .compare.verdict import VERDICT_HELP
@@ -32,6 +33,45 @@ app = typer.Typer(
 
 _REFERENCE = "Reference trace (.safetensors, .st or .h5)."
 _CANDIDATE = "Candidate trace, compared against the reference."
+
+
+class _PlainHelp(typer.core.TyperCommand):
+    """A command whose help names each argument by its metavar alone: ``trace show [OPTIONS] TRACE
+    [STAGE]`` and ``TRACE  A trace ...``, not typer's ``{TRACE} [[STAGE]]`` and ``TRACE <str>``."""
+
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:
+        pieces = [self.options_metavar] if self.options_metavar else []
+        return pieces + [_argument_name(p, usage=True) for p in self.get_params(ctx) if p.param_type_name == "argument"]
+
+    def format_options(self, ctx: Any, formatter: Any) -> None:
+        arguments, options = [], []
+        for param in self.get_params(ctx):
+            record = param.get_help_record(ctx)
+            if record is not None and param.param_type_name == "argument":
+                arguments.append((_argument_name(param), record[1]))
+            elif record is not None:
+                options.append(record)
+        for title, records in (("Arguments", arguments), ("Options", options)):
+            if records:
+                with formatter.section(title):
+                    formatter.write_dl(records)
+
+
+def _argument_name(param: Any, usage: bool = False) -> str:
+    """``REFERENCE``; on the usage line an optional argument in brackets (``[STAGE]``)."""
+    name = param.metavar or (param.name or "").upper()
+    return f"[{name}]" if usage and not param.required and not name.startswith("[") else name
+
+
+def _command(**settings):
+    """``app.command`` with plain argument names in its help (:class:`_PlainHelp`)."""
+    return app.command(cls=_PlainHelp, **settings)
+
+
+def _frameworks(models: bool = False) -> str:
+    """The registry's backends in words, ``torch, mlx or fastai`` (``models``: those that record modules)."""
+    found = [entry.name for entry in backends.REGISTRY if entry.models or not models]
+    return ", ".join(found[:-1]) + f" or {found[-1]}" if len(found) > 1 else "".join(found)
 
 
 def _version(value: bool) -> None:
@@ -91,7 +131,7 @@ Exit status:
      option, or an --only, --tol or --map entry that matches no stage."""
 
 
-@app.command(help=f"Compare two traces stage by stage, reference first.\n\n\b\n{VERDICT_HELP}\n\n\b\n{EXIT_HELP}")
+@_command(help=f"Compare two traces stage by stage, reference first.\n\n\b\n{VERDICT_HELP}\n\n\b\n{EXIT_HELP}")
 def diff(
     reference: str = typer.Argument(..., metavar="REFERENCE", help=_REFERENCE),
     candidate: str = typer.Argument(..., metavar="CANDIDATE", help=_CANDIDATE),
@@ -221,7 +261,7 @@ def diff(
             if only and not report.stages:
                 raise NumtraceError(f"no stage matches --only {' '.join(only)}")
             if html is not None:
-                from .report.html import write_html
+                from .commands.html import write_html
 
                 write_html(report, ref, cand, html, map=names)
             if as_json:
@@ -236,7 +276,7 @@ def diff(
     raise typer.Exit(1 if report.failed(fail_on.value, allow_incomplete) else 0)
 
 
-@app.command(
+@_command(
     help="Plot a diff to a PNG: the relative error of every stage in order (first divergence and "
     "root cause marked), or with --stage the reference, candidate and difference of one stage."
 )
@@ -258,8 +298,8 @@ def plot(
     ),
     name_map: Optional[str] = typer.Option(None, "--map", metavar="TOML", help="Stage-name map, as for diff."),
 ) -> None:
+    from .commands.plot import run_plot
     from .compare.verdict import ToleranceTable
-    from .report.plot import run_plot
 
     with _user_errors():
         tolerances = ToleranceTable.from_options(tol or [], tol_file)
@@ -269,7 +309,7 @@ def plot(
     typer.echo(f"wrote {written}")
 
 
-@app.command(
+@_command(
     help="List a trace's stages in execution order with their statistics and metadata; with STAGE, "
     "show that stage in detail. A stats-only trace (trace run --stats) shows each stage's recorded "
     "shape, dtype, statistics, channel means and hash."
@@ -283,8 +323,8 @@ def show(
     only: Optional[List[str]] = typer.Option(None, "--only", metavar="GLOB", help="Show only stages matching GLOB."),
     width: Optional[int] = typer.Option(None, "--width", metavar="COLUMNS", help="Table width in characters."),
 ) -> None:
+    from .commands.show import print_show, print_stage_show, show_dict, stage_dict
     from .formats import load
-    from .report.show import print_show, print_stage_show, show_dict, stage_dict
 
     with _user_errors():
         with load(trace_path) as trace:
@@ -298,7 +338,7 @@ def show(
                 print_show(trace, only, width=width)
 
 
-@app.command(
+@_command(
     help="Write the stage pairing `trace diff REFERENCE CANDIDATE` uses as a map file to review, edit and "
     "commit: `trace diff REFERENCE CANDIDATE --map FILE` then pairs exactly so (docs/diagnosis.md)."
 )
@@ -347,7 +387,7 @@ def align(
     )
 
 
-@app.command(help="Convert a trace between safetensors (.safetensors/.st) and HDF5 (.h5), without loss.")
+@_command(help="Convert a trace between safetensors (.safetensors/.st) and HDF5 (.h5), without loss.")
 def convert(
     source: str = typer.Argument(..., metavar="SOURCE", help="Trace to read."),
     destination: str = typer.Argument(
@@ -361,7 +401,7 @@ def convert(
     typer.echo(f"wrote {written}")
 
 
-@app.command(
+@_command(
     context_settings={"allow_extra_args": True, "ignore_unknown_options": True, "allow_interspersed_args": False},
     help="Run SCRIPT as `python SCRIPT ARGS` would, with a recording active, and write its trace. "
     "The stages tapped before a crash are still written; the exit status is the script's.",
@@ -439,7 +479,7 @@ def run(
     raise typer.Exit(result.exit_code)
 
 
-@app.command(
+@_command(
     context_settings={"allow_extra_args": True, "ignore_unknown_options": True, "allow_interspersed_args": False},
     help="Run the candidate SCRIPT twice: once to pair its module calls with REFERENCE's (recorded with trace run "
     "--inputs), once calling each paired module again on the reference's inputs, into a replay trace for trace diff "
@@ -452,7 +492,7 @@ def replay(
         ..., metavar="SCRIPT [ARGS]...", help="The candidate's Python script; arguments after it go to the script."
     ),
     backend: Backend = typer.Option(
-        Backend("torch"), "--backend", help="Framework of the candidate's modules (torch, mlx or fastai)."
+        Backend("torch"), "--backend", help=f"Framework of the candidate's modules ({_frameworks(models=True)})."
     ),
     out: str = typer.Option("replay.safetensors", "-o", "--out", metavar="OUT", help="Replay trace to write."),
     candidate_out: Optional[str] = typer.Option(
@@ -462,8 +502,10 @@ def replay(
 ) -> None:
     from .compare.pairing.names import as_name_map
     from .replay.command import replay_script
+    from .run import backend_module
 
     with _user_errors():
+        backend_module(backend.value)  # a missing framework: one line now, not once per run of the script
         result = replay_script(
             reference,
             script,

@@ -27,6 +27,7 @@ import traceback
 import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any
 
 from . import backends, probe_function
@@ -47,6 +48,25 @@ def default_output(script: str) -> str:
     """``pipeline.py`` -> ``pipeline.safetensors`` in the current directory."""
     stem = os.path.splitext(os.path.basename(script))[0] or "trace"
     return f"{stem}.safetensors"
+
+
+def backend_module(backend: str) -> ModuleType | None:
+    """The numtrace module that captures ``backend``'s modules, imported now (None for a backend
+    without modules, numpy): a missing framework is a usage error, not the script's.
+
+    Example:
+        >>> backend_module("numpy") is None
+        True
+    """
+    entry = backends.backend(backend)
+    if not entry.models:
+        return None
+    try:
+        return backends.module_of(entry)
+    except ImportError as err:
+        raise UsageError(
+            f"--backend {backend} needs {backend}, which cannot be imported ({err}): pip install 'numtrace[{backend}]'"
+        ) from None
 
 
 def run_script(
@@ -83,15 +103,7 @@ def run_script(
         raise UsageError(
             f"--inputs and --weights record module inputs and parameters: use them with --backend {models}"
         )
-    capture_module = None
-    if entry.models:
-        try:  # import now: a missing framework is a usage error, not the script's
-            capture_module = backends.module_of(entry)
-        except ImportError as err:
-            raise UsageError(
-                f"--backend {backend} needs {backend}, which cannot be imported ({err}): "
-                f"pip install 'numtrace[{backend}]'"
-            ) from None
+    capture_module = backend_module(backend)
     recording = Recording(
         out,
         backend=backend,

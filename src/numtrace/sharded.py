@@ -65,15 +65,18 @@ class ShardedTrace(Trace):
         partner = {p.name_b: p.name_a for p in pairs if p.name_a and p.name_b and p.how != "twin"}
         for name in self.order:
             holders = [t for t in self.ranks if name in t]
-            if len(holders) != len(self.ranks) or self.ranks[0].info(name).size > COMBINE_MAX_ELEMENTS:
-                continue  # a stage some ranks lack, or too large to combine: rank 0's
+            if len(holders) != len(self.ranks):
+                continue  # a stage some ranks lack: rank 0's
+            if self.ranks[0].info(name).size > COMBINE_MAX_ELEMENTS:  # rank 0's, and the report says why
+                self._plans[name] = Sharding.not_combined(len(self.ranks), COMBINE_MAX_ELEMENTS)
+                continue
             a = reference.read(partner[name]) if name in partner else None
             plan = decide(a, [t.read(name) for t in self.ranks])
             plan.combined = None  # type: ignore[assignment]  # combined again when read
             self._plans[name] = plan
 
     def sharding(self, name: str) -> Sharding | None:
-        """How the ranks hold ``name``; None before :meth:`bind` or for a stage left to rank 0."""
+        """How the ranks hold ``name``; None before :meth:`bind` or for a stage some ranks lack."""
         return self._plans.get(name)
 
     def info(self, name: str) -> StageInfo:
@@ -115,7 +118,8 @@ def _in_rank_order(ranks: list[Trace], label: str) -> list[Trace]:
     numbered = []
     for trace in ranks:
         try:
-            rank, world = int(trace.metadata["numtrace.rank"]), int(trace.metadata["numtrace.world_size"])
+            rank = int(trace.metadata["numtrace.rank"])
+            world = int(trace.metadata.get("numtrace.world_size", len(ranks)))  # a size its launcher did not say
         except (KeyError, ValueError):
             raise UsageError(f"{trace.label} records no rank (numtrace.rank): not a trace of a sharded run") from None
         numbered.append((rank, world, trace))

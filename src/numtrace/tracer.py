@@ -209,14 +209,8 @@ class Recording:
         self._sketches: dict[str, str] = {}  # stats mode: numtrace.sketch.<stage> -> the sketch's JSON
         self.status = "complete"
         self._internal = {f"numtrace.{key}": value for key, value in (context or {}).items()}
-        ranks = distributed.rank_info()
-        if ranks is not None:  # one trace per rank, each written by its own process
-            if self.path is not None:
-                self.path = distributed.rank_path(self.path, ranks.rank)
-            self._internal.update(
-                {"numtrace.rank": str(ranks.rank), "numtrace.world_size": str(ranks.world_size),
-                 "numtrace.launcher": ranks.launcher}
-            )  # fmt: skip
+        self.path, ranked = distributed.per_rank(self.path)  # one trace per rank, each written by its own process
+        self._internal.update(ranked)
         self._calls: dict[str, int] = {}
         self._names: list[str] = []
         self._taken: set[str] = set()
@@ -277,6 +271,8 @@ class Recording:
         self._state = "stopped"
         if status is not None:
             self.status = status
+        if "numtrace.rank" in self._internal and "numtrace.dist_backend" not in self._internal:
+            self._internal.update(distributed.backend_metadata())
         metadata = {
             **self.metadata,
             **self._internal,
@@ -340,6 +336,8 @@ class Recording:
             self._memory[stage] = (np.array(values, copy=True), dtype)
         self._taken.add(stage)
         self._names.append(stage)
+        if "numtrace.rank" in self._internal and "numtrace.dist_backend" not in self._internal:
+            self._internal.update(distributed.backend_metadata())  # while the process group is up
         self.nbytes += int(getattr(values, "nbytes", 0))
         if self.on_stage is not None:
             self.on_stage(stage, len(self._names), self.nbytes)

@@ -169,8 +169,10 @@ def invoke(*args):
     from typer.testing import CliRunner
 
     from numtrace.cli import app
+    from report_schema import check_cli_output
 
     result = CliRunner().invoke(app, [str(a) for a in args])
+    check_cli_output(args, result.stdout, result.exit_code)
     return result.exit_code, result.stdout, result.stderr
 
 

@@ -2,7 +2,8 @@
 examples/fastai_to_torch, both unmodified. The reference's data pipeline pads with 0 dB and the
 port's with silence, so every module of the port is LARGE; replayed on the reference's inputs,
 each one's own error is MATCH: the model is ported right and its error is inherited. A scaled
-weight planted in the port is then the one own error, and named as such."""
+weight planted in the port is then the one own error, and named as such. The other way round,
+the Learner is the candidate (``trace replay --backend fastai``), replayed on the port's inputs."""
 
 from pathlib import Path
 
@@ -73,3 +74,24 @@ def test_a_scaled_weight_in_the_port_is_its_own_error(reference):
     scale = report["7"].own.diagnosis[0]
     assert scale.kind == "weight_scale" and scale["factor"] == pytest.approx(1.5, rel=1e-4)
     assert report["8"].own.verdict.value == "MATCH" and report["output"].own.within == "7"
+
+
+def test_a_fastai_candidate_is_replayed_on_the_ports_inputs(reference):
+    root, _ = reference
+    port = root / "port_reference.safetensors"
+    args = ("run", "--backend", "torch", "--inputs", "--weights", "-o", port, EXAMPLE / "torch_port.py")
+    result = trace_cli(*args, "--state-dict", root / "weights.pt", cwd=root)
+    assert result.returncode == 0, result.stderr
+    replayed, learner = root / "learner.replay.safetensors", root / "learner.safetensors"
+    args = ("replay", "--backend", "fastai", "-o", replayed, "--candidate-out", learner, port)
+    result = trace_cli(*args, EXAMPLE / "fastai_pipeline.py", "--state-dict", root / "again.pt", cwd=root)
+    assert result.returncode == 0, result.stderr
+    assert "replayed 22 of 22 module calls" in result.stderr
+    report = numtrace.diff(port, learner, replay=replayed)
+    with numtrace.load(learner) as candidate:  # run as fastai: its callback recorded the data pipeline
+        assert "data.x.PadSpectrogram" in candidate.order
+    own = [stage for stage in report.stages if stage.own is not None]
+    assert len(own) == 22 and all(stage.own.verdict.value == "MATCH" for stage in own)
+    # the Learner's 0 dB padding makes its first module LARGE in total: inherited, not its own
+    assert report["0"].verdict.value == "LARGE" and report["0"].own.inherited
+    assert report.own_errors == [] and report.root_cause == "0"

@@ -193,18 +193,59 @@ def test_another_activation_is_named(ports):
     assert all(not s.own.below_tolerance for s in report.stages if s.own is not None and not s.name.endswith("act"))
 
 
-def test_mlx_reference_torch_candidate(ports, tmp_path):
+@pytest.fixture(scope="module")
+def mlx_reference(ports):
+    """The MLX port recorded as the reference (``--inputs --weights``): the torch model is the candidate."""
     root, weights, _ = ports
-    reference = tmp_path / "mlx_reference.safetensors"
+    reference = root / "mlx_reference.safetensors"
     run = run_script(
         str(root / "mlx_model.py"), [str(weights)], str(reference), backend="mlx", inputs=True, weights=True
     )
     assert run.exit_code == 0
-    _, report = _replay(tmp_path, reference, str(root / "torch_model.py"), "torch", [str(weights), "--transpose"], "t")
+    return reference
+
+
+def test_mlx_reference_torch_candidate(ports, mlx_reference, tmp_path):
+    root, weights, _ = ports
+    args = [str(weights), "--transpose"]
+    _, report = _replay(tmp_path, mlx_reference, str(root / "torch_model.py"), "torch", args, "t")
     assert report.own_errors == ["blocks.1.fc"]
     assert report["blocks.1.fc"].own.diagnosis[0].kind == "transposed_weight"
     later = [stage for stage in report.stages if stage.name.startswith("blocks.2.") and stage.own is not None]
     assert len(later) == 3 and all(stage.own.verdict.value == "MATCH" for stage in later)
+
+
+def test_an_early_bug_in_a_torch_candidate_is_own_there_and_inherited_after(ports, mlx_reference, tmp_path):
+    root, weights, _ = ports
+    args = [str(weights), "--no-bias"]
+    _, report = _replay(tmp_path, mlx_reference, str(root / "torch_model.py"), "torch", args, "early")
+    own = _own(report)
+    assert own["conv"] == "MATCH" and own["embed"] == "LARGE"
+    later = [s for s in report.stages if s.own is not None and s.name not in ("conv", "embed", "output")]
+    assert len(later) == 13  # 3 x (fc, act, norm, the block), head
+    assert all(stage.verdict.value == "LARGE" for stage in later)  # every later total error is LARGE...
+    assert all(own[stage.name] == "MATCH" and stage.own.inherited for stage in later)  # ...and inherited
+    assert report.root_cause == "embed" and report.own_errors == ["embed"]
+    assert report["output"].own.within == "embed"
+    bias = [f for f in report["embed"].own.diagnosis if f.kind == "bias"]
+    assert bias and bias[0]["dropped"] is True
+
+
+def test_a_torch_candidates_eps_and_tanh_gelu_are_named(ports, mlx_reference, tmp_path):
+    root, weights, _ = ports
+    args = [str(weights), "--eps", "--gelu-tanh"]
+    _, report = _replay(tmp_path, mlx_reference, str(root / "torch_model.py"), "torch", args, "eps_gelu")
+    # each module's own error is measured on the reference's inputs: the two bugs do not mix
+    assert report.own_errors == ["blocks.0.norm", "blocks.1.norm", "blocks.2.norm"]
+    eps = report["blocks.2.norm"].own.diagnosis[0]
+    assert eps.kind == "norm" and (eps["reference_eps"], eps["candidate_eps"]) == (1e-5, 0.1)
+    assert "gain_rel_diff" not in eps.params and "bias_max_diff" not in eps.params
+    # tanh GELU is under the tolerance (every act's own error MATCH), yet named
+    assert [_own(report)[f"blocks.{n}.act"] for n in range(3)] == ["MATCH"] * 3
+    assert below_tolerance(report.stages) == ["blocks.0.act", "blocks.1.act", "blocks.2.act"]
+    finding = report["blocks.1.act"].own.diagnosis[0]
+    assert (finding.kind, finding["reference"], finding["candidate"]) == ("function", "gelu", "gelu_tanh")
+    assert report["blocks.0.act"].verdict.value == "MATCH" and report["blocks.1.act"].verdict.value == "LARGE"
 
 
 def test_the_candidates_own_run_is_not_disturbed(ports, tmp_path):

@@ -1,8 +1,9 @@
 """Sharded runs, launched for real: 2 (and 4) processes on CPU under torchrun (gloo) and MLX's
 launcher (ring backend), each recording its own rank's trace, diffed against the same model on
 one process (examples/sharded: a column-parallel then row-parallel MLP with an explicit
-all-reduce, then a column-parallel layer that gathers its output; bugs planted by flags). The correct sharded run is all MATCH; each planted
-sharding bug is named at the stage where it is made."""
+all-reduce, then a column-parallel layer that gathers its output; bugs planted by flags). The
+correct sharded run is all MATCH; each planted sharding bug is named at the stage where it is
+made (with 2 processes; ``--swap``, a rank order to find among 24, with 4 too)."""
 
 import json
 import os
@@ -76,6 +77,7 @@ def test_a_correct_tensor_parallel_run_matches_the_single_process(torch_setup, r
                 str(ranks),
                 "torchrun",
             )
+            assert trace.metadata["numtrace.dist_backend"] == "gloo"  # the example destroys its group at the end
     report = numtrace.diff(root / "single.safetensors", root / f"ok{ranks}.safetensors")
     assert report.counts["MATCH"] == len(report.stages) == 6
     assert report["up"].sharding == {"kind": "sharded", "ranks": ranks, "axis": 1}
@@ -83,22 +85,25 @@ def test_a_correct_tensor_parallel_run_matches_the_single_process(torch_setup, r
 
 
 @pytest.mark.parametrize(
-    "bug, stage, kind",
+    "bug, stage, kind, ranks",
     [
-        ("--swap", "up", "shard_order"),
-        ("--no-all-reduce", "down", "partial_sum"),
-        ("--wrong-axis", "expand", "shard_axis"),
+        ("--swap", "up", "shard_order", 2),
+        ("--swap", "up", "shard_order", 4),
+        ("--no-all-reduce", "down", "partial_sum", 2),
+        ("--wrong-axis", "expand", "shard_axis", 2),
     ],
 )
-def test_each_planted_sharding_bug_is_named_where_it_is_made(torch_setup, bug, stage, kind):
+def test_each_planted_sharding_bug_is_named_where_it_is_made(torch_setup, bug, stage, kind, ranks):
     root = torch_setup
-    done = torchrun(2, root / f"bug{bug}.safetensors", root / "tp.py", bug)
+    out = root / f"bug{bug}{ranks}.safetensors"
+    done = torchrun(ranks, out, root / "tp.py", bug)
     assert done.returncode == 0, done.stderr
-    report = numtrace.diff(root / "single.safetensors", root / f"bug{bug}.safetensors")
+    report = numtrace.diff(root / "single.safetensors", out)
     assert report.first_divergence == stage and report.root_cause == stage
     assert report[stage].diagnosis[0].kind == kind
     if bug == "--swap":  # the row-parallel sum does not depend on which rank held which shard
-        assert report["up"].diagnosis[0]["order"] == [1, 0] and report["down"].verdict.value == "MATCH"
+        assert report["up"].diagnosis[0]["order"] == list(range(ranks))[::-1]
+        assert report["down"].verdict.value == "MATCH"
     if bug == "--no-all-reduce":
         assert report["down"].sharding["kind"] == "partial" and report["down"].diagnosis[0]["bias_on_every_rank"]
     data = json.loads(json.dumps(report.to_dict()))
@@ -179,6 +184,7 @@ def test_mlx_launch_ring_runs_like_torchrun(mlx_setup, bug):
     assert done.returncode == 0, done.stdout + done.stderr
     with numtrace.load(root / f"run{bug or '-ok'}.rank1.safetensors") as trace:
         assert trace.metadata["numtrace.launcher"] == "mlx.launch" and trace.metadata["numtrace.world_size"] == "2"
+        assert trace.metadata["numtrace.dist_backend"] == "ring"
     report = numtrace.diff(root / "single.safetensors", out)
     expected = {"": None, "--swap": "up", "--no-all-reduce": "down", "--wrong-axis": "expand"}[bug]
     assert report.first_divergence == expected

@@ -15,9 +15,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import typer.main
 from typer.testing import CliRunner
 
 import numtrace
+from numtrace.backends import REGISTRY
 from numtrace.cli import app
 
 BIN = Path(sys.executable).parent
@@ -42,6 +44,8 @@ def pair(tmp_path_factory):
     numtrace.save(folder / "a.safetensors", {"x": x, "y": x * 2}, order=["x", "y"])
     numtrace.save(folder / "b.safetensors", {"x": x, "y": x * 2 + 1}, order=["x", "y"])
     (folder / "script.py").write_text("import numpy, numtrace\nnumtrace.tap('x', numpy.ones(3))\n")
+    inputs = {"lin.input": x, "lin": x * 2}  # a reference recorded with --inputs, as trace replay needs
+    numtrace.save(folder / "ref_inputs.safetensors", inputs, order=list(inputs))
     (folder / "blocker").mkdir()
     (folder / "blocker" / "sitecustomize.py").write_text(BLOCKER)
     return folder
@@ -63,6 +67,9 @@ MISSING = [
     ("torch", "torch", ["run", "--backend", "torch", "-o", "t.safetensors", "script.py"]),
     ("mlx", "mlx", ["run", "--backend", "mlx", "-o", "t.safetensors", "script.py"]),
     ("fastai", "fastai", ["run", "--backend", "fastai", "-o", "t.safetensors", "script.py"]),
+    ("torch", "torch", ["replay", "-o", "out.safetensors", "ref_inputs.safetensors", "script.py"]),
+    ("mlx", "mlx", ["replay", "--backend", "mlx", "-o", "out.safetensors", "ref_inputs.safetensors", "script.py"]),
+    ("fastai", "fastai", ["replay", "--backend", "fastai", "-o", "out.st", "ref_inputs.safetensors", "script.py"]),
 ]
 
 
@@ -96,7 +103,8 @@ def test_version():
     assert re.fullmatch(r"\d+\.\d+\.\d+\S*", numtrace.__version__)
 
 
-COMMANDS = [[], ["diff"], ["plot"], ["show"], ["convert"], ["run"]]
+COMMANDS = [[], *([name] for name in typer.main.get_command(app).commands)]  # every command, align and replay too
+PLACEHOLDER = re.compile(r"<(str|int|float|bool|path|text|integer|list\[\w+\])>|\b(TEXT|INTEGER|PATH|FLOAT)\b")
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "trace")
@@ -107,9 +115,30 @@ def test_help_reads_at_80_columns(command):
     too_wide = [line for line in text.splitlines() if len(line) > 80]
     assert not too_wide, too_wide
     assert "<bool>" not in text and "BOOLEAN" not in text  # a flag takes no value
+    assert not PLACEHOLDER.search(text), PLACEHOLDER.search(text)  # REFERENCE, not REFERENCE <str>
+    assert "[[" not in text  # [STAGE], not [[STAGE]]
+    usage = text.split("\n\n", 1)[0]
+    arguments = text.split("Arguments:\n", 1)[1].split("\n\n", 1)[0] if "Arguments:" in text else ""
+    assert "{" not in usage and "{" not in arguments, usage  # REFERENCE CANDIDATE, not {REFERENCE} {CANDIDATE}
     assert "\x1b[" not in text and "[bold" not in text and "\\[" not in text  # no markup, escaped or not
     assert "SPEC" not in text and "issue" not in text.lower()  # users read docs/, not our tracker
     assert "Usage: " in text and "--help" in text
+
+
+def test_help_names_arguments_plainly():
+    def usage(*command):
+        result = CliRunner().invoke(app, [*command, "--help"], terminal_width=80, env={"COLUMNS": "80"})
+        return result.stdout.split("\n", 1)[0]
+
+    assert usage("diff") == "Usage: trace diff [OPTIONS] REFERENCE CANDIDATE"
+    assert usage("show") == "Usage: trace show [OPTIONS] TRACE [STAGE]"
+    assert usage("replay") == "Usage: trace replay [OPTIONS] REFERENCE SCRIPT [ARGS]..."
+
+
+def test_replay_help_lists_the_backends_of_the_registry():
+    result = CliRunner().invoke(app, ["replay", "--help"], terminal_width=200, env={"COLUMNS": "200"})
+    models = [entry.name for entry in REGISTRY if entry.models]
+    assert f"({', '.join(models[:-1])} or {models[-1]})" in " ".join(result.stdout.split())
 
 
 def test_wrote_one_stage_is_singular(pair, tmp_path):

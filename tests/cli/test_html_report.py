@@ -19,9 +19,9 @@ from typer.testing import CliRunner
 
 import numtrace
 from numtrace.cli import app
+from numtrace.commands.html import write_html
 from numtrace.compare import diff
 from numtrace.formats import load
-from numtrace.report.html import write_html
 from numtrace.run import run_script
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -8,6 +8,7 @@ import pytest
 import numtrace
 from numtrace import cli
 from numtrace.cli_fast import parse
+from report_schema import check_cli_output
 
 ARGS = [
     ["{a}", "{b}", "--width", "150"],
@@ -44,6 +45,7 @@ def _main(monkeypatch, capsys, argv, fast):
     with pytest.raises(SystemExit) as done:
         cli.main()
     out, err = capsys.readouterr()
+    check_cli_output(["diff", *argv], out, done.value.code)
     return done.value.code, out, err
 
 

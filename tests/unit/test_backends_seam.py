@@ -2,8 +2,12 @@
 added with one module and one registry line (the toy backend below)."""
 
 import importlib
+import inspect
+import os
+import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,6 +15,7 @@ import pytest
 import numtrace
 from numtrace import backends
 from numtrace.errors import RecordingError, TapError, UsageError
+from numtrace.replay.command import replay_script
 from numtrace.run import run_script
 
 
@@ -18,6 +23,7 @@ def test_the_registry_names_every_backend_once_numpy_first():
     names = backends.names()
     assert names[0] == "numpy" and len(set(names)) == len(names) == len(backends.REGISTRY)
     assert [b.name for b in backends.REGISTRY if b.models] == ["torch", "mlx", "fastai"]
+    assert [b.name for b in backends.REGISTRY if b.replays] == ["torch", "mlx", "fastai"]
     with pytest.raises(UsageError, match="unknown backend 'jax'; choose one of numpy, torch, mlx, fastai"):
         backends.backend("jax")
 
@@ -30,6 +36,17 @@ def test_every_framework_module_has_the_same_four_names(entry):
     for name in ("watches", "watch", "capture"):
         assert callable(getattr(module, name)), name
     assert module.watches(object()) is False
+    parameters = inspect.signature(module.capture).parameters.values()
+    takes_replay = any(p.name == "replay" or p.kind is p.VAR_KEYWORD for p in parameters)
+    assert takes_replay == entry.replays, "a backend that replays takes capture(replay=...), and only one"
+
+
+def test_the_modules_that_import_a_framework_are_known_by_their_names():
+    src = Path(backends.__file__).parent
+    needing = {p.stem: backends.framework_of(p.stem) for p in src.glob("*.py") if backends.framework_of(p.stem)}
+    assert needing["torch_hooks"] == needing["torch_replay"] == needing["torch_sites"] == "torch"
+    assert needing["mlx_batch"] == needing["mlx_capture"] == needing["mlx_compile"] == "mlx"
+    assert needing["fastai"] == "fastai" and "naming" not in needing and "__init__" not in needing
 
 
 def test_an_adapter_is_used_only_when_its_framework_is_imported(monkeypatch):
@@ -96,10 +113,13 @@ def watch(model, *, prefix="", **options):
         type(model).__call__ = original
     return Watch(model, detach, [f"layers.{i}" for i in range(len(model.layers))])
 
-def capture(include=None, exclude=None, *, inputs=False, weights=False):
+def capture(include=None, exclude=None, *, inputs=False, weights=False):  # no replay=: it cannot replay
     watched = watch(toyframework.Model())  # every Model from now on: the class is patched
     return watched.detach
 """
+
+# ...and its one registry line
+TOY_ENTRY = ("toy", "toy_backend", "toyframework", True, True, "the toy framework")
 
 
 @pytest.fixture
@@ -109,8 +129,7 @@ def toy(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(tmp_path))
     for name in ("toyframework", "toy_backend"):
         monkeypatch.delitem(sys.modules, name, raising=False)
-    # ...and the one registry line
-    entry = backends.Backend("toy", "toy_backend", "toyframework", True, True, "the toy framework")
+    entry = backends.Backend(*TOY_ENTRY)
     monkeypatch.setattr(backends, "REGISTRY", backends.REGISTRY + (entry,))
     monkeypatch.setattr(backends, "_by_type", {})
     return importlib.import_module("toyframework"), tmp_path
@@ -135,6 +154,39 @@ def test_a_toy_backend_is_one_module_and_one_registry_line(toy):
         assert trace.order == ["layers.0", "layers.1", "output"]
         assert trace.read("output").tolist() == [6.0, -6.0]
         assert "toy" in trace.metadata["numtrace.frameworks"]
+
+
+def test_trace_replay_with_a_backend_that_cannot_replay_says_so_in_one_line(toy):
+    """The toy capture takes no ``replay=``: `trace replay --backend toy` refuses it before the script
+    runs (exit 2, one line), rather than failing inside it with a TypeError."""
+    toyframework, tmp_path = toy
+    script = tmp_path / "predict.py"
+    script.write_text("import toyframework\ntoyframework.Model()(toyframework.Array([1.0]))\n")
+    numtrace.save(tmp_path / "ref.safetensors", {"output": np.ones(1), "input": np.ones(1)})
+    with pytest.raises(UsageError, match=r"^backend toy cannot replay: .* use --backend torch, mlx, fastai$"):
+        replay_script(
+            str(tmp_path / "ref.safetensors"), str(script), [], str(tmp_path / "replay.safetensors"), backend="toy"
+        )
+    # the command line, with the one registry line added before it starts
+    code = f"""
+import sys
+from numtrace import backends
+backends.REGISTRY += (backends.Backend(*{TOY_ENTRY!r}),)
+from numtrace.cli import main
+sys.argv = ["trace", "replay", "--backend", "toy", "-o", "replay.safetensors", "ref.safetensors", "predict.py"]
+main()
+"""
+    src = Path(numtrace.__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(src)])}
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.splitlines() == [
+        "trace: error: backend toy cannot replay: trace replay calls the candidate's modules again; "
+        "use --backend torch, mlx, fastai"
+    ]
+    assert not (tmp_path / "replay.safetensors").exists()
 
 
 def test_an_unknown_backend_is_refused_by_record():

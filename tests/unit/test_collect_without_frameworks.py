@@ -10,18 +10,22 @@ import sys
 import textwrap
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from numtrace.backends import REGISTRY
 
-HIDE = textwrap.dedent('''
+ROOT = Path(__file__).resolve().parents[2]
+#: every optional framework of the backend registry (all but NumPy), and the packages fastai brings
+HIDDEN = tuple(b.framework.split(".")[0] for b in REGISTRY if b.framework != "numpy") + ("fasttransform", "torchvision")
+
+HIDE = textwrap.dedent(f'''
     import sys
 
     class Hide:
-        """torch, mlx and fastai are not installed here."""
-        hidden = ("torch", "mlx", "fastai", "fasttransform", "torchvision")
+        """{", ".join(HIDDEN)} are not installed here."""
+        hidden = {HIDDEN!r}
 
         def find_spec(self, name, path=None, target=None):
             if name.split(".")[0] in self.hidden:
-                raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+                raise ModuleNotFoundError(f"No module named {{name!r}}", name=name)
             return None
 
     sys.meta_path.insert(0, Hide())

@@ -98,3 +98,23 @@ def test_compare_and_formats_never_import_report_cli_or_a_framework_backend():
                 )
                 for t in targets
             ), name
+
+
+def test_report_only_renders_it_opens_no_file_and_compares_nothing():
+    """report/ formats what it is given: the commands (numtrace.commands, the CLI) open the traces and
+    ask compare/ for the numbers; report/ may read compare's constants and types, not its machinery."""
+    graph = import_graph()
+    computing = (
+        "numtrace.formats",
+        "numtrace.compare.engine",
+        "numtrace.compare.detail",
+        "numtrace.compare.views",
+        "numtrace.compare.diagnosis.profile",
+        "numtrace.compare.sketches.detail",
+        "numtrace.compare.sketches.diff",
+        "numtrace.compare.statistics.stats",
+        "numtrace.commands",
+    )
+    for name, targets in graph.items():
+        if name.startswith("numtrace.report"):
+            assert not [t for t in targets if t == "numtrace.compare" or t.startswith(computing)], name

@@ -12,6 +12,7 @@ import pytest
 
 import numtrace
 from numtrace.compare.parallel import PARALLEL_MIN_ELEMENTS, in_order
+from report_schema import check_cli_output
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 
@@ -86,6 +87,7 @@ def test_the_command_line_prints_the_same_json_with_any_jobs(traces):
             env={"PYTHONPATH": str(SRC), "PATH": ""},
         )
         assert done.returncode == 1, done.stderr
+        check_cli_output(["diff", *traces, "--json", *args], done.stdout, done.returncode)
         return done.stdout
 
     assert run("--jobs", "1") == run("--jobs", "2") == run()

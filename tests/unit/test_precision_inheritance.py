@@ -136,6 +136,7 @@ def test_cli_table_and_json_name_the_inherited_precision(tmp_path):
     from typer.testing import CliRunner
 
     from numtrace.cli import app
+    from report_schema import check_cli_output
 
     ref, cand = tmp_path / "ref.safetensors", tmp_path / "cand.safetensors"
     for path, trace in ((ref, pipeline()), (cand, pipeline(np.float32))):
@@ -143,5 +144,8 @@ def test_cli_table_and_json_name_the_inherited_precision(tmp_path):
     result = CliRunner().invoke(app, ["diff", str(ref), str(cand), "--width", "200"])
     assert result.exit_code == 0, result.output
     assert "tolerance float32, inherited from audio" in result.output
-    data = json.loads(CliRunner().invoke(app, ["diff", str(ref), str(cand), "--json"]).output)
+    args = ["diff", str(ref), str(cand), "--json"]
+    result = CliRunner().invoke(app, args)
+    check_cli_output(args, result.stdout, result.exit_code)
+    data = json.loads(result.stdout)
     assert data["stages"][4]["tolerance"]["inherited"]["dtype"] == "float32"

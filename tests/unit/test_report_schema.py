@@ -64,3 +64,32 @@ def test_the_schema_catches_a_drifting_field():
         mutate(bad)
         with pytest.raises(jsonschema.ValidationError):
             check_report(bad)
+
+
+def test_trace_show_json_fits_its_schema_and_a_drifting_field_is_caught():
+    from numtrace.compare.views import show_dict, stage_dict
+    from report_schema import cli_output_kind
+
+    means, info = make_sketch(X)
+    sketch = MemoryTrace({"mel": means}, metadata={SKETCH_KEY: "1", STAGE_PREFIX + "mel": encode_info(info)})
+    full = MemoryTrace({"mel": X, "n": np.float32(np.nan)}, metadata={"seed": "0"})
+    for trace in (sketch, full):
+        check_report(json.loads(json.dumps(show_dict(trace), allow_nan=False)), "show")
+        for name in trace.order:
+            check_report(json.loads(json.dumps(stage_dict(trace, name), allow_nan=False)), "show_stage")
+    assert cli_output_kind(["show", "t.st", "--only", "mel", "--json"]) == "show"
+    assert cli_output_kind(["show", "t.st", "mel", "--width", "90", "--json"]) == "show_stage"
+    good_show, good_stage = show_dict(sketch), stage_dict(full, "mel")
+    for kind, good, mutate in (
+        ("show", good_show, lambda d: d["stages"][0].pop("hash")),  # a stats-only stage has its hash
+        ("show", good_show, lambda d: d.update(order="sorted")),
+        ("show", good_show, lambda d: d["metadata"].update(seed=0)),
+        ("show", good_show, lambda d: d["stages"][0].pop("count")),
+        ("show_stage", good_stage, lambda d: d.pop("channel_means")),
+        ("show_stage", good_stage, lambda d: d.update(index=0)),
+        ("show_stage", good_stage, lambda d: d.update(axis="1")),
+    ):
+        bad = copy.deepcopy(good)
+        mutate(bad)
+        with pytest.raises(jsonschema.ValidationError):
+            check_report(bad, kind)

@@ -13,17 +13,26 @@ numtrace module of one framework; that module defines the same four names:
 - ``capture(include, exclude, *, inputs, weights) -> undo``: record every
   module call of every model from now on (``trace run --backend NAME``).
 
+Replaying is a capability on top: an entry with ``replays`` set promises that
+its ``capture`` also takes ``replay=`` (a
+:class:`numtrace.replay.session.Replayer`) and calls each recorded module
+again on the reference's inputs (``trace replay --backend NAME``). Any other
+backend is refused by :func:`replaying` with one line, before the script runs.
+
 A backend is consulted only when its framework is already in ``sys.modules``,
 i.e. when the user's program imported it: numtrace itself never imports
 torch, mlx or fastai. Adding a framework is one module and one line here.
+The modules that import a framework are named after its module, ``torch``,
+``torch_hooks``, ``mlx_capture``... (:func:`framework_of`): the test
+collection skips them where the framework is not installed.
 
 Example:
     >>> import numpy as np
     >>> values, dtype = to_numpy(np.float32(1.5))
     >>> values, dtype
     (array(1.5, dtype=float32), 'float32')
-    >>> [backend.name for backend in REGISTRY]
-    ['numpy', 'torch', 'mlx', 'fastai']
+    >>> [backend.name for backend in REGISTRY], [backend.name for backend in REGISTRY if backend.replays]
+    (['numpy', 'torch', 'mlx', 'fastai'], ['torch', 'mlx', 'fastai'])
 """
 
 from __future__ import annotations
@@ -58,6 +67,7 @@ class Backend(NamedTuple):
     arrays: bool  # its module's ADAPTER converts arrays (checked before importing the module)
     models: bool  # it records model modules (watch, capture)
     summary: str
+    replays: bool = False  # its capture takes replay= (trace replay), see the module docstring
 
 
 #: every backend, in the order arrays and models are offered to them
@@ -65,8 +75,8 @@ REGISTRY: tuple[Backend, ...] = (
     Backend(
         "numpy", "numtrace.backends.numpy", "numpy", True, False, "NumPy arrays and Python numbers, by numtrace.tap"
     ),
-    Backend("torch", "numtrace.backends.torch", "torch", True, True, "PyTorch tensors and every nn.Module call"),
-    Backend("mlx", "numtrace.backends.mlx", "mlx.core", True, True, "MLX arrays and every mlx.nn.Module call"),
+    Backend("torch", "numtrace.backends.torch", "torch", True, True, "PyTorch tensors and every nn.Module call", True),
+    Backend("mlx", "numtrace.backends.mlx", "mlx.core", True, True, "MLX arrays and every mlx.nn.Module call", True),
     Backend(
         "fastai",
         "numtrace.backends.fastai",
@@ -74,6 +84,7 @@ REGISTRY: tuple[Backend, ...] = (
         False,
         True,
         "fastai Learners: the data pipeline, the model, predictions and loss (validation only)",
+        True,
     ),
 )
 
@@ -91,6 +102,42 @@ def backend(name: str) -> Backend:
         if entry.name == name:
             return entry
     raise UsageError(f"unknown backend {name!r}; choose one of {', '.join(names())}")
+
+
+def replaying(name: str) -> Backend:
+    """The registry entry called ``name`` when it can replay (``trace replay``); UsageError otherwise.
+
+    Example:
+        >>> replaying("numpy")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        numtrace.errors.UsageError: backend numpy cannot replay: ...; use --backend torch, mlx, fastai
+    """
+    entry = backend(name)
+    if not entry.replays:
+        able = ", ".join(b.name for b in REGISTRY if b.replays)
+        raise UsageError(
+            f"backend {name} cannot replay: trace replay calls the candidate's modules again; use --backend {able}"
+        )
+    return entry
+
+
+def framework_of(module: str) -> str | None:
+    """The framework (its top-level import name) that module ``module`` (a dotted or bare name, or a
+    file's stem) imports when imported, or None: a backend's module is named as in its registry
+    entry, its helper modules start with that name and ``_`` (``torch_hooks``; the tests' helpers
+    too, ``torch_models``).
+
+    Example:
+        >>> framework_of("numtrace.backends.mlx_capture"), framework_of("torch_models"), framework_of("naming")
+        ('mlx', 'torch', None)
+    """
+    stem = module.rsplit(".", 1)[-1]
+    for entry in REGISTRY:
+        own = entry.module.rsplit(".", 1)[-1]
+        if stem == own or stem.startswith(own + "_"):
+            return entry.framework.split(".", 1)[0]
+    return None
 
 
 def module_of(entry: Backend) -> ModuleType:

@@ -57,7 +57,7 @@ import numpy as np
 
 from .. import tracer
 from ..errors import TapError, warn_once
-from .naming import input_stage_name, input_value, output_stage, stage_name
+from .naming import ModuleSite, input_value
 
 #: marks the classes that ``numtrace.watch`` generates (zero-edit capture leaves them alone)
 GENERATED = "_numtrace_watch_class"
@@ -99,21 +99,20 @@ def module_paths(root: Any) -> list[tuple[str, Any]]:
     return out
 
 
-class Site:
-    """One module's place in a trace: its stage names, and whether inputs/output are recorded."""
+class Site(ModuleSite):
+    """One module's place in a trace: its names (:class:`~numtrace.backends.naming.ModuleSite`), and
+    whether inputs/output are recorded."""
 
-    __slots__ = ("stage", "scope", "input_stage", "children", "inputs", "record_output")
+    __slots__ = ("inputs", "record_output")
 
     def __init__(self, prefix: str, path: str, module: Any, inputs: bool = False, record_output: bool = True) -> None:
-        self.stage = stage_name(prefix, path)
-        self.scope = stage_name(prefix, path) if path else prefix  # what the modules it calls are named under
-        self.input_stage = input_stage_name(prefix, path)
-        self.children = _child_names(module)
+        super().__init__(prefix, path, _child_names(module))
         self.inputs = inputs
         self.record_output = record_output
 
     def output_name(self, output: Any, leaves: list) -> str:
-        return output_stage(self.stage, self.children, (key for key, _ in leaves))
+        """The stage the output (flattened to ``leaves``) is recorded under."""
+        return self.output_for(key for key, _ in leaves)
 
 
 def _child_names(module: Any) -> frozenset:

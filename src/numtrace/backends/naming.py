@@ -11,10 +11,18 @@
 - ``seq.0`` is both a container's first child and element 0 of its tuple
   output: when an output's flattened keys could meet a child's name, the
   output goes under ``<stage>.output`` instead (:func:`output_stage`).
+- :class:`ModuleSite` holds one module's names by these rules; each framework's
+  ``Site`` (:mod:`~numtrace.backends.torch_sites`, :mod:`~numtrace.backends.mlx_batch`)
+  adds what it records there.
 
 Example:
     >>> stage_name("", ""), stage_name("enc", "layers.0"), input_stage_name("", "")
     ('output', 'enc.layers.0', 'input')
+    >>> site = ModuleSite("enc", "blocks.0", frozenset({"0", "attn"}))
+    >>> site.stage, site.scope, site.input_stage, site.output_for(["0", "1"])
+    ('enc.blocks.0', 'enc.blocks.0', 'enc.blocks.0.input', 'enc.blocks.0.output')
+    >>> ModuleSite("enc", "").stage, ModuleSite("enc", "").scope, ModuleSite("", "").scope
+    ('enc', 'enc', '')
     >>> output_stage("blocks.0", frozenset({"0", "attn"}), ["0", "1"])
     'blocks.0.output'
     >>> sorted(input_value((1.0, "x"), {"mask": [1], "causal": True}))
@@ -59,3 +67,21 @@ def output_stage(stage: str, children: frozenset, keys: Iterable[str]) -> str:
             suffix += "_"
         return f"{stage}.{suffix}"
     return stage
+
+
+class ModuleSite:
+    """One module's names in a trace, the same for every framework: ``stage`` (its output),
+    ``scope`` (what the modules it calls are named under: the root's is the bare ``prefix``),
+    ``input_stage`` and ``children`` (names its output's keys must not take, :func:`output_stage`)."""
+
+    __slots__ = ("stage", "scope", "input_stage", "children")
+
+    def __init__(self, prefix: str, path: str, children: frozenset = frozenset()) -> None:
+        self.stage = stage_name(prefix, path)
+        self.scope = self.stage if path else prefix
+        self.input_stage = input_stage_name(prefix, path)
+        self.children = children
+
+    def output_for(self, keys: Iterable[str]) -> str:
+        """The stage an output of flattened ``keys`` is recorded under (:func:`output_stage`)."""
+        return output_stage(self.stage, self.children, keys)

@@ -25,7 +25,7 @@ from torch import nn
 from ..errors import TapError, warn_once
 from ..probes import StageFilter
 from ..tracer import active_recording, flatten
-from .naming import input_stage_name, input_value, output_stage, stage_name
+from .naming import ModuleSite, input_value, stage_name
 
 COMPILED_PREFIX = "_orig_mod"
 
@@ -84,18 +84,16 @@ def is_script_module(module: nn.Module) -> bool:
     return isinstance(module, torch.jit.ScriptModule)
 
 
-class Site:
-    """One module's place in a trace: its stage name and how its inputs and output are tapped."""
+class Site(ModuleSite):
+    """One module's place in a trace: its names (:class:`~numtrace.backends.naming.ModuleSite`) and
+    how its inputs and output are tapped."""
 
-    __slots__ = ("stage", "scope", "input_stage", "children", "record_output", "record_inputs")
+    __slots__ = ("record_output", "record_inputs")
 
     def __init__(
         self, prefix: str, path: str, module: nn.Module, selected: StageFilter | None = None, silent: bool = False
     ) -> None:
-        self.stage = stage_name(prefix, path)
-        self.scope = stage_name(prefix, path) if path else prefix  # what the modules it calls are named under
-        self.input_stage = input_stage_name(prefix, path)
-        self.children = frozenset(name for name, _ in module.named_children()) - {COMPILED_PREFIX}
+        super().__init__(prefix, path, frozenset(name for name, _ in module.named_children()) - {COMPILED_PREFIX})
         self.record_output = not silent and (selected is None or selected(self.stage))
         self.record_inputs = not silent and (selected is None or selected(self.input_stage))
 
@@ -103,7 +101,7 @@ class Site:
         """The stage name the output is recorded under (``<stage>.output`` when its keys could meet a child's)."""
         if isinstance(output, torch.Tensor):
             return self.stage
-        return output_stage(self.stage, self.children, (key for key, _ in flatten(output)))
+        return self.output_for(key for key, _ in flatten(output))
 
     def tap_output(self, output: Any) -> None:
         if self.record_output:

@@ -5,7 +5,9 @@
 worst locations, :mod:`numtrace.compare.diagnosis.profile`) and a comparison
 by sketch, when either trace is stats-only
 (:func:`numtrace.compare.sketches.detail.sketch_stage_detail`), as
-:func:`numtrace.compare.diff` does for a whole trace.
+:func:`numtrace.compare.diff` does for a whole trace. For a sharded candidate
+(:class:`numtrace.sharded.ShardedTrace`, bound to the reference) the stage is
+the ranks' combination, with ``sharding`` and its findings as in the whole diff.
 
 Example:
     >>> import numpy as np
@@ -21,7 +23,7 @@ Example:
 from __future__ import annotations
 
 from .diagnosis.profile import axis_profiles, worst_locations
-from .engine import aligned_arrays, compare_pair
+from .engine import add_sharding, aligned_arrays, compare_pair
 from .pairing.align import paired_stage
 from .result import StageDetail
 from .rootcause import relative_error
@@ -44,6 +46,8 @@ def stage_detail(
         return sketch_stage_detail(reference, candidate, name, tolerances=tolerances, map=map)
     pair = paired_stage(reference, candidate, name, map)
     result = compare_pair(reference, candidate, pair, tolerances if tolerances is not None else ToleranceTable())
+    if callable(getattr(candidate, "sharding", None)):  # the rank traces of a sharded run, bound to the reference
+        add_sharding(candidate, [pair], [result])
     result.rel_err = relative_error(result)
     extra: dict = {"profiles": [], "worst": []}
     aligned = aligned_arrays(reference, candidate, pair)

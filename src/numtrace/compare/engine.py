@@ -48,7 +48,7 @@ from .findings import Finding
 from .own_errors import check_replay, own_errors
 from .pairing.align import Pair, align, ignored
 from .pairing.layout import ALIGN_MAX_ELEMENTS, align_arrays
-from .pairing.module_inputs import without_inputs
+from .pairing.module_inputs import inputs_on_one_side, without_inputs
 from .pairing.names import as_name_map
 from .parallel import PARALLEL_MIN_ELEMENTS, available_cores, in_order
 from .precision import Inherited, Precisions, tolerance_for
@@ -126,8 +126,9 @@ def diff(
     table = tolerances if tolerances is not None else ToleranceTable()
     jobs = available_cores() if jobs is None else max(1, int(jobs))
     names = as_name_map(map)
-    if replay is not None:
-        names = without_inputs(names)
+    one_side = "a" if replay is not None else inputs_on_one_side(reference.order, candidate.order)
+    if one_side is not None:
+        names = without_inputs(names, one_side)
     pairs = align(reference, candidate, only, names)
     if sharded:
         candidate.bind(reference, pairs)  # type: ignore[attr-defined]
@@ -176,7 +177,7 @@ def diff(
         largest = max(largest, r)
         recent.append((pair.name_a, tuple(reference.info(pair.name_a).shape)))
     if sharded:
-        _add_sharding(candidate, pairs, stages)
+        add_sharding(candidate, pairs, stages)
     rootcause.annotate(stages)
     report = DiffReport(
         reference.label,
@@ -241,7 +242,7 @@ def _diagnose_with_context(
         )
 
 
-def _add_sharding(candidate, pairs: list[Pair], stages: list[StageResult]) -> None:
+def add_sharding(candidate, pairs: list[Pair], stages: list[StageResult]) -> None:
     """How the ranks of a sharded candidate hold each stage (:mod:`numtrace.compare.sharding`),
     and what its findings say (a rank that disagrees, shards in another order or along another
     axis, partial sums), ahead of the stage's own findings."""

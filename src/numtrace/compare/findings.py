@@ -102,16 +102,3 @@ def _plain(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
     return value
-
-
-def as_finding(value: Mapping) -> Finding:
-    """A :class:`Finding` from a finding or a JSON-like dict (``_wide``/``_single`` become the flags).
-
-    Example:
-        >>> as_finding({"kind": "localized", "axis": 1, "start": 0, "stop": 9, "_wide": True}).wide
-        True
-    """
-    if isinstance(value, Finding):
-        return value
-    fields = {k: v for k, v in value.items() if k != "kind" and not k.startswith("_")}
-    return Finding.of(value["kind"], wide=bool(value.get("_wide")), single=bool(value.get("_single")), **fields)

@@ -5,7 +5,8 @@ reference (``a``):
 
 - **replicated**: every rank holds the reference's shape and the ranks agree (within
   :data:`RTOL`): the stage is rank 0's. Ranks that disagree with the others are named
-  (``rank_disagrees``: a rank that saw other data), and the stage is the rank farthest from the
+  (``rank_disagrees``: a rank that saw other data; when as many ranks agree on one value as on
+  another, those nearer the reference agree), and the stage is the rank farthest from the
   reference, so that it fails when one rank is wrong.
 - **sharded**: the ranks' shapes differ from the reference's along one axis only and their
   lengths there add up to the reference's: the stage is the ranks' shards concatenated along it,
@@ -53,7 +54,7 @@ MAX_ORDER_RANKS = 6
 class Sharding:
     """One stage of a sharded run: how its ranks hold it, the combined value, the findings."""
 
-    kind: str  # replicated, sharded, partial
+    kind: str  # replicated, sharded, partial, not_combined
     ranks: int
     combined: np.ndarray
     axis: int | None = None
@@ -61,6 +62,18 @@ class Sharding:
     findings: list[Finding] = field(default_factory=list)
     #: the rank whose value stands for a stage that is not sharded
     pick: int = 0
+    #: not_combined: the elements per rank over which a stage is not combined
+    limit: int | None = None
+
+    @classmethod
+    def not_combined(cls, ranks: int, limit: int) -> "Sharding":
+        """A stage over ``limit`` elements per rank, left uncombined: compared as rank 0 holds it.
+
+        Example:
+            >>> Sharding.not_combined(2, 1 << 26).to_dict()
+            {'kind': 'not_combined', 'ranks': 2, 'limit': 67108864}
+        """
+        return cls("not_combined", ranks, None, limit=limit)  # type: ignore[arg-type]  # nothing combined
 
     def to_dict(self) -> dict:
         out: dict = {"kind": self.kind, "ranks": self.ranks}
@@ -68,6 +81,8 @@ class Sharding:
             out["axis"] = self.axis
         if self.disagree:
             out["disagree"] = list(self.disagree)
+        if self.limit is not None:
+            out["limit"] = self.limit
         return out
 
 
@@ -93,7 +108,7 @@ def decide(a: np.ndarray | None, ranks: list[np.ndarray]) -> Sharding:
         return _same_shapes(a, ranks)
     axis = _shard_axis(a, ranks)
     if axis is None:  # nothing lines the ranks up: rank 0 alone is compared
-        return Sharding("replicated", n, ranks[0], disagree=_odd_ones(ranks))
+        return Sharding("replicated", n, ranks[0], disagree=_odd_ones(ranks, a))
     combined = np.concatenate(ranks, axis=axis)
     plan = Sharding("sharded", n, combined, axis=axis)
     if a is not None and not close(combined, a) and n <= MAX_ORDER_RANKS:
@@ -106,7 +121,7 @@ def decide(a: np.ndarray | None, ranks: list[np.ndarray]) -> Sharding:
 
 def _same_shapes(a: np.ndarray | None, ranks: list[np.ndarray]) -> Sharding:
     n = len(ranks)
-    odd = _odd_ones(ranks)
+    odd = _odd_ones(ranks, a)
     if not odd:
         plan = Sharding("replicated", n, ranks[0])
         if a is not None and ranks[0].size == a.size and not close(ranks[0], a):
@@ -142,8 +157,15 @@ def _partial_sum(a: np.ndarray, ranks: list[np.ndarray]) -> Finding | None:
     return None
 
 
-def _odd_ones(ranks: list[np.ndarray]) -> list[int]:
-    """The ranks outside the largest group of ranks that agree (the later ones on a tie)."""
+def _odd_ones(ranks: list[np.ndarray], a: np.ndarray | None = None) -> list[int]:
+    """The ranks outside the largest group of ranks that agree. On a tie, the group nearest the
+    reference ``a`` agrees (without one, or of another shape: the group of the lowest ranks).
+
+    Example:
+        >>> x = np.arange(4.0)
+        >>> _odd_ones([x + 0.5, x], x), _odd_ones([x, x + 0.5], x), _odd_ones([x + 0.5, x])
+        ([0], [1], [1])
+    """
     groups: list[list[int]] = []
     for k, r in enumerate(ranks):
         for group in groups:
@@ -154,7 +176,11 @@ def _odd_ones(ranks: list[np.ndarray]) -> list[int]:
             groups.append([k])
     if len(groups) == 1:
         return []
-    largest = max(groups, key=len)
+    size = max(len(group) for group in groups)
+    tied = [group for group in groups if len(group) == size]
+    largest = tied[0]
+    if len(tied) > 1 and a is not None and all(ranks[g[0]].shape == a.shape for g in tied):
+        largest = min(tied, key=lambda group: _distance(ranks[group[0]], a))  # the first of equals
     return sorted(k for group in groups if group is not largest for k in group)
 
 

@@ -9,14 +9,21 @@ the worst location; a 1-D stage as lines).
 
 A page address can carry its view: ``report.html#sort=rel_err:desc&verdict=LARGE,SMALL&q=layers``.
 
+:func:`render_html` formats what it is given: the report, and for each stage shown in detail what
+its figures draw, a :class:`~numtrace.compare.views.StageView` computed on demand, one stage at a
+time (:func:`numtrace.commands.html.write_html` opens nothing itself either: it pairs the traces it
+is handed with :func:`numtrace.compare.views.stage_view` and writes the page).
+
 Example:
-    >>> import numpy as np, os, tempfile
+    >>> import numpy as np
     >>> from numtrace.trace import MemoryTrace
-    >>> from numtrace.compare import diff
+    >>> from numtrace.compare import diff, stage_pair
+    >>> from numtrace.compare.views import stage_view
     >>> a = MemoryTrace({"mel": np.linspace(-80, 0, 400).reshape(20, 20)})
     >>> b = MemoryTrace({"mel": np.linspace(-80, 0, 400).reshape(20, 20) - 1.5})
-    >>> path = write_html(diff(a, b), a, b, os.path.join(tempfile.mkdtemp(), "r.html"))
-    >>> page = open(path, encoding="utf-8").read()
+    >>> def view_of(stage):
+    ...     return stage_view(a, b, stage_pair(a, b, stage.name), (stage.diff.rtol, stage.diff.atol))
+    >>> page = render_html(diff(a, b), view_of)
     >>> page.count('<tr data-verdict='), "data:image/png;base64," in page, "http" in page
     (1, True, False)
 """
@@ -25,14 +32,11 @@ from __future__ import annotations
 
 import math
 from html import escape
+from typing import Any, Callable
 
 import numpy as np
 
 from .._version import __version__
-from ..compare.diagnosis.profile import axis_profiles
-from ..compare.engine import aligned_arrays
-from ..compare.pairing.align import stage_pair
-from ..formats.writer import write_text
 from . import svg
 from .html_page import PAGE, SCRIPT, STYLE
 from .layouts import fmt_growth
@@ -48,15 +52,19 @@ MAX_IMAGE_ELEMENTS = 1 << 24
 COLUMN_KEYS = "index stage shape verdict rel_err growth max_abs out_of_tol ref cand diag".split()
 
 
-def write_html(report, reference, candidate, path, map=None) -> str:  # noqa: A002
-    """Write the page for ``report`` (whose traces are ``reference`` and ``candidate``, paired with
-    the name map ``map``); returns ``path``."""
-    page = PAGE.format(
+#: a stage (a StageResult) -> what its figures draw, a numtrace.compare.views.StageView with its axis
+#: profiles, or None when the two sides cannot be lined up
+ViewOf = Callable[[Any], Any]
+
+
+def render_html(report, view_of: ViewOf) -> str:
+    """The page for ``report``; ``view_of(stage)`` gives the :class:`~numtrace.compare.views.StageView`
+    of a stage shown in detail (module docstring)."""
+    return PAGE.format(
         title=escape(f"numtrace: {report.a_label} vs {report.b_label}"), style=STYLE, script=SCRIPT,
         header=_header(report), chart=_chart(report), table=_table(report),
-        details=_details(report, reference, candidate, map), version=escape(__version__),
+        details=_details(report, view_of), version=escape(__version__),
     )  # fmt: skip
-    return write_text(path, page, "HTML report")
 
 
 def _header(report) -> str:
@@ -122,14 +130,14 @@ def _detailed(stage) -> bool:
     return stage.verdict.value in ("SMALL", "LARGE")
 
 
-def _details(report, reference, candidate, names) -> str:
+def _details(report, view_of: ViewOf) -> str:
     divergent = [(i, s) for i, s in enumerate(report.stages, 1) if _detailed(s)]
     if not divergent:
         return "<p>Every stage present on both sides matches: nothing to show in detail.</p>"
     chosen = [(i, s) for i, s in divergent if s.name in (report.first_divergence, report.root_cause)]
     chosen += [(i, s) for i, s in divergent if (i, s) not in chosen][: max(0, MAX_DETAILS - len(chosen))]
     chosen.sort(key=lambda pair: pair[0])
-    parts = [_stage_detail(i, stage, reference, candidate, names) for i, stage in chosen]
+    parts = [_stage_detail(i, stage, view_of) for i, stage in chosen]
     left = len(divergent) - len(chosen)
     if left:
         parts.append(f'<p class="more">{left} more divergent stage{"s" if left > 1 else ""}: '
@@ -137,32 +145,28 @@ def _details(report, reference, candidate, names) -> str:
     return "\n".join(parts)
 
 
-def _stage_detail(i: int, stage, reference, candidate, names) -> str:
+def _stage_detail(i: int, stage, view_of: ViewOf) -> str:
     head = (f'<h3><span class="badge v-{stage.verdict.value}">{stage.verdict.value}</span> {i}. '
             f"{escape(stage.name)}</h3>")  # fmt: skip
     shape = tuple(stage.a.shape) if stage.a is not None else None
     notes = [n for n in getattr(stage, "alignment_note", "").split("; ") if n] or ([stage.note] if stage.note else [])
     items = notes + [describe_finding(f, shape) for f in stage.diagnosis]
     findings = "".join(f"<li>{escape(item)}</li>" for item in items) or "<li>no finding</li>"
-    figures = _figures(stage, reference, candidate, names)
+    figures = _figures(stage, view_of)
     return f'<article id="stage-{i}">{head}<ul class="findings">{findings}</ul>{figures}</article>'
 
 
-def _figures(stage, reference, candidate, names) -> str:
+def _figures(stage, view_of: ViewOf) -> str:
     if stage.a is None or stage.b is None or "by sketch" in stage.note:
         return '<p class="note">Compared by sketch (statistics only): no values to draw.</p>'
     if max(math.prod(stage.a.shape), math.prod(stage.b.shape)) > MAX_IMAGE_ELEMENTS:
         return '<p class="note">Too large to draw here: <code>trace plot A B --stage NAME</code> draws it.</p>'
-    pair = stage_pair(reference, candidate, stage.name, names)
-    aligned = aligned_arrays(reference, candidate, pair) if pair is not None else None
-    if aligned is None:
+    view = view_of(stage)
+    if view is None:
         return '<p class="note">The two sides cannot be lined up: nothing to draw.</p>'
-    from .plot import two_d_slice
+    from .plot import slice_note
 
-    av, bv = np.asarray(aligned[0]), np.asarray(aligned[1])
-    a2, b2, where, _ = two_d_slice(av, bv)
-    with np.errstate(invalid="ignore", over="ignore"):
-        delta = b2 - a2
+    a2, b2, delta = view.reference, view.candidate, view.difference
     if a2.ndim < 2:
         pictures = svg.lines(a2.reshape(-1).tolist(), b2.reshape(-1).tolist())
         pictures = (
@@ -182,12 +186,11 @@ def _figures(stage, reference, candidate, names) -> str:
         pictures = "".join(f'<figure><img src="{data_uri(encode_png(rgb))}" alt="{label}" width="{rgb.shape[1]}" '
                            f'height="{rgb.shape[0]}"><figcaption>{label}</figcaption></figure>'
                            for rgb, label in images)  # fmt: skip
-    d = stage.diff
-    profiles = axis_profiles(av, bv, d.rtol, d.atol) if d is not None else []
     bars = "".join(f'<figure class="wide">{svg.bars(p["mean_abs"], p.get("verdict"), "mean |Δ|")}'
                    f'<figcaption>mean |Δ| along axis {p["axis"]} ({p["length"]} indices)</figcaption></figure>'
-                   for p in profiles)  # fmt: skip
+                   for p in view.profiles)  # fmt: skip
     axes = "rows: the first axis shown, columns: the second" if a2.ndim == 2 else ""
     grey = "grey: NaN or inf" if a2.ndim == 2 and not (np.isfinite(a2).all() and np.isfinite(b2).all()) else ""
-    caption = f'<p class="note">{escape("; ".join(x for x in (axes, grey, where.strip()) if x))}</p>'
+    where = f"[{slice_note(view)}]" if view.fixed else ""
+    caption = f'<p class="note">{escape("; ".join(x for x in (axes, grey, where) if x))}</p>'
     return f'<div class="figures">{pictures}</div>{caption}<div class="figures">{bars}</div>'

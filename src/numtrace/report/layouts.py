@@ -7,9 +7,13 @@
   stage (marker, stage, verdict, relative error, max |Δ|) and, below it, the diagnosis wrapped
   to the width.
 
-In every layout a number is never broken across lines (its cells do not wrap) and the diagnosis
-is never cut: it wraps. A layout whose cells do not fit whole at the width (:func:`needed_width`)
-gives way to the next narrower one. Long traces collapse runs of MATCH stages (:mod:`numtrace.report.runs`).
+In every layout a number is never broken across lines (its cells do not wrap), the diagnosis is
+never cut: it wraps, and a long stage name wraps at its ``.`` and ``_`` (:class:`StageName`). A
+layout whose cells do not fit whole at the width (:func:`needed_width`) gives way to the next
+narrower one. Long traces collapse runs of MATCH stages (:mod:`numtrace.report.runs`); a stage
+shown in the narrow layout has its diagnosis below it when it is not MATCH, when an error is born
+there, or when it was paired by the alignment or through a twin (what the wider layouts say of it
+in their diagnosis column).
 
 Example:
     >>> choose_layout(80), choose_layout(120), choose_layout(200), choose_layout(80, "wide")
@@ -18,8 +22,11 @@ Example:
 
 from __future__ import annotations
 
+import re
+
 from rich import box
-from rich.console import Group, RenderableType
+from rich.cells import cell_len, chop_cells
+from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
 from rich.measure import Measurement
 from rich.padding import Padding
 from rich.table import Table
@@ -34,6 +41,12 @@ NARROW_MAX = 100
 #: terminals this wide or wider get the wide layout
 WIDE_MIN = 160
 VERDICT_STYLES = {"MATCH": "green", "SMALL": "yellow", "LARGE": "bold red", "MISSING": "magenta"}
+#: the medium layout's stage column is at most this wide, unless the diagnosis has room to spare
+STAGE_MAX = 30
+#: the medium layout's diagnosis keeps this many columns (or its longest line, if shorter) from the stage
+DIAGNOSIS_KEEP = 40
+#: a stage name's parts: each ends after its ``.``, ``_``, ``-``, ``/`` or spaces, where a line may break
+_PARTS = re.compile(r"[^._\-/ ]*[._\-/ ]+|[^._\-/ ]+")
 
 
 def choose_layout(width: int, forced: str | None = None) -> str:
@@ -41,6 +54,52 @@ def choose_layout(width: int, forced: str | None = None) -> str:
     if forced is not None:
         return forced
     return "narrow" if width <= NARROW_MAX else "wide" if width >= WIDE_MIN else "medium"
+
+
+def break_offsets(line: str, width: int) -> list[int]:
+    """Where to break ``line`` so that each piece fits ``width`` columns: after a ``.``, ``_``,
+    ``-``, ``/`` or space, and inside a part only when the part alone is wider than ``width``.
+
+    Example:
+        >>> name = "model.encoder.layers.11.self_attention.output_dense"
+        >>> cuts = break_offsets(name, 20)
+        >>> [name[i:j] for i, j in zip([0, *cuts], [*cuts, len(name)])]
+        ['model.encoder.', 'layers.11.self_', 'attention.output_', 'dense']
+    """
+    offsets: list[int] = []
+    start = used = 0  # where the current part begins; columns used on the current line
+    for part in _PARTS.findall(line):
+        if used and used + cell_len(part.rstrip()) > width:
+            offsets.append(start)
+            used = 0
+        if used == 0 and cell_len(part.rstrip()) > width:  # a part wider than the line: folded
+            pieces = chop_cells(part, width)
+            offsets += [start + sum(map(len, pieces[:k])) for k in range(1, len(pieces))]
+            used = cell_len(pieces[-1])
+        else:
+            used += cell_len(part)
+        start += len(part)
+    return offsets
+
+
+class StageName:
+    """A stage cell (the name, ``↔ candidate name``, the shape) that wraps a long name at its
+    ``.`` and ``_`` (:func:`break_offsets`), never mid-word where a boundary is near: rich breaks
+    lines at spaces only, and folds a name without one anywhere. It measures as its text."""
+
+    def __init__(self, text: Text) -> None:
+        self.text = text
+
+    def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
+        return Measurement.get(console, options, self.text)
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        lines = []
+        for line in self.text.split("\n", allow_blank=True):
+            for piece in line.divide(break_offsets(line.plain, options.max_width)):
+                piece.rstrip()
+                lines.append(piece)
+        yield Text("\n").join(lines)
 
 
 class Rows:
@@ -62,12 +121,21 @@ class Rows:
             text += Text("↑", style="bold yellow")
         return text
 
-    def name(self, stage, shape: bool = False) -> Text:
+    def name(self, stage, shape: bool = False) -> StageName:
         text = stage.name if not stage.name_b else f"{stage.name}\n↔ {stage.name_b}"
         if shape:
             text += f"\n{fmt_shape(stage.a, stage.b)}"
         important = stage.verdict.value in ("SMALL", "LARGE") and stage.name in (self.first, self.root)
-        return Text(text, style="bold" if important else "")
+        return StageName(Text(text, style="bold" if important else ""))
+
+    @staticmethod
+    def noted(stage) -> bool:
+        """Whether the narrow layout gives the stage its diagnosis line: not MATCH, an error born
+        there, or a pairing beyond names (an alignment's score, a twin's ``= x``), which the
+        wider layouts' diagnosis column shows for a MATCH stage too."""
+        if stage.verdict.value != "MATCH" or getattr(stage, "born_here", False):
+            return True
+        return getattr(stage, "pairing", "exact") == "aligned" or getattr(stage, "twin", None) is not None
 
     @staticmethod
     def verdict(stage, share: bool = True) -> Text:
@@ -157,11 +225,13 @@ def wide_table(rows: Rows) -> Table:
     return table
 
 
-def medium_table(rows: Rows) -> Table:
+def medium_table(rows: Rows, console: Console | None = None) -> Table:
+    """The medium layout; given the ``console`` it prints on, the stage column takes the room the
+    diagnosis does not need (:func:`stage_room`), else at most :data:`STAGE_MAX` columns."""
     table = Table(header_style="bold", pad_edge=False, expand=False, box=box.SIMPLE_HEAD, show_edge=False)
     table.add_column("", no_wrap=True)
     table.add_column("#", justify="right", no_wrap=True)
-    table.add_column(Text("stage\nshape"), overflow="fold", min_width=14, max_width=30)
+    table.add_column(Text("stage\nshape"), overflow="fold", min_width=14, max_width=STAGE_MAX)
     table.add_column(Text("verdict\nout of tol"), no_wrap=True)
     table.add_column(Text("rel err\ngrowth"), justify="right", no_wrap=True)
     table.add_column(Text("max |Δ|\nmean |Δ|"), justify="right", no_wrap=True)
@@ -175,7 +245,25 @@ def medium_table(rows: Rows) -> Table:
             rows.marker(stage), Text(str(row + 1)), rows.name(stage, shape=True), rows.verdict(stage),
             rows.rel_err(stage), rows.delta(stage), Text(rows.diagnosis(stage)),
         )  # fmt: skip
+    if console is not None:
+        table.columns[2].max_width = stage_room(console, table)
     return table
+
+
+def stage_room(console: Console, table: Table) -> int:
+    """The medium table's stage column width limit at ``console``'s width: its longest line when
+    the diagnosis keeps :data:`DIAGNOSIS_KEEP` columns (or its own longest line, if shorter)
+    beside it, never less than :data:`STAGE_MAX`.
+
+    The diagnosis wraps at spaces and reads well at 40 columns; a name wrapped into three pieces
+    reads worse than a diagnosis one line longer."""
+    stage, diagnosis = table.columns[2], table.columns[-1]
+    options = console.options.update_width(1 << 14)
+    longest = [max([0] + [Measurement.get(console, options, cell).maximum for cell in column.cells])
+               for column in (stage, diagnosis)]  # fmt: skip
+    others = needed_width(console, table) - (stage.min_width or 0) - (diagnosis.min_width or 0)
+    keep = max(diagnosis.min_width or 0, min(longest[1], DIAGNOSIS_KEEP))
+    return max(STAGE_MAX, min(longest[0], console.width - others - keep))
 
 
 def narrow_view(rows: Rows, width: int) -> RenderableType:
@@ -192,12 +280,12 @@ def narrow_view(rows: Rows, width: int) -> RenderableType:
         parts.append(_narrow_line(cell, widths))
         stage = rows.stages[row]
         words = rows.diagnosis(stage)
-        if words and (stage.verdict.value != "MATCH" or getattr(stage, "born_here", False)):
+        if words and rows.noted(stage):
             parts.append(Padding(Text(f"↳ {words}", style="italic"), (0, 0, 0, widths[0] + 4)))
     return Group(*parts)
 
 
-def _narrow_cells(rows: Rows, row) -> list[Text] | None:
+def _narrow_cells(rows: Rows, row) -> list | None:
     if isinstance(row, Run):
         return None
     stage = rows.stages[row]
@@ -213,5 +301,5 @@ def _narrow_line(cells: list, widths: list[int], style: str = "") -> Table:
     grid.add_column(width=widths[1], no_wrap=True)
     grid.add_column(width=widths[2], justify="right", no_wrap=True)
     grid.add_column(width=widths[3], justify="right", no_wrap=True)
-    grid.add_row(*[cell if isinstance(cell, Text) else Text(cell, style=style) for cell in cells])
+    grid.add_row(*[Text(cell, style=style) if isinstance(cell, str) else cell for cell in cells])
     return grid

@@ -9,16 +9,23 @@
   and candidate on one colour scale, the difference on a symmetric diverging
   one, with padding and localized bands outlined. A 1-D stage is drawn as
   lines; a stage of more than two axes (after dropping length-1 axes) as the
-  2-D slice through its worst location. When either trace is stats-only
-  (``trace run --stats``), :func:`numtrace.report.sketch_plot.plot_sketch_stage`
-  draws what the sketches hold: both sides' channel means and their difference.
+  2-D slice through its worst location. What is drawn comes computed
+  (:func:`numtrace.compare.views.stage_view`); ``trace plot`` itself, opening
+  the traces and choosing what to draw, is :mod:`numtrace.commands.plot`. A
+  stats-only trace's stage (``trace run --stats``) is drawn by
+  :func:`numtrace.report.sketch_plot.plot_sketch_stage`: both sides' channel
+  means and their difference.
 
 Example:
     >>> import numpy as np, os, tempfile
     >>> from numtrace.trace import MemoryTrace
+    >>> from numtrace.compare import ToleranceTable, compare_pair, stage_pair
+    >>> from numtrace.compare.views import stage_view
     >>> a = MemoryTrace({"mel": np.linspace(-80, 0, 400).reshape(20, 20)})
     >>> b = MemoryTrace({"mel": np.linspace(-80, 0, 400).reshape(20, 20) - 1.5})
-    >>> out = plot_stage(a, b, "mel", os.path.join(tempfile.mkdtemp(), "mel.png"))
+    >>> pair = stage_pair(a, b, "mel")
+    >>> result = compare_pair(a, b, pair, ToleranceTable())
+    >>> out = plot_stage(stage_view(a, b, pair), result, os.path.join(tempfile.mkdtemp(), "mel.png"))
     >>> os.path.getsize(out) > 1000
     True
 """
@@ -30,9 +37,6 @@ import textwrap
 
 import numpy as np
 
-from ..compare import ToleranceTable, aligned_arrays, compare_pair, stage_pair
-from ..compare.diagnosis.profile import worst_locations
-from ..compare.sketches.format import is_sketch_trace
 from ..errors import UsageError
 from .figures import pyplot, save
 from .words import describe_findings
@@ -42,9 +46,11 @@ VERDICT_COLORS = {"MATCH": "#2e7d32", "SMALL": "#ef8f00", "LARGE": "#c62828"}
 MAX_PIXELS = 1600
 
 
-def plot_overview(report, out, note: str = "") -> str:
-    """Relative error of every stage, in order (see the module docstring), ``note`` under the
-    title. Returns ``out``."""
+def plot_overview(report, out, stats_only: tuple[str, ...] = ()) -> str:
+    """Relative error of every stage, in order (see the module docstring); ``stats_only``: the sides
+    (``reference``, ``candidate``) recorded with ``--stats``, said under the title. Returns ``out``."""
+    who = " and the ".join(stats_only) + (" are" if len(stats_only) > 1 else " is")
+    note = f"compared by sketch (the {who} stats-only): relative errors are lower bounds" if stats_only else ""
     plt = pyplot()
     stages = [s for s in report.stages if s.verdict.value != "MISSING"]
     if not stages:
@@ -119,63 +125,45 @@ def _clip(e, floor: float, ceiling: float) -> float:
     return min(e, ceiling)
 
 
-def plot_stage(reference, candidate, name: str, out, *, tolerances: ToleranceTable | None = None, map=None) -> str:  # noqa: A002
-    """Reference, candidate and difference of one stage (module docstring). Returns ``out``."""
-    if any(is_sketch_trace(trace) for trace in (reference, candidate)):
-        from .sketch_plot import plot_sketch_stage
-
-        return plot_sketch_stage(reference, candidate, name, out, tolerances=tolerances, map=map)
-    pair = stage_pair(reference, candidate, name, map)
-    if pair is None:
-        raise UsageError(f"no stage {name!r} in either trace; `trace diff A B` lists the stages")
-    if pair.name_a is None or pair.name_b is None:
-        raise UsageError(
-            f"stage {name!r} is only in the {'reference' if pair.name_a else 'candidate'}: nothing to plot"
-        )
-    aligned = aligned_arrays(reference, candidate, pair)
-    if aligned is None:
-        raise UsageError(f"stage {name!r}: the shapes cannot be lined up, nothing to plot side by side")
-    result = compare_pair(reference, candidate, pair, tolerances or ToleranceTable())
-    av, bv, _, _ = aligned
-    a2, b2, where, axes = two_d_slice(np.asarray(av), np.asarray(bv))
-    title = f"{pair.name_a}" + (f" ↔ {pair.name_b}" if pair.name_b != pair.name_a else "") + where
-    words = describe_findings(result.diagnosis, tuple(av.shape), 3) or "no finding"
+def plot_stage(view, result, out) -> str:
+    """A :class:`~numtrace.compare.views.StageView` drawn (module docstring), with ``result``'s verdict
+    and findings (the stage's :class:`~numtrace.compare.result.StageResult`). Returns ``out``."""
+    title = view.name + (f" ↔ {view.name_b}" if view.name_b != view.name else "")
+    where = slice_note(view)
+    title += f"  [{where}]" if where else ""
+    words = describe_findings(result.diagnosis, view.shape, 3) or "no finding"
     caption = f"{result.verdict.value}: " + words
     plt = pyplot()
-    if a2.ndim == 1:
-        fig = _lines(plt, a2, b2, axes)
+    if view.reference.ndim == 1:
+        fig = _lines(plt, view)
     else:
-        fig = _heatmaps(plt, a2, b2, axes, result.diagnosis)
+        fig = _heatmaps(plt, view, result.diagnosis)
     fig.suptitle(title + "\n" + "\n".join(textwrap.wrap(caption, 150)), fontsize=10)
     return save(fig, out)
 
 
-def two_d_slice(a: np.ndarray, b: np.ndarray):
-    """At most 2-D: length-1 axes dropped, leading axes fixed at the worst location."""
-    if np.iscomplexobj(a) or np.iscomplexobj(b):
-        a, b = np.abs(a), np.abs(b)
-    a, b = a.astype(np.float64), b.astype(np.float64)
-    axes = [k for k, n in enumerate(a.shape) if n > 1]
-    where = ""
-    if a.ndim == 0 or not axes:
-        return a.reshape(-1), b.reshape(-1), where, [0]
-    worst = worst_locations(a, b, 1)
-    spot = worst[0]["index"] if worst else [0] * a.ndim
-    index = [slice(None) if k in axes[-2:] else spot[k] for k in range(a.ndim)]
-    fixed = [f"{k}={spot[k]}" for k in axes[:-2]]
-    if fixed:
-        where = f"  [slice at axis {', '.join(fixed)}: the worst location]"
-    return a[tuple(index)], b[tuple(index)], where, axes[-2:]
+def slice_note(view) -> str:
+    """Where a stage of more than two axes is cut, in words ("" when the whole stage is drawn).
+
+    Example:
+        >>> from types import SimpleNamespace
+        >>> slice_note(SimpleNamespace(fixed=((0, 2), (1, 0))))
+        'slice at axis 0=2, 1=0: the worst location'
+    """
+    if not view.fixed:
+        return ""
+    return f"slice at axis {', '.join(f'{axis}={index}' for axis, index in view.fixed)}: the worst location"
 
 
-def _lines(plt, a, b, axes):
+def _lines(plt, view):
+    a, b, axes = view.reference, view.candidate, view.axes
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(11, 6), sharex=True, height_ratios=[2, 1], layout="constrained")
     x = np.arange(a.size)
     top.plot(x, a, lw=1.2, label="reference", color="#1565c0")
     top.plot(x, b, lw=1.0, ls="--", label="candidate", color="#e65100")
     top.legend(fontsize=8)
     top.grid(alpha=0.3)
-    bottom.plot(x, b - a, lw=1.0, color="#6a1b9a")
+    bottom.plot(x, view.difference, lw=1.0, color="#6a1b9a")
     bottom.axhline(0, color="gray", lw=0.6)
     bottom.set_ylabel("candidate − reference")
     bottom.set_xlabel(f"index along axis {axes[0]}")
@@ -183,10 +171,10 @@ def _lines(plt, a, b, axes):
     return fig
 
 
-def _heatmaps(plt, a, b, axes, findings):
-    step = [max(1, math.ceil(n / MAX_PIXELS)) for n in a.shape]
-    a, b = a[:: step[0], :: step[1]], b[:: step[0], :: step[1]]
-    d = b - a
+def _heatmaps(plt, view, findings):
+    axes = view.axes
+    step = [max(1, math.ceil(n / MAX_PIXELS)) for n in view.reference.shape]
+    a, b, d = (x[:: step[0], :: step[1]] for x in (view.reference, view.candidate, view.difference))
     both = np.concatenate([a[np.isfinite(a)], b[np.isfinite(b)]])
     lo, hi = (float(both.min()), float(both.max())) if both.size else (0.0, 1.0)
     dmax = float(np.nanmax(np.abs(d[np.isfinite(d)]))) if np.isfinite(d).any() else 1.0
@@ -234,25 +222,3 @@ def _outline(ax, finding, axes, extent) -> None:
     else:
         ax.axhline(lo, **style)
         ax.axhline(hi, **style)
-
-
-def run_plot(reference, candidate, out, *, stage: str | None = None, only=None, tolerances=None, map=None) -> str:  # noqa: A002
-    """``trace plot``: open both traces and write the overview or the stage plot; returns ``out``."""
-    from ..compare import diff
-    from ..compare.pairing.names import as_name_map
-    from ..compare.pairing.options import check_options
-    from ..formats import load
-
-    map = as_name_map(map)  # noqa: A001
-    with load(reference, role="reference trace") as ref, load(candidate, role="candidate trace") as cand:
-        check_options(ref, cand, tolerances, map)
-        if stage is not None:
-            return plot_stage(ref, cand, stage, out, tolerances=tolerances, map=map)
-        report = diff(ref, cand, tolerances=tolerances, only=only, map=map)
-        if only and not report.stages:
-            raise UsageError(f"no stage matches --only {' '.join(only)}")
-        report.a_label, report.b_label = str(reference), str(candidate)
-        stats_only = [label for label, t in (("reference", ref), ("candidate", cand)) if is_sketch_trace(t)]
-        who = " and the ".join(stats_only) + (" are" if len(stats_only) > 1 else " is")
-        note = f"compared by sketch (the {who} stats-only): relative errors are lower bounds" if stats_only else ""
-        return plot_overview(report, out, note)

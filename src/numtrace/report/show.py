@@ -9,14 +9,26 @@ statistics, non-finite counts, hash and channel means (briefly, as numpy prints
 a long array) of either kind of trace (a full trace's stage is sketched on the
 fly), and for a full trace its values.
 
+What is printed comes computed: :func:`numtrace.compare.views.show_dict` and
+:func:`numtrace.compare.views.stage_dict` (the JSON of ``trace show --json``);
+``trace show`` itself, opening the trace and reading a stage's values, is
+:mod:`numtrace.commands.show`.
+
 Example:
     >>> import numpy as np
     >>> from numtrace.trace import MemoryTrace
-    >>> show_dict(MemoryTrace({"x": np.arange(4.0)}))["stages"][0]["mean"]
-    1.5
-    >>> stage = stage_dict(MemoryTrace({"x": np.arange(6.0).reshape(2, 3)}), "x")
-    >>> stage["axis"], stage["channel_means"], stage["hash"][:8]
-    (1, [1.5, 2.5, 3.5], 'blake2b:')
+    >>> from numtrace.compare.views import stage_dict
+    >>> x = np.arange(6.0).reshape(2, 3)
+    >>> render_stage(stage_dict(MemoryTrace({"x": x}), "x"), "<memory>", x, width=60)  # doctest: +ELLIPSIS
+    trace: <memory>
+    stage x (1 of 1): shape (2, 3) float64, 6 values
+      [min, max] mean±std: [0, 5] 2.5±1.708, |max| 5
+      non-finite: none
+      hash: blake2b:...
+      channel means along axis 1 (3): [1.5 2.5 3.5]
+      values:
+        [[0. 1. 2.]
+         [3. 4. 5.]]
 """
 
 from __future__ import annotations
@@ -27,15 +39,10 @@ import numpy as np
 from rich.table import Table
 from rich.text import Text
 
-from ..compare.result import json_safe, side_dict
-from ..compare.sketches.format import MAX_CHANNELS, is_sketch_trace, read_sketch
-from ..compare.statistics.stats import summarize
-from ..errors import UsageError
-from ..probes import StageFilter
+from ..compare.sketches.format import MAX_CHANNELS
 from .table import make_console
 from .words import fmt, fmt_side
 
-CHUNK_ELEMENTS = 1 << 20
 #: ``trace show TRACE STAGE`` prints the values of a full trace's stage up to this many elements
 MAX_PRINTED = 1 << 20
 _STATS_ONLY = (
@@ -43,70 +50,17 @@ _STATS_ONLY = (
 )
 
 
-def _selected(trace, only: list[str] | None) -> list[str]:
-    keep = StageFilter(only)
-    return [name for name in trace.order if keep(name)]
-
-
-def _entry(trace, name: str) -> dict:
-    """A stage's line of ``trace show --json``: its statistics (from the sketch in a sketch trace)."""
-    if not is_sketch_trace(trace):
-        return {"name": name, **side_dict(summarize(trace, name, CHUNK_ELEMENTS))}
-    from ..compare.sketches.diff import side_stats
-
-    means, info = read_sketch(trace, name)
-    return {
-        "name": name,
-        **side_dict(side_stats(info)),
-        "axis": info["axis"],
-        "channels": int(means.size),
-        "hash": info["hash"],
-    }
-
-
-def show_dict(trace, only: list[str] | None = None) -> dict:
-    """The JSON form of ``trace show``: path, metadata, order source and per-stage statistics
-    (``stats_only`` true for a sketch trace, whose stages also carry ``axis``, ``channels`` and ``hash``)."""
-    return {
-        "path": trace.label,
-        "order": "recorded" if trace.has_order else "natural",
-        "stats_only": is_sketch_trace(trace),
-        "metadata": dict(trace.metadata),
-        "stages": [_entry(trace, name) for name in _selected(trace, only)],
-    }
-
-
-def stage_dict(trace, name: str) -> dict:
-    """One stage's sketch (read from a sketch trace, computed for a full one), JSON-safe: its
-    statistics, ``axis``, ``hash`` and ``channel_means`` (None where a channel has no finite value)."""
-    if name not in trace:
-        raise UsageError(f"no stage {name!r} in {trace.label}; `trace show {trace.label}` lists the stages")
-    from ..compare.sketches.diff import side_stats, stage_sketch
-
-    means, info = stage_sketch(trace, name)
-    return json_safe(
-        {
-            "name": name,
-            "index": trace.order.index(name) + 1,
-            "of": len(trace.order),
-            "stats_only": is_sketch_trace(trace),
-            **side_dict(side_stats(info)),
-            "axis": info["axis"],
-            "hash": info["hash"],
-            "channel_means": means.tolist(),
-        }
-    )
-
-
-def _metadata_lines(trace) -> list[str]:
-    meta = trace.metadata
-    lines = [f"trace: {trace.label}"]
-    if is_sketch_trace(trace):
+def _metadata_lines(data: dict, total: int) -> list[str]:
+    meta = data["metadata"]
+    lines = [f"trace: {data['path']}"]
+    if data["stats_only"]:
         lines.append(_STATS_ONLY)
     order = (
-        "recorded (numtrace.order)" if trace.has_order else "natural sort of the names (the file has no numtrace.order)"
+        "recorded (numtrace.order)"
+        if data["order"] == "recorded"
+        else "natural sort of the names (the file has no numtrace.order)"
     )
-    lines.append(f"stages: {len(trace)}, order: {order}")
+    lines.append(f"stages: {total}, order: {order}")
     for key in ("numtrace.version", "numtrace.backend", "numtrace.created", "numtrace.status", "numtrace.argv"):
         if key in meta:
             lines.append(f"{key.removeprefix('numtrace.')}: {meta[key]}")
@@ -116,8 +70,9 @@ def _metadata_lines(trace) -> list[str]:
         except (ValueError, AttributeError):
             frameworks = meta["numtrace.frameworks"]
         lines.append(f"frameworks: {frameworks}")
-    for key, value in trace.user_metadata.items():
-        lines.append(f"{key}: {value}")
+    for key, value in meta.items():
+        if not key.startswith("numtrace."):  # the user's own metadata
+            lines.append(f"{key}: {value}")
     return lines
 
 
@@ -126,22 +81,23 @@ class _Stats:
         self.__dict__.update(data)
 
 
-def print_show(trace, only: list[str] | None = None, width: int | None = None) -> None:
-    """Print ``trace show``: the metadata, then a table of the stages."""
+def render_show(data: dict, total: int, rerecord: str | None = None, width: int | None = None) -> None:
+    """Print ``trace show``: the metadata, then a table of the stages, from ``data`` (``trace show
+    --json``'s object) of a trace of ``total`` stages; ``rerecord``: the command that records a
+    stats-only trace's stages in full."""
     console = make_console(width)
-    for line in _metadata_lines(trace):
+    for line in _metadata_lines(data, total):
         console.print(Text(line))
-    sketch = is_sketch_trace(trace)
+    sketch = data["stats_only"]
     columns = ["#", "stage", "shape", "dtype", "[min, max] mean±std", "abs max"]
     columns += ["channel means", "hash"] if sketch else []
     table = Table(header_style="bold")
     for column in columns:
         table.add_column(Text(column), justify="right" if column in ("#", "abs max") else "left", overflow="fold")
-    for index, name in enumerate(_selected(trace, only), 1):
-        entry = _entry(trace, name)
+    for index, entry in enumerate(data["stages"], 1):
         cells = [
             str(index),
-            name,
+            entry["name"],
             str(tuple(entry["shape"])),
             entry["dtype"],
             fmt_side(_Stats(entry)),
@@ -153,22 +109,22 @@ def print_show(trace, only: list[str] | None = None, width: int | None = None) -
         table.add_row(*(Text(cell) for cell in cells))
     console.print(table)
     if sketch:
-        from ..compare.sketches.detail import rerecord_command
-
         console.print(
-            Text(
-                f"`trace show {trace.label} STAGE`: one stage's sketch. "
-                f"To record stages in full: {rerecord_command(trace)}"
-            )
+            Text(f"`trace show {data['path']} STAGE`: one stage's sketch. To record stages in full: {rerecord}")
         )
 
 
-def print_stage_show(trace, name: str, width: int | None = None) -> None:
-    """Print ``trace show TRACE STAGE``: one stage's statistics, hash, channel means and (full trace) values."""
+def render_stage(
+    stage: dict, label: str, values: np.ndarray | None = None, rerecord: str | None = None, width: int | None = None
+) -> None:
+    """Print ``trace show TRACE STAGE``: one stage's statistics, hash, channel means and (full trace) values,
+    from ``stage`` (``trace show TRACE STAGE --json``'s object) of the trace ``label``; ``values``: the
+    stage's values, None when they are too many to print (:data:`MAX_PRINTED`) or not recorded (then
+    ``rerecord`` is the command that records them)."""
     console = make_console(width)
-    stage = stage_dict(trace, name)
+    name = stage["name"]
     sketch = stage["stats_only"]
-    console.print(Text(f"trace: {trace.label}" + (" (stats-only trace, recorded with --stats)" if sketch else "")))
+    console.print(Text(f"trace: {label}" + (" (stats-only trace, recorded with --stats)" if sketch else "")))
     console.print(
         Text(
             f"stage {name} ({stage['index']} of {stage['of']}): shape {tuple(stage['shape'])} "
@@ -189,19 +145,17 @@ def print_stage_show(trace, name: str, width: int | None = None) -> None:
     if stage["axis"] is None:
         console.print(Text(f"  channel means: none (a 0-d or 1-d stage, or an axis longer than {MAX_CHANNELS:,})"))
     else:
-        values = np.array([np.nan if m is None else m for m in means])
-        text = np.array2string(values, precision=4, threshold=12, edgeitems=3, max_line_width=10**6)
+        channel = np.array([np.nan if m is None else m for m in means])
+        text = np.array2string(channel, precision=4, threshold=12, edgeitems=3, max_line_width=10**6)
         console.print(Text(f"  channel means along axis {stage['axis']} ({len(means)}): {text}"))
     if sketch:
-        from ..compare.sketches.detail import rerecord_command
-
-        console.print(Text(f"  values: not recorded; to record them: {rerecord_command(trace, name)}"))
+        console.print(Text(f"  values: not recorded; to record them: {rerecord}"))
         return
-    size = int(np.prod(stage["shape"], dtype=np.int64))
-    if size > MAX_PRINTED:
+    if values is None:
+        size = int(np.prod(stage["shape"], dtype=np.int64))
         console.print(Text(f"  values: {size} elements, too many to print here"))
         return
     text = np.array2string(
-        np.asarray(trace.read(name)), precision=4, threshold=40, edgeitems=3, max_line_width=max(40, console.width - 4)
+        np.asarray(values), precision=4, threshold=40, edgeitems=3, max_line_width=max(40, console.width - 4)
     )
     console.print(Text("  values:\n" + "\n".join("    " + line for line in text.splitlines())))

@@ -4,22 +4,26 @@ A sketch trace (``trace run --stats``) has no values to draw as heatmaps. What
 it has per stage, the channel means, is drawn instead: both sides' channel
 means along the channel axis, and below them each channel's difference with
 the tolerance band ``±T`` of the diff by sketch, coloured by the channel's
-verdict (:func:`numtrace.compare.sketches.detail.sketch_stage_detail`). A stage without
-channel means (0-d or 1-d) has nothing to draw: UsageError, one line that says
-how to record the stage in full.
+verdict, as :func:`numtrace.compare.sketches.detail.sketch_stage_detail` computes them
+(:mod:`numtrace.commands.plot` asks for it). A stage without channel means
+(0-d or 1-d) has nothing to draw: UsageError, one line that says how to
+record the stage in full.
 
 Example:
     >>> import numpy as np, os, tempfile
     >>> from numtrace.trace import MemoryTrace
+    >>> from numtrace.compare.sketches.detail import sketch_stage_detail
     >>> from numtrace.compare.sketches.format import SKETCH_KEY, STAGE_PREFIX, encode_info, make_sketch
     >>> def sketched(x):
     ...     means, info = make_sketch(x)
     ...     return MemoryTrace({"mel": means}, metadata={SKETCH_KEY: "1", STAGE_PREFIX + "mel": encode_info(info)})
     >>> x = np.linspace(-10.0, 0.0, 80).reshape(1, 16, 5)
-    >>> out = plot_sketch_stage(sketched(x), sketched(x + 0.5), "mel", os.path.join(tempfile.mkdtemp(), "mel.png"))
+    >>> detail = sketch_stage_detail(sketched(x), sketched(x + 0.5), "mel")
+    >>> out = plot_sketch_stage(detail, os.path.join(tempfile.mkdtemp(), "mel.png"))
     >>> os.path.getsize(out) > 1000
     True
-    >>> plot_sketch_stage(sketched(x[0, 0]), sketched(x[0, 0]), "mel", "x.png")  # doctest: +ELLIPSIS
+    >>> flat = sketch_stage_detail(sketched(x[0, 0]), sketched(x[0, 0]), "mel")
+    >>> plot_sketch_stage(flat, "x.png")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
     numtrace.errors.UsageError: stage 'mel' has no channel means to plot (...); ... trace run --only mel -o ...
@@ -31,7 +35,6 @@ import textwrap
 
 import numpy as np
 
-from ..compare.sketches.detail import sketch_stage_detail
 from ..errors import UsageError
 from .figures import pyplot, save
 from .sketch import stats_only_words
@@ -40,9 +43,12 @@ from .stage import detail_json
 _COLORS = {"MATCH": "#2e7d32", "SMALL": "#ef8f00", "LARGE": "#c62828"}
 
 
-def plot_sketch_stage(reference, candidate, name: str, out, *, tolerances=None, map=None) -> str:  # noqa: A002
-    """Both sides' channel means and their difference against ±T (module docstring). Returns ``out``."""
-    detail = detail_json(sketch_stage_detail(reference, candidate, name, tolerances=tolerances, map=map))
+def plot_sketch_stage(detail, out, name: str | None = None) -> str:
+    """Both sides' channel means and their difference against ±T (module docstring), from the stage's
+    comparison by sketch (a :class:`~numtrace.compare.result.StageDetail`; ``name``: the stage as the
+    user named it, for the error). Returns ``out``."""
+    detail = detail_json(detail)
+    name = name or detail["name"]
     channels = detail["channels"]
     if channels is None:
         commands = sorted(set(detail["rerecord"].values()))

@@ -41,8 +41,6 @@ from .layouts import (
 )
 from .words import describe_findings, fmt, fmt_percent
 
-LAYOUT_TABLES = {"wide": wide_table, "medium": medium_table}
-
 __all__ = ["VERDICT_STYLES", "fmt_growth", "make_console", "print_diff", "stage_diagnosis", "summary_line"]
 
 
@@ -77,6 +75,8 @@ def sharding_note(stage) -> str:
     how = {"replicated": "replicated", "partial": "partial sums"}.get(sharding["kind"], "")
     if sharding["kind"] == "sharded":
         how = f"sharded along axis {sharding['axis']}"
+    if sharding["kind"] == "not_combined":
+        how = f"not combined (over {sharding['limit']} elements per rank): rank 0's values"
     return f"{sharding['ranks']} ranks, {how}"
 
 
@@ -203,6 +203,24 @@ def _plain_root_cause(report) -> str:
     return f"Root cause: {where}" + (f": {words}." if words else ".")
 
 
+def ignored_line(report) -> str:
+    """``"left out: 61 stages of the reference (...)"``: the stages no pairing looked at, so that a
+    table never hides what it did not compare ('' when there are none).
+
+    Example:
+        >>> from types import SimpleNamespace
+        >>> print(ignored_line(SimpleNamespace(ignored={"a": ["enc.input", "dec.input"], "b": ["x"]}))[:72])
+        left out: 2 stages of the reference and 1 stage of the candidate (record
+    """
+    ignored = getattr(report, "ignored", {}) or {}
+    counts = [(len(ignored.get(side, [])), label) for side, label in (("a", "reference"), ("b", "candidate"))]
+    parts = [f"{n} stage{'s' if n != 1 else ''} of the {label}" for n, label in counts if n]
+    if not parts:
+        return ""
+    why = "recorded inputs the other side lacks, or a map file's ignore list; --json lists them"
+    return f"left out: {' and '.join(parts)} ({why})"
+
+
 def summary_line(report) -> str:
     counts = report.counts
     total = len(report.stages)
@@ -243,7 +261,10 @@ def _table_for(console: Console, rows: Rows, forced: str | None):
     chosen = choose_layout(console.width, forced)
     order = ("wide", "medium", "narrow")
     for layout in order[order.index(chosen) :]:
-        table = narrow_view(rows, console.width) if layout == "narrow" else LAYOUT_TABLES[layout](rows)
+        if layout == "narrow":
+            table = narrow_view(rows, console.width)
+        else:
+            table = medium_table(rows, console) if layout == "medium" else wide_table(rows)
         needed = needed_width(console, table) if isinstance(table, Table) else console.width
         if layout == "narrow" or needed <= console.width:
             return table
@@ -263,6 +284,9 @@ def print_diff(report, width: int | None = None, layout: str | None = None, expa
         if status not in (None, "complete"):
             line += Text(f"  (recording did not complete: {status})", style="bold red")
         console.print(line)
+    left_out = ignored_line(report)
+    if left_out:
+        console.print(Text(left_out))
     change = report.uniform_dtype_change
     if change:
         console.print(

@@ -54,7 +54,7 @@ import math
 import numpy as np
 
 from ... import dtypes
-from ..findings import Finding, as_finding
+from ..findings import Finding
 from ..pairing.layout import candidate_perms, canonical_perm, misfit
 from . import sums
 from .fits import (
@@ -213,17 +213,17 @@ def _numeric(
     simple = max((f["explained"] for f in found), default=0.0)
     rich = []
     channels = fit_channels(a, b, mask, energy, a2)
-    for entry in channels.values():
-        if entry.pop("significant") and better(entry["explained"], simple):
-            rich.append(as_finding(entry))
+    for fit in channels.values():
+        if fit.significant and better(fit.finding["explained"], simple):
+            rich.append(fit.finding)
     best_so_far = max([simple] + [f["explained"] for f in rich])
     elementwise = fit_elementwise(x, y - x, float(dot_sum(x, x)), limit)
     if (
         elementwise
-        and elementwise.pop("significant")
-        and better(elementwise["explained"], best_so_far, MIN_EXPLAINED_ELEMENTWISE)
+        and elementwise.significant
+        and better(elementwise.finding["explained"], best_so_far, MIN_EXPLAINED_ELEMENTWISE)
     ):
-        rich.append(as_finding(elementwise))
+        rich.append(elementwise.finding)
     layout = (layout_fit or _equal_shape_layout)(a, b, energy, a2)
     if layout:
         rich.append(layout)
@@ -309,15 +309,11 @@ def _related_fits(
             continue
         values = values * unit
         values = np.where(mask & np.isfinite(values), values, 0.0)[mask]
-        for fit in (fit_proportional(e, values, x, a2), fit_elementwise(values, e, a2, limit)):
-            if fit and fit.pop("significant"):
-                kind = fit["kind"]
-                if kind not in best or fit["explained"] > best[kind]["explained"]:
-                    best[kind] = Finding.of(
-                        kind,
-                        **{("stage" if kind == "proportional" else "of"): name},
-                        **{k: v for k, v in fit.items() if k != "kind"},
-                    )
+        for fit in (fit_proportional(e, values, x, a2, stage=name), fit_elementwise(values, e, a2, limit, of=name)):
+            if fit and fit.significant:
+                kind = fit.finding.kind
+                if kind not in best or fit.finding["explained"] > best[kind]["explained"]:
+                    best[kind] = fit.finding
     simple = max((f.explained for f in fitted if f.explained is not None and not f.wide), default=0.0)
     out = []
     if "proportional" in best and better(best["proportional"]["explained"], simple):

@@ -8,20 +8,28 @@ error left, ``sqrt(E_left / sum(a^2))``, comparable to ``diff.rel_rms``).
 A fit is *significant* when its F statistic, ``(E - E_left) / q`` over
 ``E_left / (n - p)``, is at least :data:`MIN_F` (q parameters added, p in all):
 a few free parameters always explain a little of random noise; they explain a
-lot only of a real structure.
+lot only of a real structure. The richer fits (per channel, elementwise,
+proportional) come as a :class:`Fit`: the :class:`~numtrace.compare.findings.Finding`
+they would report and whether they are significant, for the caller to weigh.
 
 Example:
     >>> import numpy as np
     >>> x = np.linspace(-10.0, 0.0, 50)
     >>> fit_global(x, x - 1.46)["offset"]["value"]
     -1.46
+    >>> fit = fit_proportional(0.5 * x, x, x, float(x @ x), stage="enc")
+    >>> fit.significant, fit.finding
+    (True, Finding(kind='proportional', stage='enc', factor=0.5, explained=1.0, residual=0.0))
 """
 
 from __future__ import annotations
 
 import math
+from typing import Any, NamedTuple
 
 import numpy as np
+
+from ..findings import Finding
 
 #: F statistic a fit needs (about a 5-sigma effect for one parameter): noise never reaches it.
 MIN_F = 25.0
@@ -33,6 +41,13 @@ ELEMENTWISE_MAX = 1 << 20
 ELEMENTWISE_GROUP = 32
 #: ... and at most this many groups (reference-value quantiles).
 ELEMENTWISE_GROUPS = 64
+
+
+class Fit(NamedTuple):
+    """A fitted finding and whether its F test says it is real (:func:`significant`)."""
+
+    finding: Finding
+    significant: bool
 
 
 def dot_sum(x: np.ndarray, y: np.ndarray) -> float:
@@ -96,14 +111,14 @@ def fit_global(x: np.ndarray, y: np.ndarray) -> dict[str, dict]:
     return out
 
 
-def fit_channels(a: np.ndarray, b: np.ndarray, mask: np.ndarray, energy: float, a2: float) -> dict[str, dict]:
+def fit_channels(a: np.ndarray, b: np.ndarray, mask: np.ndarray, energy: float, a2: float) -> dict[str, Fit]:
     """The best per-index offset and per-index scale along one axis (a bias or gain per channel).
 
     ``a``/``b`` are the full arrays with non-finite positions zeroed and
-    ``mask`` marking the finite ones. Returns ``{"channel_offset": {...},
-    "channel_scale": {...}}`` for the axis where each explains most.
+    ``mask`` marking the finite ones. Returns ``{"channel_offset": Fit,
+    "channel_scale": Fit}`` for the axis where each explains most.
     """
-    best: dict[str, dict] = {}
+    best: dict[str, Fit] = {}
     n = int(mask.sum())
     if energy <= 0 or a.ndim == 0:
         return best
@@ -129,24 +144,21 @@ def fit_channels(a: np.ndarray, b: np.ndarray, mask: np.ndarray, energy: float, 
     return best
 
 
-def keep_best(best, kind, axis, values, energy, left, a2, n, length, defined) -> None:
-    """Keep the fit along ``axis`` if it beats the best so far; min/max over ``defined`` indices."""
+def keep_best(best: dict[str, Fit], kind, axis, values, energy, left, a2, n, length, defined) -> None:
+    """Keep the fit along ``axis`` if it explains more than the best so far (significant or not: the
+    caller weighs the best); min/max over ``defined`` indices, every value of an axis up to 16 long."""
     shown = values[defined] if defined.any() else values
-    entry = {
-        "kind": kind,
-        "axis": axis,
-        **shares(energy, left, a2),
-        "significant": significant(energy, left, n, length, length),
-        "min": float(shown.min()),
-        "max": float(shown.max()),
-    }
-    if length <= 16:
-        entry["values"] = [float(v) for v in values]
-    if kind not in best or entry["explained"] > best[kind]["explained"]:
-        best[kind] = entry
+    listed: dict[str, Any] = {"values": [float(v) for v in values]} if length <= 16 else {}
+    finding = Finding.of(
+        kind, axis=axis, **shares(energy, left, a2), min=float(shown.min()), max=float(shown.max()), **listed
+    )
+    if kind not in best or finding["explained"] > best[kind].finding["explained"]:
+        best[kind] = Fit(finding, significant(energy, left, n, length, length))
 
 
-def fit_elementwise(x: np.ndarray, e: np.ndarray, a2: float, max_elements: int = ELEMENTWISE_MAX) -> dict | None:
+def fit_elementwise(
+    x: np.ndarray, e: np.ndarray, a2: float, max_elements: int = ELEMENTWISE_MAX, of: str | None = None
+) -> Fit | None:
     """How much of the error is a function of the reference value (a different formula).
 
     The values are sorted by reference value and cut into equal-count groups;
@@ -154,6 +166,7 @@ def fit_elementwise(x: np.ndarray, e: np.ndarray, a2: float, max_elements: int =
     ``peak_at`` (reference value where the mean error is largest) and
     ``peak_error``, or None when there are too few values. Beyond
     ``max_elements`` values, a fixed random subsample of that many is used.
+    ``of``: the stage whose reference values ``x`` are, when not the stage's own.
     """
     n = x.size
     if n < ELEMENTWISE_GROUP * 4:
@@ -178,17 +191,15 @@ def fit_elementwise(x: np.ndarray, e: np.ndarray, a2: float, max_elements: int =
         means.append(mean)
         centers.append(float(xs[(lo + hi) // 2]))  # xs is sorted: the group's median
     peak = int(np.argmax(np.abs(means)))
-    return {
-        "kind": "elementwise",
-        **shares(energy, left, a2),
-        "significant": significant(energy, left, n, groups, groups),
-        "peak_at": centers[peak],
-        "peak_error": means[peak],
-    }
+    source: dict[str, Any] = {"of": of} if of is not None else {}
+    finding = Finding.of(
+        "elementwise", **source, **shares(energy, left, a2), peak_at=centers[peak], peak_error=means[peak]
+    )
+    return Fit(finding, significant(energy, left, n, groups, groups))
 
 
-def fit_proportional(e: np.ndarray, x: np.ndarray, a: np.ndarray, a2: float) -> dict | None:
-    """``b - a ~ factor * x`` for another stage's reference values ``x`` (flat, finite).
+def fit_proportional(e: np.ndarray, x: np.ndarray, a: np.ndarray, a2: float, stage: str | None = None) -> Fit | None:
+    """``b - a ~ factor * x`` for another stage's reference values ``x`` (flat, finite; ``stage``: its name).
 
     None when ``x`` is all zeros. (When ``x`` is the reference itself again, this
     is the scale fit, and :func:`~numtrace.compare.diagnosis.diagnose.better` drops it.)
@@ -199,9 +210,6 @@ def fit_proportional(e: np.ndarray, x: np.ndarray, a: np.ndarray, a2: float) -> 
         return None
     k = float(dot_sum(e, x)) / xx
     left = float(np.sum((e - k * x) ** 2))
-    return {
-        "kind": "proportional",
-        "factor": k,
-        **shares(energy, left, a2),
-        "significant": significant(energy, left, e.size, 1, 1),
-    }
+    source: dict[str, Any] = {"stage": stage} if stage is not None else {}
+    finding = Finding.of("proportional", **source, factor=k, **shares(energy, left, a2))
+    return Fit(finding, significant(energy, left, e.size, 1, 1))

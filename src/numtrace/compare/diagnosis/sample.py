@@ -44,7 +44,7 @@ import numpy as np
 
 from ... import dtypes
 from ...trace import Trace
-from ..findings import Finding, as_finding
+from ..findings import Finding
 from ..pairing.layout import candidate_perms, canonical_perm, misfit
 from . import sums
 from .diagnose import (
@@ -57,7 +57,7 @@ from .diagnose import (
     global_findings,
     unscaled,
 )
-from .fits import significant
+from .fits import Fit, significant
 from .ordering import as_causes, ordered, pruned
 from .regions import NOISE_EPS
 
@@ -259,13 +259,13 @@ class Window:
         if n > 1 and sb.min is not None and sb.min == sb.max and sa.min != sa.max:
             found.append(Finding.of("constant", value=sb.min * self.unit, explained=1.0, residual=0.0))
         simple = max((f["explained"] for f in found), default=0.0)
-        channels: dict[str, dict] = {}
+        channels: dict[str, Fit] = {}
         values = math.prod(self.shape) * (2 if np.iscomplexobj(self.a) else 1)
         for axis, along in self.sums.axes.items():
             sums.channel_fits(channels, axis, along, energy, a2, n, values)
-        for entry in channels.values():
-            if entry.pop("significant") and better(entry["explained"], simple):
-                found.append(as_finding(entry))
+        for fit in channels.values():
+            if fit.significant and better(fit.finding["explained"], simple):
+                found.append(fit.finding)
         eps = dtypes.eps(dtypes.coarser(self.dtype_a, self.dtype_b))
         peak = max(sa.abs_max or 0.0, sb.abs_max or 0.0) * self.unit
         for axis, along in self.sums.axes.items():

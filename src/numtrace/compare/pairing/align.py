@@ -16,6 +16,10 @@ Passes, each over the stages the earlier ones left unpaired:
    ``Sequential``'s output is its last layer's; :mod:`numtrace.compare.pairing.twins`) is
    paired through that stage, and says so ("= mlp.2").
 
+A module input recorded by ``trace run --inputs`` (``attn.input.0``) pairs only with an input
+in passes 2 to 5: the input of a rotation has the shape of its output and, at the first
+position, its values; aligned with the other side's output, it would take that output's place.
+
 Passes 2 to 4 are automatic: a map file with ``automatic = false`` (what ``trace align``
 writes) leaves only its own renames and exact names. Stages the map file ignores take no part.
 Order of the pairs: the reference's execution order, reference-only stages in place (a
@@ -42,6 +46,7 @@ from fnmatch import fnmatchcase
 from ...errors import UsageError
 from ...trace import Trace, natural_sorted
 from .evidence import Signature
+from .module_inputs import is_recorded_input
 from .names import NameMap, as_name_map, normalize, tuple_stem
 from .sequence import Stage, align_leftovers
 from .twins import find_twins
@@ -116,12 +121,17 @@ def match_names(names_a: list[str], names_b: list[str], names: NameMap | None = 
             found = index_b.get(key, [])
             if key is None or len(found) != 1 or count_a[key] != 1:
                 continue
+            if how_of is not exact_or_mapped and is_recorded_input(name) != is_recorded_input(found[0]):
+                continue
             pairs[name] = (found[0], how_of(name, found[0]))
         taken = {b for b, _ in pairs.values()}
         free_a = [n for n in free_a if n not in pairs]
         free_b = [n for n in free_b if n not in taken]
 
-    run(names.key_a, names.key_b, lambda a, b: "exact" if a == b else "mapped")
+    def exact_or_mapped(a: str, b: str) -> str:
+        return "exact" if a == b else "mapped"
+
+    run(names.key_a, names.key_b, exact_or_mapped)
     if names.automatic:
         run(lambda n: normalize(names.key_a(n)), lambda n: normalize(names.key_b(n)), lambda a, b: "normalized")
         run(lambda n: tuple_stem(normalize(names.key_a(n))), lambda n: normalize(names.key_b(n)), lambda a, b: "tuple")
@@ -163,11 +173,14 @@ def match_stages(
     twins_a = find_twins(reference, [n for n in order_a if n not in found])
     twins_b = find_twins(candidate, [n for n in order_b if n not in taken])
     if names.automatic and len(found) < min(len(order_a), len(order_b)):
-        side_a = [stage_view(reference, n) for n in order_a if n not in twins_a]
-        side_b = [stage_view(candidate, n) for n in order_b if n not in twins_b]
-        anchors = [(a, pair.name_b) for a, pair in found.items() if pair.name_b is not None]
-        for a, (b, score, words) in align_leftovers(side_a, side_b, anchors).items():
-            found[a] = Pair(a, b, "aligned", score, words)
+        for inputs in (False, True):  # outputs with outputs, recorded inputs with inputs
+            side_a = [stage_view(reference, n) for n in order_a if n not in twins_a and is_recorded_input(n) == inputs]
+            side_b = [stage_view(candidate, n) for n in order_b if n not in twins_b and is_recorded_input(n) == inputs]
+            if not side_a or not side_b:
+                continue
+            anchors = [(a, pair.name_b) for a, pair in found.items() if pair.name_b is not None]
+            for a, (b, score, words) in align_leftovers(side_a, side_b, anchors).items():
+                found[a] = Pair(a, b, "aligned", score, words)
     return found, twins_a, twins_b
 
 
@@ -245,7 +258,10 @@ def _resolved(twins: dict[str, str], partners) -> dict[str, tuple[str, str | Non
             seen.add(twin)
             twin = twins[twin]
         partner = partners.get(twin)
-        out[name] = (twin, partner.name_b if isinstance(partner, Pair) else partner)
+        partner = partner.name_b if isinstance(partner, Pair) else partner
+        if partner is not None and is_recorded_input(name) != is_recorded_input(partner):
+            partner = None  # an input repeats the output it was fed, but is no stage of the other side's
+        out[name] = (twin, partner)
     return out
 
 

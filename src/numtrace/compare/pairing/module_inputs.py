@@ -4,7 +4,7 @@ an unprefixed root, with call indices (``enc.input@2``) and keys for several inp
 
 A diff with a replay (:mod:`numtrace.compare.own`) leaves the reference's inputs out of the
 pairing (:func:`without_inputs`): the candidate's module is run on them, they are not stages to
-judge.
+judge. So does any diff where only one side recorded inputs (:func:`inputs_on_one_side`).
 
 Example:
     >>> recorded_inputs(["enc.input.0", "enc.input.mask", "enc", "enc.input@1"])
@@ -23,10 +23,36 @@ INPUT_GLOBS = ["input", "input@*", "input.*", "*.input", "*.input@*", "*.input.*
 _INPUT_PART = re.compile(r"input(@\d+)?")
 
 
-def without_inputs(names: NameMap | None) -> NameMap:
-    """``names`` with the reference's recorded inputs ignored."""
+def without_inputs(names: NameMap | None, side: str = "a") -> NameMap:
+    """``names`` with the recorded inputs of one side (``"a"``, the reference, or ``"b"``) ignored."""
     names = names or NameMap()
+    if side == "b":
+        return dataclasses.replace(names, ignore_b=list(names.ignore_b) + INPUT_GLOBS)
     return dataclasses.replace(names, ignore_a=list(names.ignore_a) + INPUT_GLOBS)
+
+
+def is_recorded_input(name: str) -> bool:
+    """Whether a stage is a module input that ``trace run --inputs`` recorded.
+
+    Example:
+        >>> [is_recorded_input(n) for n in ("attn.input.0", "input", "attn", "input_layernorm")]
+        [True, True, False, False]
+    """
+    return _parse_input(name) is not None
+
+
+def inputs_on_one_side(order_a: list[str], order_b: list[str]) -> str | None:
+    """``"a"`` when only the reference recorded module inputs (``trace run --inputs``), ``"b"``
+    when only the candidate did, else None: one side's inputs have nothing to be compared with
+    (they are ignored, and the report lists them), where both sides' inputs pair as stages.
+
+    Example:
+        >>> inputs_on_one_side(["enc.input", "enc"], ["enc"]), inputs_on_one_side(["enc.input"], ["enc.input"])
+        ('a', None)
+    """
+    has_a = any(map(is_recorded_input, order_a))
+    has_b = any(map(is_recorded_input, order_b))
+    return "a" if has_a and not has_b else "b" if has_b and not has_a else None
 
 
 def split_call(name: str) -> tuple[str, str]:
