@@ -68,9 +68,9 @@ def _command(**settings):
     return app.command(cls=_PlainHelp, **settings)
 
 
-def _frameworks(models: bool = False) -> str:
-    """The registry's backends in words, ``torch, mlx or fastai`` (``models``: those that record modules)."""
-    found = [entry.name for entry in backends.REGISTRY if entry.models or not models]
+def _replaying() -> str:
+    """The registry's backends that can replay, in words: ``torch, mlx or fastai``."""
+    found = [entry.name for entry in backends.REGISTRY if entry.replays]
     return ", ".join(found[:-1]) + f" or {found[-1]}" if len(found) > 1 else "".join(found)
 
 
@@ -492,7 +492,7 @@ def replay(
         ..., metavar="SCRIPT [ARGS]...", help="The candidate's Python script; arguments after it go to the script."
     ),
     backend: Backend = typer.Option(
-        Backend("torch"), "--backend", help=f"Framework of the candidate's modules ({_frameworks(models=True)})."
+        Backend("torch"), "--backend", help=f"Framework of the candidate's modules ({_replaying()})."
     ),
     out: str = typer.Option("replay.safetensors", "-o", "--out", metavar="OUT", help="Replay trace to write."),
     candidate_out: Optional[str] = typer.Option(

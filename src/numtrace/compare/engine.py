@@ -341,14 +341,28 @@ def _judged(
 ) -> Compared:
     """The verdict and diagnosis of a same-shape stage from its statistics ``(a, b, diff)``
     (with ``defer``, a divergent stage's diagnosis is returned to run: :func:`_compare`)."""
+    verdict = classify(stats[2].max_ratio)
+    args = (reference, candidate, pair, tolerance, precision, stats, verdict, diagnose_max_elements)
+    if defer and diagnose_max_elements > 0 and verdict is not Verdict.MATCH:
+        return lambda: _judgement(*args)
+    return _judgement(*args)
+
+
+def _judgement(
+    reference: Trace,
+    candidate: Trace,
+    pair: Pair,
+    tolerance: Tolerance,
+    precision: Inherited | None,
+    stats: tuple,
+    verdict: Verdict,
+    diagnose_max_elements: int,
+) -> Judged:
+    """:func:`_judged`, its diagnosis run now."""
     name_a, name_b = pair.name_a, pair.name_b
     assert name_a is not None and name_b is not None  # a paired stage: callers check
     info_a, info_b = reference.info(name_a), candidate.info(name_b)
     stats_a, stats_b, d = stats
-    verdict = classify(d.max_ratio)
-    if defer and verdict is not Verdict.MATCH and diagnose_max_elements > 0:
-        args = (reference, candidate, pair, tolerance, precision, stats, diagnose_max_elements)
-        return lambda: _judged(*args)  # type: ignore[return-value]  # not deferred: a Judged
     window = None
     if verdict is Verdict.MATCH:
         findings, note = _dtype_finding(info_a.dtype, info_b.dtype), ""

@@ -12,7 +12,8 @@ error jumps most over everything before it, or null), ``compared`` (stages on
 both sides), ``status`` (each recording's ``numtrace.status``, null when
 unknown), ``incomplete`` (why the diff cannot vouch for the candidate: a
 recording that did not complete, nothing compared; empty when complete) and
-``ignored`` (stages the map file dropped, per side). See
+``ignored`` (stages left out of the pairing, per side: a map file's ignore lists,
+one side's recorded inputs). See
 :mod:`numtrace.compare.rootcause` for the definitions.
 
 Example:

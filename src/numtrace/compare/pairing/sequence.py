@@ -61,8 +61,6 @@ from .evidence import (
 
 #: a structural anchor's names must be at least this alike (beyond their equal numbers)
 ANCHOR_NAME = 0.5
-#: names this alike anchor without their values being read (the score is then names and shapes)
-STRONG_NAME = 0.8
 #: two stages, each the only one of its exact shape in the gap, pair when their scopes agree this much
 SCOPE = 0.75
 #: a pair within this much summed evidence of another possible partner is ambiguous
@@ -118,12 +116,12 @@ class Evidence:
         return sum(known) / len(known)
 
 
-def evidence(a: Stage, b: Stage, values: bool = True) -> Evidence | None:
+def evidence(a: Stage, b: Stage) -> Evidence | None:
     """The evidence that ``a`` and ``b`` are one stage, or None when their shapes cannot line up."""
     shape = shape_similarity(tuple(a.shape), tuple(b.shape))
     if shape is None:
         return None
-    value = value_similarity(a.signature(), b.signature()) if values else None
+    value = value_similarity(a.signature(), b.signature())
     return Evidence(name_similarity(a.name, b.name), shape, value)
 
 
