@@ -18,13 +18,23 @@ import sys
 from pathlib import Path
 
 try:
-    from hypothesis import settings
+    from hypothesis import HealthCheck, settings
 except ImportError:  # an environment without the test extras (examples/whisper_pair's venv)
     settings = None
 
 if settings is not None:
-    settings.register_profile("ci", derandomize=True, print_blob=True)
-    settings.register_profile("dev", print_blob=True)
+    # parent: hypothesis' own defaults. Without it a profile inherits the loaded one, which hypothesis
+    # makes its own derandomized "ci" wherever it detects CI (CI, GITHUB_ACTIONS...): "dev" would be too
+    settings.register_profile(
+        "ci",
+        settings.get_profile("default"),
+        derandomize=True,
+        deadline=None,  # a loaded CI machine must not fail a test on timing
+        database=None,
+        print_blob=True,
+        suppress_health_check=[HealthCheck.too_slow],
+    )
+    settings.register_profile("dev", settings.get_profile("default"), print_blob=True)
     settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
 
 ROOT = Path(__file__).resolve().parent

@@ -8,8 +8,18 @@ clips, which is how a rare failing one is found (keep it with ``@example``).
 
 import os
 
-from hypothesis import settings
+from hypothesis import HealthCheck, settings
 
-settings.register_profile("ci", derandomize=True, print_blob=True)
-settings.register_profile("dev", print_blob=True)
+# parent: hypothesis' own defaults. Without it a profile inherits the loaded one, which hypothesis
+# makes its own derandomized "ci" wherever it detects CI (CI, GITHUB_ACTIONS...): "dev" would be too
+settings.register_profile(
+    "ci",
+    settings.get_profile("default"),
+    derandomize=True,
+    deadline=None,  # a loaded CI machine must not fail a test on timing
+    database=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.register_profile("dev", settings.get_profile("default"), print_blob=True)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))

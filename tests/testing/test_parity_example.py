@@ -57,11 +57,20 @@ def pytest_sessionfinish(session):
 """
 
 
-@pytest.mark.parametrize("profile, derandomized", [("ci", True), ("dev", False)])
-def test_the_property_test_draws_the_same_clips_in_ci_and_new_ones_locally(tmp_path, profile, derandomized):
-    """The example is a rootdir of its own: the root conftest.py's CI profile never reached it."""
+@pytest.mark.parametrize(
+    "profile, ci, derandomized",
+    [("ci", None, True), ("dev", None, False), (None, "true", True), (None, None, False), ("dev", "true", False)],
+)
+def test_the_property_test_draws_the_same_clips_in_ci_and_new_ones_locally(tmp_path, profile, ci, derandomized):
+    """The example is a rootdir of its own: the root conftest.py's CI profile never reached it.
+
+    A machine that looks like CI to hypothesis (``CI`` set) makes hypothesis load its own derandomized
+    profile first: an explicit ``HYPOTHESIS_PROFILE=dev`` must still explore there.
+    """
     (tmp_path / "profile_probe.py").write_text(PROBE)  # `python -m pytest` imports it from the cwd
-    env = {**os.environ, "HYPOTHESIS_PROFILE": profile}
+    env = {key: value for key, value in os.environ.items() if key not in ("HYPOTHESIS_PROFILE", "CI")}
+    env.update({"HYPOTHESIS_PROFILE": profile} if profile else {})
+    env.update({"CI": ci} if ci else {})
     command = [sys.executable, "-m", "pytest", str(EXAMPLE), "-p", "no:cacheprovider", "-p", "no:hypothesispytest"]
     command += ["-p", "profile_probe", "-q", "-s", "-k", "odd_lengths"]
     result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
