@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import subprocess
@@ -69,8 +70,12 @@ def test_ctrl_c_during_a_run_keeps_the_stages_tapped(tmp_path, suffix):
     script, out = tmp_path / "sleeper.py", tmp_path / f"out{suffix}"
     script.write_text(SLEEPER)
     trace = os.path.join(os.path.dirname(sys.executable), "trace")
+    command = [trace, "run", "-o", str(out), str(script)]
+    # Ctrl-C reaches a terminal's foreground job; a shell starts background jobs with SIGINT ignored
+    # and pytest, run as one, would pass that on: the run gets SIGINT's default, as in a terminal
+    restore_ctrl_c = functools.partial(signal.signal, signal.SIGINT, signal.SIG_DFL)
     proc = subprocess.Popen(
-        [trace, "run", "-o", str(out), str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=restore_ctrl_c
     )
     assert proc.stdout.readline().strip() == "ready"
     proc.send_signal(signal.SIGINT)
